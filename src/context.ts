@@ -1,0 +1,166 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { MultitenantError } from './errors';
+import { normalizeTenant, type Tenant, type TenantId, type TenantInput, tenantIdOf } from './tenant';
+
+/** What the context holds for one async flow. */
+export interface Frame {
+  readonly tenant: Tenant | undefined;
+  /** True inside `withoutTenant`: queries run unscoped, also in strict mode. */
+  readonly bypass: boolean;
+}
+
+/**
+ * The part of a cls-hooked namespace this library uses (`createNamespace('app')` returns one).
+ * Structural, so that cls-hooked stays an optional dependency.
+ */
+export interface ClsNamespace {
+  readonly name?: string;
+  readonly active: unknown;
+  get(key: string): unknown;
+  set<T>(key: string, value: T): T;
+  runAndReturn<T>(fn: (...args: unknown[]) => T): T;
+  createContext(): unknown;
+  enter(context: unknown): void;
+}
+
+interface Backend {
+  get(): Frame | undefined;
+  run<T>(frame: Frame, fn: () => T): T;
+  enter(frame: Frame): void;
+}
+
+const als = new AsyncLocalStorage<Frame>();
+const alsBackend: Backend = {
+  get: () => als.getStore(),
+  run: (frame, fn) => als.run(frame, fn),
+  enter: (frame) => als.enterWith(frame),
+};
+
+const KEY = 'sequelize-multitenant:frame';
+const clsBackends = new WeakMap<ClsNamespace, Backend>();
+
+function clsBackend(ns: ClsNamespace): Backend {
+  let backend = clsBackends.get(ns);
+  if (!backend) {
+    backend = {
+      get: () => (ns.active ? (ns.get(KEY) as Frame | undefined) : undefined),
+      run: (frame, fn) =>
+        ns.runAndReturn(() => {
+          ns.set(KEY, frame);
+          return fn();
+        }),
+      enter: (frame) => {
+        if (!ns.active) ns.enter(ns.createContext());
+        ns.set(KEY, frame);
+      },
+    };
+    clsBackends.set(ns, backend);
+  }
+  return backend;
+}
+
+let configured: ClsNamespace | undefined;
+/** Sequelize constructors seen by multitenant(): `Sequelize.useCLS(ns)` stores the namespace on them. */
+const sequelizeClasses = new Set<{ _cls?: ClsNamespace | null }>();
+
+/** Uses `ns` for the tenant context of the whole process (from `multitenant(..., { namespace })`). */
+export function configureNamespace(ns: ClsNamespace | undefined): void {
+  if (ns && configured && ns !== configured) {
+    throw new MultitenantError(
+      `another cls-hooked namespace (${configured.name ?? 'unnamed'}) already holds the tenant context; one process uses one namespace`,
+      { operation: 'multitenant' },
+    );
+  }
+  if (ns) configured = ns;
+}
+
+/** Remembers a Sequelize class so that a later `Sequelize.useCLS(ns)` is followed. */
+export function watchSequelizeClass(ctor: { _cls?: ClsNamespace | null }): void {
+  sequelizeClasses.add(ctor);
+}
+
+function backend(): Backend {
+  if (configured) return clsBackend(configured);
+  for (const ctor of sequelizeClasses) if (ctor._cls) return clsBackend(ctor._cls);
+  return alsBackend;
+}
+
+/** Which store holds the tenant now: 'AsyncLocalStorage' or the cls-hooked namespace's name. */
+export function contextBackendName(): string {
+  const b = backend();
+  if (b === alsBackend) return 'AsyncLocalStorage';
+  const ns = configured ?? [...sequelizeClasses].find((c) => c._cls)?._cls;
+  return `cls-hooked:${ns?.name ?? 'unnamed'}`;
+}
+
+/** The frame in force for the calling async flow (internal). */
+export function currentFrame(): Frame | undefined {
+  return backend().get();
+}
+
+/** Runs `fn` with `frame` (internal; the middleware uses it). */
+export function runInFrame<T>(frame: Frame, fn: () => T): T {
+  return backend().run(frame, fn);
+}
+
+/**
+ * Runs `fn` with `tenant` as the current tenant and returns what `fn` returns (a promise stays a promise).
+ * The previous tenant is back afterwards, also when `fn` throws.
+ * @example
+ * const products = await withTenant(store, () => Product.findAll());
+ * await withTenant([1, 2], async () => Product.count()); // several tenants: WHERE store_id IN (1, 2)
+ */
+export function withTenant<T>(tenant: TenantInput, fn: () => T): T {
+  const normalized = normalizeTenant(tenant, { operation: 'withTenant' });
+  return backend().run({ tenant: normalized, bypass: false }, fn);
+}
+
+/**
+ * Runs `fn` with no tenant and no scoping, also in strict mode: for admin tasks, jobs and migrations.
+ * @example
+ * const all = await withoutTenant(() => Product.count()); // every tenant's rows
+ */
+export function withoutTenant<T>(fn: () => T): T {
+  return backend().run({ tenant: undefined, bypass: true }, fn);
+}
+
+/**
+ * Sets the current tenant for the rest of the calling async context (and what it starts).
+ * Prefer `withTenant` or `tenantMiddleware`, which undo it for you.
+ * @example
+ * setCurrentTenant(42);
+ * await Product.findAll(); // WHERE store_id = 42
+ */
+export function setCurrentTenant(tenant: TenantInput): void {
+  const normalized = normalizeTenant(tenant, { operation: 'setCurrentTenant' });
+  backend().enter({ tenant: normalized, bypass: false });
+}
+
+/**
+ * Removes the current tenant for the rest of the calling async context.
+ * @example
+ * unsetCurrentTenant();
+ * getCurrentTenant(); // undefined
+ */
+export function unsetCurrentTenant(): void {
+  backend().enter({ tenant: undefined, bypass: false });
+}
+
+/**
+ * The tenant as it was set (an instance, an id, or an array), or undefined.
+ * @example
+ * withTenant(store, () => getCurrentTenant() === store); // true
+ */
+export function getCurrentTenant(): TenantInput | undefined {
+  return backend().get()?.tenant?.input;
+}
+
+/**
+ * The current tenant's key value (`7`, `'7'`, `7n`), an array of them for several tenants, or undefined.
+ * @example
+ * withTenant(store, () => getCurrentTenantId()); // store.id
+ */
+export function getCurrentTenantId(): TenantId | TenantId[] | undefined {
+  const tenant = backend().get()?.tenant;
+  return tenant ? tenantIdOf(tenant) : undefined;
+}

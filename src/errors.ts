@@ -1,0 +1,78 @@
+import type { TenantId } from './tenant';
+
+/** What an error refused: the model, the operation, and the tenant(s) in force. */
+export interface RefusalDetails {
+  /** The model name (`Product`), or undefined when no model was involved. */
+  model?: string;
+  /** The operation that was refused (`create`, `update`, `find`, `withTenant`, …). */
+  operation?: string;
+  /** The current tenant id(s) at the time of the refusal, if any. */
+  tenant?: TenantId | TenantId[];
+}
+
+function describeTenant(tenant: TenantId | TenantId[] | undefined): string {
+  if (tenant === undefined) return 'none';
+  const show = (v: TenantId) => (typeof v === 'bigint' ? `${v}n` : JSON.stringify(v));
+  return Array.isArray(tenant) ? `[${tenant.map(show).join(', ')}]` : show(tenant);
+}
+
+/**
+ * Base class of every error this library throws.
+ * @example
+ * try { await Product.create({ name: 'x', storeId: 2 }); }
+ * catch (e) { if (e instanceof MultitenantError) console.log(e.model, e.operation, e.tenant); }
+ */
+export class MultitenantError extends Error {
+  readonly model: string | undefined;
+  readonly operation: string | undefined;
+  readonly tenant: TenantId | TenantId[] | undefined;
+
+  constructor(message: string, details: RefusalDetails = {}) {
+    const where = [details.model, details.operation].filter(Boolean).join('.');
+    super(`${where ? `${where}: ` : ''}${message} (current tenant: ${describeTenant(details.tenant)})`);
+    this.name = new.target.name;
+    this.model = details.model;
+    this.operation = details.operation;
+    this.tenant = details.tenant;
+  }
+}
+
+/**
+ * Thrown in `strict` mode when a tenant model is queried with no tenant set and outside `withoutTenant`.
+ * No SQL is sent.
+ * @example
+ * multitenant(sequelize, { strict: true });
+ * await Product.findAll(); // throws MissingTenantError
+ */
+export class MissingTenantError extends MultitenantError {}
+
+/**
+ * Thrown when a write names another tenant than the current one (an explicit `storeId`, a change
+ * of a row's tenant, an instance loaded under another tenant, a create under several tenants,
+ * an upsert whose conflict target lacks the tenant column). Nothing is written.
+ * @example
+ * await withTenant(1, () => Product.create({ name: 'x', storeId: 2 })); // throws TenantMismatchError
+ */
+export class TenantMismatchError extends MultitenantError {
+  /** The tenant value the refused write carried, when there was one. */
+  readonly received: unknown;
+  constructor(message: string, details: RefusalDetails & { received?: unknown } = {}) {
+    super(message, details);
+    this.received = details.received;
+  }
+}
+
+/**
+ * Thrown where a tenant value is received that cannot scope a query: `undefined`, `null`, `NaN`,
+ * `{}`, `[]`, an instance without its key, or a value of the wrong type for the tenant column.
+ * @example
+ * setCurrentTenant(undefined); // throws InvalidTenantError
+ */
+export class InvalidTenantError extends MultitenantError {
+  /** The value that was refused. */
+  readonly value: unknown;
+  constructor(message: string, details: RefusalDetails & { value?: unknown } = {}) {
+    super(message, details);
+    this.value = details.value;
+  }
+}

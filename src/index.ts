@@ -1,0 +1,14 @@
+export type { ClsNamespace } from './context';
+export {
+  getCurrentTenant,
+  getCurrentTenantId,
+  setCurrentTenant,
+  unsetCurrentTenant,
+  withoutTenant,
+  withTenant,
+} from './context';
+export type { RefusalDetails } from './errors';
+export { InvalidTenantError, MissingTenantError, MultitenantError, TenantMismatchError } from './errors';
+export type { MultitenantOptions } from './plugin';
+export { multitenant } from './plugin';
+export type { TenantId, TenantInput } from './tenant';

@@ -1,0 +1,87 @@
+import type { Sequelize } from 'sequelize';
+import { type ClsNamespace, configureNamespace, watchSequelizeClass } from './context';
+import { MultitenantError } from './errors';
+import { patchModelMethods } from './scope/methods';
+import { patchReads } from './scope/reads';
+import { patchWrites, type QueryInterfaceInternals } from './scope/writes';
+
+/** Options of `multitenant(sequelize, options)`. */
+export interface MultitenantOptions {
+  /**
+   * With no tenant set and outside `withoutTenant`, a query on a tenant model throws
+   * `MissingTenantError` before any SQL is sent (creating rows of the tenant table itself is allowed).
+   * @default false (queries run unscoped when no tenant is set)
+   */
+  strict?: boolean;
+  /**
+   * A cls-hooked namespace to hold the tenant. Default: the library's own AsyncLocalStorage context,
+   * or the namespace given to `Sequelize.useCLS(ns)` when the application uses one, so that the tenant
+   * and Sequelize's CLS transaction share one context.
+   * @default undefined
+   */
+  namespace?: ClsNamespace;
+  /**
+   * Stamp the tenant on inserts but add no filters to reads, updates and deletes: the migration path
+   * for an existing application whose rows are still being backfilled.
+   * @default false
+   */
+  writeOnly?: boolean;
+}
+
+/** Per-Sequelize-instance state (internal). */
+export interface PluginState {
+  options: Required<Pick<MultitenantOptions, 'strict' | 'writeOnly'>> & MultitenantOptions;
+}
+
+const states = new WeakMap<Sequelize, PluginState>();
+
+/** The plugin state of a Sequelize instance, or undefined when multitenant() was not called on it. */
+export function stateOf(sequelize: Sequelize): PluginState | undefined {
+  return states.get(sequelize);
+}
+
+function resolveOptions(options: MultitenantOptions): PluginState['options'] {
+  if (options === null || typeof options !== 'object') {
+    throw new MultitenantError('options must be an object', { operation: 'multitenant' });
+  }
+  for (const key of ['strict', 'writeOnly'] as const) {
+    if (options[key] !== undefined && typeof options[key] !== 'boolean') {
+      throw new MultitenantError(`option ${key} must be a boolean`, { operation: 'multitenant' });
+    }
+  }
+  if (options.strict && options.writeOnly) {
+    throw new MultitenantError('strict and writeOnly exclude each other: writeOnly adds no filters', { operation: 'multitenant' });
+  }
+  return { ...options, strict: options.strict ?? false, writeOnly: options.writeOnly ?? false };
+}
+
+/**
+ * Installs tenant scoping on one Sequelize instance: every model with a `tenantKey` option, defined
+ * before or after this call, is scoped to the current tenant. Idempotent: a second call installs
+ * nothing twice, and options given again replace the previous ones.
+ * @example
+ * const sequelize = new Sequelize(process.env.DATABASE_URL);
+ * multitenant(sequelize, { strict: true });
+ * Product.init(attributes, { sequelize, tenantKey: 'store_id' });
+ */
+export function multitenant(sequelize: Sequelize, options: MultitenantOptions = {}): Sequelize {
+  const ctor = sequelize?.constructor as unknown as { Model?: unknown; _cls?: ClsNamespace | null } | undefined;
+  if (!ctor || typeof sequelize.getQueryInterface !== 'function' || !ctor.Model) {
+    throw new MultitenantError('multitenant() takes a Sequelize instance', { operation: 'multitenant' });
+  }
+  const resolved = resolveOptions(options);
+  configureNamespace(resolved.namespace);
+  watchSequelizeClass(ctor);
+  const existing = states.get(sequelize);
+  if (existing) {
+    existing.options = resolved;
+    return sequelize;
+  }
+  const state: PluginState = { options: resolved };
+  const qi = sequelize.getQueryInterface() as unknown as QueryInterfaceInternals;
+  patchReads(qi, state);
+  patchWrites(qi, state);
+  patchModelMethods(ctor.Model as Parameters<typeof patchModelMethods>[0]);
+  states.set(sequelize, state);
+  return sequelize;
+}

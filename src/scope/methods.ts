@@ -1,0 +1,64 @@
+import type { Sequelize } from 'sequelize';
+import type { AnyModelStatic } from '../models';
+import { stateOf } from '../plugin';
+import { activeScope, stampRow } from './scope';
+
+type Row = Record<string, unknown>;
+type Opts = (Row & { fields?: string[] }) | undefined;
+interface ModelClass {
+  prototype: { save(options?: Opts): Promise<unknown> };
+  bulkCreate(records: readonly Row[], options?: Opts): Promise<unknown>;
+  upsert(values: Row, options?: Opts): Promise<unknown>;
+}
+interface InstanceLike {
+  constructor: AnyModelStatic & { sequelize?: Sequelize };
+  isNewRecord: boolean;
+  dataValues: Row;
+  setDataValue(key: string, value: unknown): void;
+}
+
+const patched = new WeakSet<object>();
+
+function withField(options: Opts, attribute: string): Opts {
+  if (!options?.fields || options.fields.includes(attribute)) return options;
+  return { ...options, fields: [...options.fields, attribute] };
+}
+
+/**
+ * Creates validate `allowNull` before any hook runs, and `fields:` drops values set later: the tenant is
+ * filled in before Sequelize's own create/bulkCreate/upsert code starts. Installed once on Sequelize's
+ * base Model class; a model of a Sequelize instance without multitenant() passes straight through.
+ */
+export function patchModelMethods(Model: ModelClass): void {
+  if (patched.has(Model)) return;
+  patched.add(Model);
+
+  const save = Model.prototype.save;
+  Model.prototype.save = function scopedSave(this: InstanceLike, options?: Opts) {
+    const model = this.constructor;
+    const state = model.sequelize && stateOf(model.sequelize);
+    if (!state || !this.isNewRecord) return save.call(this, options);
+    const scope = activeScope(state, model, 'create', 'insert');
+    if (!scope) return save.call(this, options);
+    const row = stampRow(scope, this.dataValues, 'attribute');
+    if (row !== this.dataValues) this.setDataValue(scope.meta.attribute, row[scope.meta.attribute]);
+    return save.call(this, withField(options, scope.meta.attribute));
+  };
+
+  const bulkCreate = Model.bulkCreate;
+  Model.bulkCreate = function scopedBulkCreate(this: AnyModelStatic & ModelClass, records: readonly Row[], options?: Opts) {
+    const state = this.sequelize && stateOf(this.sequelize);
+    const scope = state && Array.isArray(records) && records.length > 0 ? activeScope(state, this, 'bulkCreate', 'insert') : undefined;
+    if (!scope) return bulkCreate.call(this, records, options);
+    const stamped = records.map((r) => stampRow(scope, r, 'attribute'));
+    return bulkCreate.call(this, stamped, withField(options, scope.meta.attribute));
+  };
+
+  const upsert = Model.upsert;
+  Model.upsert = function scopedUpsert(this: AnyModelStatic & ModelClass, values: Row, options?: Opts) {
+    const state = this.sequelize && stateOf(this.sequelize);
+    const scope = state && values ? activeScope(state, this, 'upsert', 'insert') : undefined;
+    if (!scope) return upsert.call(this, values, options);
+    return upsert.call(this, stampRow(scope, values, 'attribute'), options);
+  };
+}

@@ -1,0 +1,163 @@
+import { Op, type Sequelize, type WhereOptions } from 'sequelize';
+import { currentFrame } from '../context';
+import { MissingTenantError, type RefusalDetails, TenantMismatchError } from '../errors';
+import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
+import type { PluginState } from '../plugin';
+import { assertFits, canonical, type Tenant, tenantIdOf, tenantIncludes } from '../tenant';
+
+/** How an operation touches rows: reads and writes of existing rows are filtered; inserts are stamped. */
+export type Access = 'read' | 'write' | 'insert';
+
+/** The tenant scope that applies to one operation on one tenant model. */
+export interface Scope {
+  readonly meta: TenantMeta;
+  readonly tenant: Tenant;
+  readonly details: RefusalDetails;
+}
+
+/**
+ * The single resolver: which tenant (if any) scopes `operation` on `model` now.
+ * Undefined for global models, inside `withoutTenant`, with no tenant in non-strict mode, and for
+ * filters in `writeOnly` mode. Throws MissingTenantError in strict mode before any SQL is built.
+ */
+export function activeScope(
+  state: PluginState,
+  model: AnyModelStatic | undefined | null,
+  operation: string,
+  access: Access,
+): Scope | undefined {
+  const meta = tenantMeta(model);
+  if (!meta) return undefined;
+  const frame = currentFrame();
+  if (frame?.bypass) return undefined;
+  const tenant = frame?.tenant;
+  if (!tenant) {
+    if (state.options.strict && !(access === 'insert' && meta.isTenantTable)) {
+      throw new MissingTenantError(
+        'no tenant is set (strict mode): run it inside withTenant(...), after setCurrentTenant(...), or inside withoutTenant(...) for unscoped work',
+        { model: meta.name, operation },
+      );
+    }
+    return undefined;
+  }
+  if (access !== 'insert' && state.options.writeOnly) return undefined;
+  const details: RefusalDetails = { model: meta.name, operation, tenant: tenantIdOf(tenant) };
+  assertFits(tenant, meta, details);
+  return { meta, tenant, details };
+}
+
+/** A SQL-ready tenant value: bigints as strings, so every driver path binds them. */
+export function sqlValue(id: Tenant['ids'][number]): number | string {
+  return typeof id === 'bigint' ? id.toString() : id;
+}
+
+/** `{ store_id: 7 }` or `{ store_id: { [Op.in]: [7, 8] } }`, keyed by column (or by attribute). */
+export function tenantPredicate(scope: Scope, key: 'column' | 'attribute' = 'column'): Record<string, unknown> {
+  const ids = scope.tenant.ids.map(sqlValue);
+  const name = key === 'column' ? scope.meta.column : scope.meta.attribute;
+  return { [name]: ids.length === 1 ? ids[0] : { [Op.in]: ids } };
+}
+
+function isEmptyWhere(where: unknown): boolean {
+  if (where === undefined || where === null) return true;
+  if (Array.isArray(where)) return where.length === 0;
+  if (typeof where === 'object' && Object.getPrototypeOf(where) === Object.prototype) {
+    return Object.keys(where).length === 0 && Object.getOwnPropertySymbols(where).length === 0;
+  }
+  return false;
+}
+
+/** ANDs the tenant predicate onto a where of any shape (object, array, literal, `sequelize.where`). */
+export function scopedWhere(where: unknown, scope: Scope): WhereOptions {
+  const predicate = tenantPredicate(scope);
+  if (isEmptyWhere(where)) return predicate;
+  return { [Op.and]: [where, predicate] } as WhereOptions;
+}
+
+/** The single tenant a new row belongs to; several tenants cannot own one row. */
+export function insertTenant(scope: Scope): number | string {
+  if (scope.tenant.many) {
+    throw new TenantMismatchError(
+      'a row cannot be created under several tenants: which tenant would it belong to? Create it inside withTenant(oneTenant, ...)',
+      scope.details,
+    );
+  }
+  return sqlValue(scope.tenant.ids[0] as Tenant['ids'][number]);
+}
+
+/**
+ * Fills the tenant into a row about to be inserted, or refuses another tenant's value.
+ * Returns a copy; `key` says whether `row` is keyed by column or by attribute.
+ */
+export function stampRow<T extends Record<string, unknown>>(scope: Scope, row: T, key: 'column' | 'attribute'): T {
+  const name = key === 'column' ? scope.meta.column : scope.meta.attribute;
+  const value = row[name];
+  if (value === undefined || value === null) return { ...row, [name]: insertTenant(scope) };
+  insertTenant(scope);
+  if (!tenantIncludes(scope.tenant, value, scope.meta)) {
+    throw new TenantMismatchError(`refused to write ${scope.meta.attribute} = ${String(value)} under another tenant; nothing was written`, {
+      ...scope.details,
+      received: value,
+    });
+  }
+  return row;
+}
+
+/**
+ * Removes the tenant column from an UPDATE's SET list (Citus rejects `SET store_id`, even unchanged).
+ * A value other than the (single) current tenant would move rows to another tenant: refused. Returns a copy.
+ */
+export function withoutTenantInSet<T extends Record<string, unknown>>(scope: Scope, values: T): T {
+  const column = scope.meta.column;
+  if (!Object.hasOwn(values, column)) return values;
+  const value = values[column];
+  if (scope.tenant.many || !tenantIncludes(scope.tenant, value, scope.meta)) {
+    throw new TenantMismatchError(
+      `refused to set ${scope.meta.attribute} = ${String(value)}: rows cannot move to another tenant; nothing was written`,
+      { ...scope.details, received: value },
+    );
+  }
+  const copy = { ...values };
+  delete copy[column];
+  return copy;
+}
+
+/**
+ * Refuses to write through an instance that was loaded from another tenant, or whose tenant value was
+ * changed since it was loaded. The caller then drops the (unchanged) tenant column from the SET list.
+ */
+export function assertInstanceInScope(scope: Scope, instance: unknown): void {
+  const inst = instance as { _previousDataValues?: Record<string, unknown>; dataValues?: Record<string, unknown> } | null;
+  if (!inst || typeof inst !== 'object') return;
+  const attribute = scope.meta.attribute;
+  const loaded = inst._previousDataValues?.[attribute];
+  const now = inst.dataValues?.[attribute];
+  const known = (v: unknown) => v !== undefined && v !== null;
+  if (known(loaded) && !tenantIncludes(scope.tenant, loaded, scope.meta)) {
+    throw new TenantMismatchError(`this ${scope.meta.name} row belongs to tenant ${String(loaded)}; nothing was written`, {
+      ...scope.details,
+      received: loaded,
+    });
+  }
+  const moved = known(loaded) ? canonical(now) !== canonical(loaded) : known(now) && !tenantIncludes(scope.tenant, now, scope.meta);
+  if (moved) {
+    throw new TenantMismatchError(
+      `refused to change ${attribute} from ${String(loaded)} to ${String(now)}: a row cannot move to another tenant; nothing was written`,
+      { ...scope.details, received: now },
+    );
+  }
+}
+
+/** The model a query-interface call is about, from its arguments or, failing that, by table name. */
+export function modelForTable(sequelize: Sequelize, tableName: unknown): AnyModelStatic | undefined {
+  const wanted = typeof tableName === 'object' && tableName !== null ? (tableName as { tableName?: string }).tableName : tableName;
+  const wantedSchema = typeof tableName === 'object' && tableName !== null ? (tableName as { schema?: string }).schema : undefined;
+  const models = (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
+  for (const model of models) {
+    const t = model.getTableName() as unknown as string | { tableName: string; schema?: string };
+    const name = typeof t === 'string' ? t : t.tableName;
+    const schema = typeof t === 'string' ? undefined : t.schema;
+    if (name === wanted && (wantedSchema === undefined || schema === wantedSchema)) return model;
+  }
+  return undefined;
+}

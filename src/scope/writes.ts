@@ -1,0 +1,155 @@
+import type { Sequelize } from 'sequelize';
+import { TenantMismatchError } from '../errors';
+import type { AnyModelStatic } from '../models';
+import type { PluginState } from '../plugin';
+import {
+  activeScope,
+  assertInstanceInScope,
+  modelForTable,
+  type Scope,
+  scopedWhere,
+  stampRow,
+  tenantPredicate,
+  withoutTenantInSet,
+} from './scope';
+
+type Row = Record<string, unknown>;
+type Options = Record<string, unknown> & { where?: unknown; model?: AnyModelStatic; instance?: unknown };
+type Instance = { constructor: AnyModelStatic; dataValues: Row; _previousDataValues: Row };
+
+/** The query-interface methods every model write and read goes through (Sequelize v6, all dialects). */
+export interface QueryInterfaceInternals {
+  sequelize: Sequelize;
+  queryGenerator: QueryGeneratorInternals;
+  select(model: AnyModelStatic, tableName: unknown, options: Options): Promise<unknown>;
+  rawSelect(tableName: unknown, options: Options, attributeSelector: string, model?: AnyModelStatic): Promise<unknown>;
+  insert(instance: Instance | null, tableName: unknown, values: Row, options: Options): Promise<unknown>;
+  bulkInsert(tableName: unknown, records: Row[], options: Options, attributes?: unknown): Promise<unknown>;
+  upsert(tableName: unknown, insertValues: Row, updateValues: Row, where: unknown, options: Options): Promise<unknown>;
+  update(instance: Instance, tableName: unknown, values: Row, where: unknown, options: Options): Promise<unknown>;
+  bulkUpdate(tableName: unknown, values: Row, where: unknown, options: Options, attributes?: unknown): Promise<unknown>;
+  delete(instance: Instance, tableName: unknown, where: unknown, options: Options): Promise<unknown>;
+  bulkDelete(tableName: unknown, where: unknown, options: Options, model?: AnyModelStatic): Promise<unknown>;
+  increment(model: AnyModelStatic, tableName: unknown, where: unknown, amounts: Row, extra: Row, options: Options): Promise<unknown>;
+  decrement(model: AnyModelStatic, tableName: unknown, where: unknown, amounts: Row, extra: Row, options: Options): Promise<unknown>;
+}
+
+export interface QueryGeneratorInternals {
+  insertQuery(table: unknown, values: Row, attributes: unknown, options?: Options): unknown;
+  bulkInsertQuery(table: unknown, rows: Row[], options?: Options, attributes?: unknown): unknown;
+}
+
+/**
+ * An ON CONFLICT ... DO UPDATE whose conflict target lacks the tenant column lets one tenant take over
+ * another's row with the same key: refused, saying which key to add. DO NOTHING is harmless.
+ * Also keeps the tenant column out of DO UPDATE SET. Runs where Sequelize has settled the keys.
+ */
+function checkConflictTarget(scope: Scope, options: Options, operation: string): Options {
+  const update = options.updateOnDuplicate as string[] | undefined;
+  if (!Array.isArray(update) || update.length === 0) return options;
+  const keys = (options.upsertKeys as string[] | undefined) ?? [];
+  const { column, attribute, name } = scope.meta;
+  if (!keys.includes(column)) {
+    throw new TenantMismatchError(
+      `ON CONFLICT (${keys.join(', ')}) does not include the tenant column ${column}: a row of another tenant with the same key would be overwritten. ` +
+        `Give ${name} a primary key or unique key that includes ${column} (e.g. (${[column, ...keys.filter((k) => k !== column)].join(', ')})) ` +
+        `and pass ${operation === 'upsert' ? 'conflictFields' : 'conflictAttributes'}: ['${attribute}', ...]; nothing was written`,
+      { ...scope.details, operation },
+    );
+  }
+  return { ...options, updateOnDuplicate: update.filter((c) => c !== column) };
+}
+
+export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): void {
+  const sequelize = qi.sequelize;
+  const modelOf = (options: Options | undefined, tableName: unknown) => options?.model ?? modelForTable(sequelize, tableName);
+
+  const insert = qi.insert;
+  qi.insert = function scopedInsert(instance, tableName, values, options) {
+    const scope = activeScope(state, instance?.constructor ?? modelOf(options, tableName), 'create', 'insert');
+    if (!scope) return insert.call(this, instance, tableName, values, options);
+    const row = stampRow(scope, values, 'column');
+    if (instance && row !== values) instance.dataValues[scope.meta.attribute] = row[scope.meta.column];
+    return insert.call(this, instance, tableName, row, options);
+  };
+
+  const bulkInsert = qi.bulkInsert;
+  qi.bulkInsert = function scopedBulkInsert(tableName, records, options, attributes) {
+    const scope = activeScope(state, modelOf(options, tableName), 'bulkCreate', 'insert');
+    if (!scope) return bulkInsert.call(this, tableName, records, options, attributes);
+    const rows = records.map((r) => stampRow(scope, r, 'column'));
+    return bulkInsert.call(this, tableName, rows, checkConflictTarget(scope, options ?? {}, 'bulkCreate'), attributes);
+  };
+
+  const upsert = qi.upsert;
+  qi.upsert = function scopedUpsert(tableName, insertValues, updateValues, where, options) {
+    const scope = activeScope(state, modelOf(options, tableName), 'upsert', 'insert');
+    if (!scope) return upsert.call(this, tableName, insertValues, updateValues, where, options);
+    const row = stampRow(scope, insertValues, 'column');
+    return upsert.call(this, tableName, row, withoutTenantInSet(scope, updateValues), where, options);
+  };
+
+  // Sequelize settles the upsert conflict target inside queryInterface.upsert: check it where the SQL is built.
+  const generator = qi.queryGenerator;
+  const insertQuery = generator.insertQuery;
+  generator.insertQuery = function scopedInsertQuery(table, values, attributes, options) {
+    if (options?.updateOnDuplicate && options.model) {
+      const scope = activeScope(state, options.model, 'upsert', 'insert');
+      if (scope) return insertQuery.call(this, table, values, attributes, checkConflictTarget(scope, options, 'upsert'));
+    }
+    return insertQuery.call(this, table, values, attributes, options);
+  };
+
+  const update = qi.update;
+  qi.update = async function scopedUpdate(instance, tableName, values, where, options) {
+    const scope = activeScope(state, instance.constructor, 'save', 'write');
+    if (!scope) return update.call(this, instance, tableName, values, where, options);
+    assertInstanceInScope(scope, instance);
+    const set = { ...values };
+    delete set[scope.meta.column];
+    if (Object.keys(set).length === 0) return [instance, 0];
+    return update.call(this, instance, tableName, set, scopedWhere(where, scope), options);
+  };
+
+  const bulkUpdate = qi.bulkUpdate;
+  qi.bulkUpdate = async function scopedBulkUpdate(tableName, values, where, options, attributes) {
+    const scope = activeScope(state, modelOf(options, tableName), 'update', 'write');
+    if (!scope) return bulkUpdate.call(this, tableName, values, where, options, attributes);
+    const set = withoutTenantInSet(scope, values);
+    if (Object.keys(set).length === 0) return options?.returning ? [] : 0;
+    return bulkUpdate.call(this, tableName, set, scopedWhere(where, scope), options, attributes);
+  };
+
+  const del = qi.delete;
+  qi.delete = function scopedDelete(instance, tableName, where, options) {
+    const scope = activeScope(state, instance.constructor, 'destroy', 'write');
+    if (!scope) return del.call(this, instance, tableName, where, options);
+    assertInstanceInScope(scope, instance);
+    return del.call(this, instance, tableName, scopedWhere(where, scope), options);
+  };
+
+  const bulkDelete = qi.bulkDelete;
+  qi.bulkDelete = function scopedBulkDelete(tableName, where, options, model) {
+    const scope = activeScope(state, model ?? modelOf(options, tableName), 'destroy', 'write');
+    if (!scope) return bulkDelete.call(this, tableName, where, options, model);
+    if (options?.truncate) {
+      // TRUNCATE empties the table for every tenant: under a tenant it becomes DELETE ... WHERE tenant.
+      const { truncate: _t, cascade: _c, restartIdentity: _r, ...rest } = options;
+      return bulkDelete.call(this, tableName, tenantPredicate(scope), { ...rest, truncate: false }, model);
+    }
+    return bulkDelete.call(this, tableName, scopedWhere(where, scope), options, model);
+  };
+
+  for (const name of ['increment', 'decrement'] as const) {
+    const arithmetic = qi[name];
+    qi[name] = function scopedArithmetic(model, tableName, where, amounts, extra, options) {
+      const scope = activeScope(state, model, name, 'write');
+      if (!scope) return arithmetic.call(this, model, tableName, where, amounts, extra, options);
+      if (Object.hasOwn(amounts, scope.meta.column)) {
+        throw new TenantMismatchError(`refused to ${name} the tenant column ${scope.meta.column}; nothing was written`, scope.details);
+      }
+      if (options?.instance) assertInstanceInScope(scope, options.instance);
+      return arithmetic.call(this, model, tableName, scopedWhere(where, scope), amounts, withoutTenantInSet(scope, extra), options);
+    };
+  }
+}

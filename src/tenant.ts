@@ -1,0 +1,144 @@
+import type { Model as SequelizeModel } from 'sequelize';
+import { InvalidTenantError, type RefusalDetails } from './errors';
+import { type AnyModelStatic, type TenantMeta, tenantMeta } from './models';
+
+/** A tenant key value: what the tenant column holds. */
+export type TenantId = number | string | bigint;
+
+/** Anything accepted as a tenant: a key value, a model instance (its key is read), or an array of those. */
+// biome-ignore lint/suspicious/noExplicitAny: an instance of any model
+export type TenantInput = TenantId | SequelizeModel<any, any> | ReadonlyArray<TenantId | SequelizeModel<any, any>>;
+
+/** A validated, normalised tenant. */
+export interface Tenant {
+  /** What the application passed in. */
+  readonly input: TenantInput;
+  /** The key values, in order, without duplicates. */
+  readonly ids: readonly TenantId[];
+  /** Canonical string forms of `ids`, for comparisons (7, '7' and 7n are the same tenant). */
+  readonly keys: ReadonlySet<string>;
+  /** True when several tenants were given (an array). */
+  readonly many: boolean;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const INTEGER = /^-?\d+$/;
+
+/** Canonical string of a key value (as given or as read back from a row), or undefined if it is no key. */
+export function canonical(value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'number':
+      return Number.isSafeInteger(value) ? String(value) : undefined;
+    case 'bigint':
+      return value.toString();
+    case 'string':
+      // No folding ('007' vs '7', letter case): for a text column those are different tenants, and a
+      // false "different" only refuses a write, while a false "same" would let one through.
+      return value.trim() === '' ? undefined : value;
+    default:
+      return undefined;
+  }
+}
+
+function isInstance(value: object): value is SequelizeModel {
+  const ctor = (value as { constructor?: { rawAttributes?: unknown; primaryKeyAttributes?: unknown } }).constructor;
+  return !!ctor && typeof ctor.rawAttributes === 'object' && Array.isArray(ctor.primaryKeyAttributes);
+}
+
+function show(value: unknown): string {
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'number' && Number.isNaN(value)) return 'NaN';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'object' && value !== null && isInstance(value)) return `a ${value.constructor.name} instance`;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+function fromInstance(instance: SequelizeModel, details: RefusalDetails): TenantId {
+  const model = instance.constructor as unknown as AnyModelStatic;
+  const meta = tenantMeta(model);
+  const internals = model as unknown as { primaryKeyAttributes: string[] };
+  const attribute = meta?.attribute ?? (internals.primaryKeyAttributes.length === 1 ? internals.primaryKeyAttributes[0] : undefined);
+  if (!attribute) {
+    throw new InvalidTenantError(`a ${model.name} instance cannot be a tenant: it has no tenantKey and no single primary key`, {
+      ...details,
+      value: instance,
+    });
+  }
+  const value = instance.getDataValue(attribute as never) as unknown;
+  if (canonical(value) === undefined) {
+    throw new InvalidTenantError(`a ${model.name} instance without its key '${attribute}' (${show(value)}) cannot be a tenant`, {
+      ...details,
+      value: instance,
+    });
+  }
+  return value as TenantId;
+}
+
+function one(value: unknown, details: RefusalDetails): TenantId {
+  if (typeof value === 'object' && value !== null && isInstance(value)) return fromInstance(value, details);
+  if (canonical(value) === undefined) {
+    throw new InvalidTenantError(
+      `invalid tenant ${show(value)}: a tenant is a model instance, an integer, a non-empty string, a bigint, or an array of those`,
+      { ...details, value },
+    );
+  }
+  return value as TenantId;
+}
+
+/** Validates and normalises what the application passed as a tenant; throws InvalidTenantError where it is received. */
+export function normalizeTenant(input: unknown, details: RefusalDetails): Tenant {
+  const many = Array.isArray(input);
+  const list: readonly unknown[] = many ? (input as unknown[]) : [input];
+  if (list.length === 0) throw new InvalidTenantError('an empty array is no tenant', { ...details, value: input });
+  const ids: TenantId[] = [];
+  const keys = new Set<string>();
+  for (const item of list) {
+    if (Array.isArray(item)) throw new InvalidTenantError('nested arrays are no tenant', { ...details, value: input });
+    const id = one(item, details);
+    const key = canonical(id) as string;
+    if (!keys.has(key)) {
+      keys.add(key);
+      ids.push(id);
+    }
+  }
+  return { input: input as TenantInput, ids, keys, many };
+}
+
+/** The public view of a tenant's key value(s): one value, or an array when several tenants were given. */
+export function tenantIdOf(tenant: Tenant): TenantId | TenantId[] {
+  return tenant.many ? [...tenant.ids] : (tenant.ids[0] as TenantId);
+}
+
+const INTEGER_TYPES = new Set(['INTEGER', 'BIGINT', 'SMALLINT', 'TINYINT', 'MEDIUMINT']);
+const TEXT_TYPES = new Set(['STRING', 'TEXT', 'CHAR', 'CITEXT']);
+
+/** Checks that every tenant id fits the tenant column's type (an id 'abc' for an INTEGER column is refused). */
+export function assertFits(tenant: Tenant, meta: TenantMeta, details: RefusalDetails): void {
+  for (const id of tenant.ids) {
+    let ok = true;
+    if (INTEGER_TYPES.has(meta.typeKey)) ok = typeof id !== 'string' || INTEGER.test(id);
+    else if (meta.typeKey === 'UUID') ok = typeof id === 'string' && UUID.test(id);
+    else if (TEXT_TYPES.has(meta.typeKey)) ok = true;
+    if (!ok) {
+      throw new InvalidTenantError(`tenant ${show(id)} does not fit ${meta.name}.${meta.attribute} (${meta.typeKey})`, {
+        ...details,
+        value: id,
+      });
+    }
+  }
+}
+
+/** True when `value` (a tenant column value from a row or a write) is one of the tenant's ids. */
+export function tenantIncludes(tenant: Tenant, value: unknown, meta: TenantMeta): boolean {
+  const key = canonical(value);
+  if (key === undefined) return false;
+  if (tenant.keys.has(key)) return true;
+  if (meta.typeKey !== 'UUID') return false;
+  const lower = key.toLowerCase();
+  for (const k of tenant.keys) if (k.toLowerCase() === lower) return true;
+  return false;
+}

@@ -1,0 +1,104 @@
+// Where the tests run: DATABASE_URL; else the PostgreSQL server at 127.0.0.1:5432; else a PostgreSQL
+// container (testcontainers, when a Docker daemon answers); else an embedded PostgreSQL (PGlite served
+// over the wire protocol by @electric-sql/pglite-socket, one connection). Each test file gets a fresh
+// database (or a fresh PGlite) that is dropped at the end. MULTITENANT_TEST_DB=embedded|server forces one.
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+
+export type DatabaseKind = 'DATABASE_URL' | 'server' | 'container' | 'embedded';
+
+export interface TestDatabase {
+  readonly kind: DatabaseKind;
+  readonly url: string;
+  /** How many connections the server takes (1 for PGlite). */
+  readonly maxConnections: number;
+  drop(): Promise<void>;
+}
+
+const LOCAL = 'postgres://postgres@127.0.0.1:5432/postgres';
+
+async function answers(url: string): Promise<boolean> {
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function freshDatabaseOn(adminUrl: string, kind: DatabaseKind): Promise<TestDatabase> {
+  const name = `smt_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const admin = new Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE "${name}"`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    kind,
+    url: url.toString(),
+    maxConnections: 10,
+    async drop() {
+      const c = new Client({ connectionString: adminUrl });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+async function container(): Promise<TestDatabase | undefined> {
+  let tc: typeof import('testcontainers');
+  try {
+    tc = await import('testcontainers');
+    await tc.getContainerRuntimeClient();
+  } catch {
+    return undefined; // no Docker daemon here
+  }
+  const started = await new tc.GenericContainer('postgres:15-alpine')
+    .withEnvironment({ POSTGRES_PASSWORD: 'postgres', POSTGRES_HOST_AUTH_METHOD: 'trust' })
+    .withExposedPorts(5432)
+    .withWaitStrategy(tc.Wait.forLogMessage(/database system is ready to accept connections/, 2))
+    .start();
+  const db = await freshDatabaseOn(`postgres://postgres:postgres@${started.getHost()}:${started.getMappedPort(5432)}/postgres`, 'container');
+  return { ...db, drop: async () => void (await started.stop()) };
+}
+
+async function embedded(): Promise<TestDatabase> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+  const db = await PGlite.create();
+  const server = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1' });
+  await server.start();
+  return {
+    kind: 'embedded',
+    url: `postgres://postgres@${server.getServerConn()}/postgres`,
+    maxConnections: 1,
+    async drop() {
+      await server.stop();
+      await db.close();
+    },
+  };
+}
+
+/** Finds a PostgreSQL as described above and makes a fresh database on it. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const forced = process.env.MULTITENANT_TEST_DB;
+  let db: TestDatabase | undefined;
+  if (forced === 'embedded') db = await embedded();
+  else if (process.env.DATABASE_URL) db = await freshDatabaseOn(process.env.DATABASE_URL, 'DATABASE_URL');
+  else if (await answers(LOCAL)) db = await freshDatabaseOn(LOCAL, 'server');
+  else if (forced === 'server') throw new Error(`MULTITENANT_TEST_DB=server but ${LOCAL} does not answer`);
+  else db = (await container()) ?? (await embedded());
+  if (!announced) {
+    announced = true;
+    const where = db.kind === 'embedded' ? 'embedded PGlite' : new URL(db.url).host + new URL(db.url).pathname;
+    process.stderr.write(`[test db] ${db.kind}: ${where}\n`);
+  }
+  return db;
+}
+let announced = false;

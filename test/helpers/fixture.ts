@@ -1,0 +1,184 @@
+// A Sequelize connected to a fresh test database, the parity schema (two tenants holding the same
+// primary keys), and every SQL statement captured through Sequelize's `logging` option.
+import { DataTypes, Model, type ModelStatic, Sequelize } from 'sequelize';
+import { type MultitenantOptions, multitenant } from '../../src/index';
+import { createTestDatabase, type TestDatabase } from './db';
+
+export const ORG_A = '6f1c2a9e-1b7a-4c55-9a53-0d1e2f3a4b5c';
+export const ORG_B = '0b6a4e2d-8c3f-4f1e-b2a7-9c8d7e6f5a4b';
+
+// biome-ignore lint/suspicious/noExplicitAny: test models of any shape
+type AnyModel = ModelStatic<Model<any, any>>;
+
+export interface Fixture {
+  db: TestDatabase;
+  sequelize: Sequelize;
+  /** Every statement sent, without Sequelize's "Executing (...): " prefix. */
+  sql: string[];
+  Store: AnyModel;
+  Product: AnyModel;
+  Purchase: AnyModel;
+  Category: AnyModel;
+  Note: AnyModel;
+  Review: AnyModel;
+  Coupon: AnyModel;
+  Org: AnyModel;
+  Doc: AnyModel;
+  /** Empties every table and seeds the two tenants; clears `sql`. */
+  reset(): Promise<void>;
+  /** Rows of a table as the database holds them (raw SQL, unscoped), ordered. */
+  rows(table: string, order?: string): Promise<Record<string, unknown>[]>;
+  /** The statements sent while `fn` ran. */
+  capture<T>(fn: () => Promise<T>): Promise<{ result: T; sql: string[] }>;
+  close(): Promise<void>;
+}
+
+export async function createFixture(options: MultitenantOptions = {}): Promise<Fixture> {
+  const db = await createTestDatabase();
+  const sql: string[] = [];
+  const sequelize = new Sequelize(db.url, {
+    logging: (s: string) => sql.push(s.replace(/^Executing \([^)]*\): /, '')),
+    pool: { max: db.maxConnections },
+  });
+
+  // Defined before multitenant() is called …
+  const Store = sequelize.define(
+    'Store',
+    { id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true }, name: DataTypes.STRING },
+    { tableName: 'stores', timestamps: false, tenantKey: 'id' },
+  );
+  const Product = sequelize.define(
+    'Product',
+    {
+      id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
+      store_id: { type: DataTypes.INTEGER, primaryKey: true, allowNull: false },
+      name: { type: DataTypes.STRING, allowNull: false },
+      price: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 0 },
+      stock: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 0 },
+    },
+    { tableName: 'products', timestamps: false, tenantKey: 'store_id' },
+  );
+
+  multitenant(sequelize, options);
+
+  // … and after.
+  const Purchase = sequelize.define(
+    'Purchase',
+    {
+      id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
+      store_id: { type: DataTypes.INTEGER, allowNull: false },
+      product_id: { type: DataTypes.INTEGER, allowNull: false },
+      qty: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 1 },
+    },
+    { tableName: 'purchases', timestamps: true, tenantKey: 'store_id' },
+  );
+  const Category = sequelize.define(
+    'Category',
+    { id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true }, name: DataTypes.STRING },
+    { tableName: 'categories', timestamps: false },
+  );
+  // A tenant column with a custom name, not part of the key.
+  const Note = sequelize.define(
+    'Note',
+    { id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true }, acc_id: DataTypes.INTEGER, body: DataTypes.TEXT },
+    { tableName: 'notes', timestamps: false, tenantKey: 'acc_id' },
+  );
+  // underscored: attribute storeId, column store_id, tenantKey given by attribute; paranoid.
+  const Review = sequelize.define(
+    'Review',
+    {
+      id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
+      storeId: { type: DataTypes.INTEGER, allowNull: false },
+      stars: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 5 },
+    },
+    { tableName: 'reviews', underscored: true, paranoid: true, tenantKey: 'storeId' },
+  );
+  // tenantKey given by column name; a BIGINT tenant column (read back as strings); field: mapping.
+  const Coupon = sequelize.define(
+    'Coupon',
+    {
+      code: { type: DataTypes.STRING, primaryKey: true },
+      shopId: { type: DataTypes.BIGINT, primaryKey: true, field: 'shop_ref' },
+      uses: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 0 },
+    },
+    { tableName: 'coupons', timestamps: false, tenantKey: 'shop_ref' },
+  );
+  // A UUID-keyed tenant.
+  const Org = sequelize.define(
+    'Org',
+    { id: { type: DataTypes.UUID, primaryKey: true, defaultValue: DataTypes.UUIDV4 }, name: DataTypes.STRING },
+    { tableName: 'orgs', timestamps: false, tenantKey: 'id' },
+  );
+  const Doc = sequelize.define(
+    'Doc',
+    {
+      id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
+      orgId: { type: DataTypes.UUID, allowNull: false, field: 'org_id' },
+      title: DataTypes.STRING,
+    },
+    { tableName: 'docs', timestamps: false, tenantKey: 'orgId' },
+  );
+
+  await sequelize.sync({ force: true });
+
+  const raw = async (q: string) => {
+    await sequelize.query(q);
+  };
+  const fixture: Fixture = {
+    db,
+    sequelize,
+    sql,
+    Store,
+    Product,
+    Purchase,
+    Category,
+    Note,
+    Review,
+    Coupon,
+    Org,
+    Doc,
+    async reset() {
+      await raw('TRUNCATE stores, products, purchases, categories, notes, reviews, coupons, orgs, docs RESTART IDENTITY');
+      await raw(`INSERT INTO stores (id, name) VALUES (1, 'A'), (2, 'B'), (3, 'C')`);
+      await raw(`SELECT setval('stores_id_seq', 3)`);
+      await raw(`INSERT INTO products (id, store_id, name, price, stock) VALUES
+        (1, 1, 'apple-A', 10, 5), (2, 1, 'pear-A', 20, 5),
+        (1, 2, 'apple-B', 11, 7), (2, 2, 'pear-B', 21, 7), (3, 2, 'plum-B', 31, 7)`);
+      await raw(`SELECT setval('products_id_seq', 10)`);
+      await raw(`INSERT INTO purchases (id, store_id, product_id, qty, "createdAt", "updatedAt") VALUES
+        (1, 1, 1, 1, now(), now()), (2, 2, 1, 2, now(), now()), (3, 2, 2, 3, now(), now())`);
+      await raw(`SELECT setval('purchases_id_seq', 10)`);
+      await raw(`INSERT INTO categories (id, name) VALUES (1, 'fruit'), (2, 'veg')`);
+      await raw(`INSERT INTO notes (id, acc_id, body) VALUES (1, 1, 'note-A'), (2, 2, 'note-B')`);
+      await raw(`SELECT setval('notes_id_seq', 10)`);
+      await raw(`INSERT INTO reviews (id, store_id, stars, created_at, updated_at) VALUES
+        (1, 1, 4, now(), now()), (2, 2, 2, now(), now())`);
+      await raw(`SELECT setval('reviews_id_seq', 10)`);
+      await raw(`INSERT INTO coupons (code, shop_ref, uses) VALUES ('SAVE', 1, 0), ('SAVE', 2, 0), ('ONLYB', 2, 3)`);
+      await raw(`INSERT INTO orgs (id, name) VALUES ('${ORG_A}', 'org-A'), ('${ORG_B}', 'org-B')`);
+      await raw(`INSERT INTO docs (id, org_id, title) VALUES (1, '${ORG_A}', 'doc-A'), (2, '${ORG_B}', 'doc-B')`);
+      await raw(`SELECT setval('docs_id_seq', 10)`);
+      sql.length = 0;
+    },
+    async rows(table, order = 'id') {
+      const [rows] = await sequelize.query(`SELECT * FROM ${table} ORDER BY ${order}`);
+      return rows as Record<string, unknown>[];
+    },
+    async capture(fn) {
+      const start = sql.length;
+      const result = await fn();
+      return { result, sql: sql.slice(start) };
+    },
+    async close() {
+      await sequelize.close();
+      await db.drop();
+    },
+  };
+  await fixture.reset();
+  return fixture;
+}
+
+/** The statements of a capture that touch `table` (by its quoted name). */
+export function touching(statements: string[], table: string): string[] {
+  return statements.filter((s) => s.includes(`"${table}"`));
+}
