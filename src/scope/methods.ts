@@ -34,7 +34,7 @@ export function patchModelMethods(Model: ModelClass): void {
   patched.add(Model);
 
   const save = Model.prototype.save;
-  Model.prototype.save = function scopedSave(this: InstanceLike, options?: Opts) {
+  Model.prototype.save = async function scopedSave(this: InstanceLike, options?: Opts) {
     const model = this.constructor;
     const state = model.sequelize && stateOf(model.sequelize);
     if (!state || !this.isNewRecord) return save.call(this, options);
@@ -46,7 +46,7 @@ export function patchModelMethods(Model: ModelClass): void {
   };
 
   const bulkCreate = Model.bulkCreate;
-  Model.bulkCreate = function scopedBulkCreate(this: AnyModelStatic & ModelClass, records: readonly Row[], options?: Opts) {
+  Model.bulkCreate = async function scopedBulkCreate(this: AnyModelStatic & ModelClass, records: readonly Row[], options?: Opts) {
     const state = this.sequelize && stateOf(this.sequelize);
     const scope = state && Array.isArray(records) && records.length > 0 ? activeScope(state, this, 'bulkCreate', 'insert') : undefined;
     if (!scope) return bulkCreate.call(this, records, options);
@@ -55,7 +55,7 @@ export function patchModelMethods(Model: ModelClass): void {
   };
 
   const upsert = Model.upsert;
-  Model.upsert = function scopedUpsert(this: AnyModelStatic & ModelClass, values: Row, options?: Opts) {
+  Model.upsert = async function scopedUpsert(this: AnyModelStatic & ModelClass, values: Row, options?: Opts) {
     const state = this.sequelize && stateOf(this.sequelize);
     const scope = state && values ? activeScope(state, this, 'upsert', 'insert') : undefined;
     if (!scope) return upsert.call(this, values, options);

@@ -9,14 +9,14 @@ import type { QueryInterfaceInternals } from './writes';
  */
 export function patchReads(qi: QueryInterfaceInternals, state: PluginState): void {
   const select = qi.select;
-  qi.select = function scopedSelect(model, tableName, options) {
+  qi.select = async function scopedSelect(model, tableName, options) {
     const scope = activeScope(state, model, 'find', 'read');
     if (!scope) return select.call(this, model, tableName, options);
     return select.call(this, model, tableName, { ...options, where: scopedWhere(options?.where, scope) });
   };
 
   const rawSelect = qi.rawSelect;
-  qi.rawSelect = function scopedRawSelect(tableName, options, attributeSelector, model) {
+  qi.rawSelect = async function scopedRawSelect(tableName, options, attributeSelector, model) {
     const scope = activeScope(state, model, 'aggregate', 'read');
     if (!scope) return rawSelect.call(this, tableName, options, attributeSelector, model);
     return rawSelect.call(this, tableName, { ...options, where: scopedWhere(options?.where, scope) }, attributeSelector, model);

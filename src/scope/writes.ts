@@ -65,7 +65,7 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
   const modelOf = (options: Options | undefined, tableName: unknown) => options?.model ?? modelForTable(sequelize, tableName);
 
   const insert = qi.insert;
-  qi.insert = function scopedInsert(instance, tableName, values, options) {
+  qi.insert = async function scopedInsert(instance, tableName, values, options) {
     const scope = activeScope(state, instance?.constructor ?? modelOf(options, tableName), 'create', 'insert');
     if (!scope) return insert.call(this, instance, tableName, values, options);
     const row = stampRow(scope, values, 'column');
@@ -74,7 +74,7 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
   };
 
   const bulkInsert = qi.bulkInsert;
-  qi.bulkInsert = function scopedBulkInsert(tableName, records, options, attributes) {
+  qi.bulkInsert = async function scopedBulkInsert(tableName, records, options, attributes) {
     const scope = activeScope(state, modelOf(options, tableName), 'bulkCreate', 'insert');
     if (!scope) return bulkInsert.call(this, tableName, records, options, attributes);
     const rows = records.map((r) => stampRow(scope, r, 'column'));
@@ -82,7 +82,7 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
   };
 
   const upsert = qi.upsert;
-  qi.upsert = function scopedUpsert(tableName, insertValues, updateValues, where, options) {
+  qi.upsert = async function scopedUpsert(tableName, insertValues, updateValues, where, options) {
     const scope = activeScope(state, modelOf(options, tableName), 'upsert', 'insert');
     if (!scope) return upsert.call(this, tableName, insertValues, updateValues, where, options);
     const row = stampRow(scope, insertValues, 'column');
@@ -121,7 +121,7 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
   };
 
   const del = qi.delete;
-  qi.delete = function scopedDelete(instance, tableName, where, options) {
+  qi.delete = async function scopedDelete(instance, tableName, where, options) {
     const scope = activeScope(state, instance.constructor, 'destroy', 'write');
     if (!scope) return del.call(this, instance, tableName, where, options);
     assertInstanceInScope(scope, instance);
@@ -129,7 +129,7 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
   };
 
   const bulkDelete = qi.bulkDelete;
-  qi.bulkDelete = function scopedBulkDelete(tableName, where, options, model) {
+  qi.bulkDelete = async function scopedBulkDelete(tableName, where, options, model) {
     const scope = activeScope(state, model ?? modelOf(options, tableName), 'destroy', 'write');
     if (!scope) return bulkDelete.call(this, tableName, where, options, model);
     if (options?.truncate) {
@@ -142,7 +142,7 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
 
   for (const name of ['increment', 'decrement'] as const) {
     const arithmetic = qi[name];
-    qi[name] = function scopedArithmetic(model, tableName, where, amounts, extra, options) {
+    qi[name] = async function scopedArithmetic(model, tableName, where, amounts, extra, options) {
       const scope = activeScope(state, model, name, 'write');
       if (!scope) return arithmetic.call(this, model, tableName, where, amounts, extra, options);
       if (Object.hasOwn(amounts, scope.meta.column)) {

@@ -13,7 +13,7 @@ type AnyModel = ModelStatic<Model<any, any>>;
 export interface Fixture {
   db: TestDatabase;
   sequelize: Sequelize;
-  /** Every statement sent, without Sequelize's "Executing (...): " prefix. */
+  /** Every statement sent, without Sequelize's "Executing (...): " prefix, bind parameters shown in place. */
   sql: string[];
   Store: AnyModel;
   Product: AnyModel;
@@ -33,11 +33,23 @@ export interface Fixture {
   close(): Promise<void>;
 }
 
+/** Shows bind parameters ($1, $2) in place, as literals, so that assertions read the values sent. */
+function inlineBind(statement: string, bind: unknown[] | undefined): string {
+  if (!Array.isArray(bind) || bind.length === 0) return statement;
+  return statement.replace(/\$(\d+)/g, (whole, n: string) => {
+    const value = bind[Number(n) - 1];
+    if (value === undefined) return whole;
+    if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+    if (value === null) return 'NULL';
+    return `'${String(value instanceof Date ? value.toISOString() : value).replace(/'/g, "''")}'`;
+  });
+}
+
 export async function createFixture(options: MultitenantOptions = {}): Promise<Fixture> {
   const db = await createTestDatabase();
   const sql: string[] = [];
   const sequelize = new Sequelize(db.url, {
-    logging: (s: string) => sql.push(s.replace(/^Executing \([^)]*\): /, '')),
+    logging: (s: string, options?: { bind?: unknown[] }) => sql.push(inlineBind(s.replace(/^Executing \([^)]*\): /, ''), options?.bind)),
     pool: { max: db.maxConnections },
   });
 

@@ -1,0 +1,257 @@
+import anyTest, { type TestFn } from 'ava';
+import { TenantMismatchError, withoutTenant, withTenant } from '../src/index';
+import { createFixture, type Fixture } from './helpers/fixture';
+
+const test = anyTest as TestFn<Fixture>;
+test.before(async (t) => {
+  t.context = await createFixture();
+});
+test.after.always(async (t) => t.context?.close());
+test.beforeEach(async (t) => t.context.reset());
+
+type Row = Record<string, unknown>;
+const product = (rows: Row[], id: number, store: number) => rows.find((r) => r.id === id && r.store_id === store);
+const setClause = (sql: string) => /SET (.*?) WHERE/.exec(sql)?.[1] ?? '';
+
+test.serial('instance save updates only the current tenant row that shares the id; SET has no tenant column', async (t) => {
+  const { Product, rows, capture } = t.context;
+  const apple = await withTenant(1, () => Product.findOne({ where: { id: 1 } }));
+  if (!apple) return t.fail();
+  apple.set('name', 'apple-A2');
+  const { sql } = await capture(() => withTenant(1, () => apple.save()));
+  t.regex(sql[0] as string, /UPDATE "products" SET "name"='apple-A2' WHERE \(\("id" = 1 AND "store_id" = 1\) AND "store_id" = 1\)/);
+  t.notRegex(setClause(sql[0] as string), /store_id/);
+  const all = await rows('products');
+  t.is(product(all, 1, 1)?.name, 'apple-A2');
+  t.is(product(all, 1, 2)?.name, 'apple-B');
+});
+
+test.serial('instance update() touches only the current tenant row', async (t) => {
+  const { Product, rows } = t.context;
+  await withTenant(2, async () => {
+    const apple = await Product.findOne({ where: { id: 1 } });
+    await apple?.update({ price: 99 });
+  });
+  const all = await rows('products');
+  t.is(product(all, 1, 2)?.price, 99);
+  t.is(product(all, 1, 1)?.price, 10);
+});
+
+test.serial('Model.update is scoped and keeps the tenant out of SET', async (t) => {
+  const { Product, rows, capture } = t.context;
+  const { result, sql } = await capture(() => withTenant(2, () => Product.update({ price: 0 }, { where: { id: 1 } })));
+  t.deepEqual(result, [1]);
+  t.regex(sql[0] as string, /WHERE \("id" = 1 AND "store_id" = 2\)/);
+  const all = await rows('products');
+  t.is(product(all, 1, 2)?.price, 0);
+  t.is(product(all, 1, 1)?.price, 10);
+  // The current tenant given in values: accepted, and still not in SET (Citus rejects SET store_id).
+  const second = await capture(() => withTenant(2, () => Product.update({ store_id: 2, price: 5 }, { where: { id: 2 } })));
+  t.notRegex(setClause(second.sql[0] as string), /store_id/);
+  t.is(product(await rows('products'), 2, 2)?.price, 5);
+});
+
+test.serial('Model.update that would move rows to another tenant → TenantMismatchError, nothing written', async (t) => {
+  const { Product, Purchase, rows } = t.context;
+  const before = await rows('products');
+  const err = await t.throwsAsync(() => withTenant(1, () => Product.update({ store_id: 2, name: 'moved' }, { where: { id: 1 } })), {
+    instanceOf: TenantMismatchError,
+  });
+  t.is(err?.operation, 'update');
+  t.is(err?.model, 'Product');
+  t.deepEqual(await rows('products'), before);
+  await t.throwsAsync(() => withTenant([1, 2], () => Purchase.update({ store_id: 1 }, { where: { id: 2 } })), {
+    instanceOf: TenantMismatchError,
+  });
+  t.is((await rows('purchases')).find((r) => r.id === 2)?.store_id, 2);
+});
+
+test.serial('changing an instance tenant (key without the tenant column) → TenantMismatchError, nothing written', async (t) => {
+  const { Purchase, rows } = t.context;
+  const before = await rows('purchases');
+  await withTenant(1, async () => {
+    const p = await Purchase.findByPk(1);
+    if (!p) return t.fail();
+    p.set('store_id', 2);
+    p.set('qty', 50);
+    const err = await t.throwsAsync(() => p.save(), { instanceOf: TenantMismatchError });
+    t.is(err?.operation, 'save');
+    t.is(err?.received, 2);
+  });
+  t.deepEqual(await rows('purchases'), before);
+});
+
+test.serial('saving an unchanged tenant given as another type never puts it in SET', async (t) => {
+  const { Purchase, capture, rows } = t.context;
+  const { sql } = await capture(() =>
+    withTenant(2, async () => {
+      const p = await Purchase.findByPk(3);
+      p?.set('store_id', '2');
+      p?.set('qty', 30);
+      await p?.save();
+    }),
+  );
+  const update = sql.find((s) => s.startsWith('UPDATE')) ?? '';
+  t.notRegex(setClause(update), /store_id/);
+  t.regex(update, /"store_id" = 2/);
+  t.is((await rows('purchases')).find((r) => r.id === 3)?.qty, 30);
+});
+
+test.serial('an instance loaded under tenant B and saved, incremented or destroyed under tenant A changes nothing', async (t) => {
+  const { Product, Purchase, rows } = t.context;
+  const bApple = await withTenant(2, () => Product.findOne({ where: { id: 1 } }));
+  const bPurchase = await withTenant(2, () => Purchase.findByPk(2));
+  if (!bApple || !bPurchase) return t.fail();
+  const before = { p: await rows('products'), u: await rows('purchases') };
+  bApple.set('name', 'stolen');
+  await t.throwsAsync(() => withTenant(1, () => bApple.save()), { instanceOf: TenantMismatchError });
+  await t.throwsAsync(() => withTenant(1, () => bApple.increment('stock')), { instanceOf: TenantMismatchError });
+  await t.throwsAsync(() => withTenant(1, () => bApple.destroy()), { instanceOf: TenantMismatchError });
+  await t.throwsAsync(() => withTenant(1, () => bPurchase.destroy()), { instanceOf: TenantMismatchError });
+  await t.throwsAsync(() => withTenant(1, () => bPurchase.update({ qty: 0 })), { instanceOf: TenantMismatchError });
+  t.deepEqual(await rows('products'), before.p);
+  t.deepEqual(await rows('purchases'), before.u);
+});
+
+test.serial('static increment and decrement are scoped', async (t) => {
+  const { Product, rows, capture } = t.context;
+  const { sql } = await capture(() => withTenant(1, () => Product.increment('stock', { by: 3, where: { id: 1 } })));
+  t.regex(sql[0] as string, /"store_id" = 1/);
+  await withTenant(2, () => Product.decrement({ stock: 2 }, { where: { id: 1 } }));
+  const all = await rows('products');
+  t.is(product(all, 1, 1)?.stock, 8);
+  t.is(product(all, 1, 2)?.stock, 5);
+  t.is(product(all, 2, 1)?.stock, 5);
+});
+
+test.serial('instance increment and decrement touch only the same-id row of the current tenant', async (t) => {
+  const { Product, rows } = t.context;
+  await withTenant(2, async () => {
+    const apple = await Product.findOne({ where: { id: 1 } });
+    await apple?.increment('stock', { by: 10 });
+    await apple?.decrement('price');
+  });
+  const all = await rows('products');
+  t.deepEqual([product(all, 1, 2)?.stock, product(all, 1, 2)?.price], [17, 10]);
+  t.deepEqual([product(all, 1, 1)?.stock, product(all, 1, 1)?.price], [5, 10]);
+});
+
+test.serial('incrementing the tenant column is refused', async (t) => {
+  const { Product, rows } = t.context;
+  const before = await rows('products');
+  await t.throwsAsync(() => withTenant(1, () => Product.increment('store_id', { where: { id: 1 } })), {
+    instanceOf: TenantMismatchError,
+  });
+  t.deepEqual(await rows('products'), before);
+});
+
+test.serial('Model.destroy and instance destroy delete only the current tenant rows', async (t) => {
+  const { Product, Purchase, rows, capture } = t.context;
+  const { result, sql } = await capture(() => withTenant(2, () => Product.destroy({ where: { id: 1 } })));
+  t.is(result, 1);
+  t.regex(sql[0] as string, /DELETE FROM "products" WHERE \("id" = 1 AND "store_id" = 2\)/);
+  t.truthy(product(await rows('products'), 1, 1));
+  t.falsy(product(await rows('products'), 1, 2));
+  await withTenant(1, async () => (await Product.findOne({ where: { id: 2 } }))?.destroy());
+  t.falsy(product(await rows('products'), 2, 1));
+  t.truthy(product(await rows('products'), 2, 2));
+  t.is(await withTenant(1, () => Purchase.destroy({ where: { id: 2 } })), 0);
+  t.is((await rows('purchases')).length, 3);
+});
+
+test.serial('truncate: true becomes a DELETE scoped to the tenant', async (t) => {
+  const { Product, Purchase, rows, capture } = t.context;
+  const { sql } = await capture(() => withTenant(1, () => Product.destroy({ truncate: true })));
+  t.is(sql.length, 1);
+  t.regex(sql[0] as string, /^DELETE FROM "products" WHERE "store_id" = 1/);
+  t.deepEqual((await rows('products')).map((r) => r.store_id), [2, 2, 2]);
+  await withTenant(2, () => Purchase.truncate());
+  t.deepEqual((await rows('purchases')).map((r) => r.store_id), [1]);
+  // Without a tenant it is a real TRUNCATE.
+  const plain = await capture(() => withoutTenant(() => Purchase.truncate()));
+  t.regex(plain.sql[0] as string, /^TRUNCATE/);
+});
+
+test.serial('paranoid: destroy, restore (static and instance) and force are scoped', async (t) => {
+  const { Review, rows } = t.context;
+  await withTenant(1, () => Review.destroy({ where: { id: [1, 2] } }));
+  let all = await rows('reviews');
+  t.truthy(all.find((r) => r.id === 1)?.deleted_at);
+  t.is(all.find((r) => r.id === 2)?.deleted_at, null);
+  await withoutTenant(() => Review.destroy({ where: { id: 2 } }));
+  await withTenant(1, () => Review.restore({ where: { id: [1, 2] } }));
+  all = await rows('reviews');
+  t.is(all.find((r) => r.id === 1)?.deleted_at, null);
+  t.truthy(all.find((r) => r.id === 2)?.deleted_at); // tenant 2's row stays deleted
+  const mine = await withTenant(1, () => Review.findByPk(1));
+  await withTenant(1, () => mine?.destroy());
+  await withTenant(1, () => mine?.restore());
+  t.is((await rows('reviews')).find((r) => r.id === 1)?.deleted_at, null);
+  await withTenant(1, () => Review.destroy({ where: {}, force: true }));
+  t.deepEqual((await rows('reviews')).map((r) => r.id), [2]);
+});
+
+test.serial('upsert with a key that includes the tenant never touches the other tenant row', async (t) => {
+  const { Product, rows, capture } = t.context;
+  const { sql } = await capture(() => withTenant(1, () => Product.upsert({ id: 1, name: 'apple-A-up', price: 1 })));
+  t.regex(sql[0] as string, /ON CONFLICT \("id","store_id"\) DO UPDATE SET/);
+  t.notRegex(/DO UPDATE SET (.*) RETURNING/.exec(sql[0] as string)?.[1] ?? '', /store_id/);
+  const all = await rows('products');
+  t.is(product(all, 1, 1)?.name, 'apple-A-up');
+  t.is(product(all, 1, 2)?.name, 'apple-B');
+  await withTenant(2, () => Product.upsert({ id: 7, name: 'new-B' }));
+  t.is(product(await rows('products'), 7, 2)?.name, 'new-B');
+});
+
+test.serial('upsert whose conflict target lacks the tenant column is refused: no takeover of another tenant row', async (t) => {
+  const { Purchase, rows } = t.context;
+  const before = await rows('purchases');
+  const err = await t.throwsAsync(() => withTenant(1, () => Purchase.upsert({ id: 2, product_id: 1, qty: 99 })), {
+    instanceOf: TenantMismatchError,
+  });
+  t.regex(err?.message ?? '', /ON CONFLICT \(id\) does not include the tenant column store_id/);
+  t.regex(err?.message ?? '', /conflictFields/);
+  t.deepEqual(await rows('purchases'), before);
+});
+
+test.serial('bulkCreate updateOnDuplicate: scoped with a tenant key, refused without', async (t) => {
+  const { Product, Purchase, Coupon, rows, capture } = t.context;
+  const { sql } = await capture(() =>
+    withTenant(2, () => Product.bulkCreate([{ id: 1, name: 'apple-B2', price: 1 }], { updateOnDuplicate: ['name', 'store_id'] })),
+  );
+  t.regex(sql[0] as string, /ON CONFLICT \("id","store_id"\) DO UPDATE SET "name"=EXCLUDED."name"/);
+  t.notRegex(/DO UPDATE SET (.*) RETURNING/.exec(sql[0] as string)?.[1] ?? '', /store_id/);
+  const all = await rows('products');
+  t.is(product(all, 1, 2)?.name, 'apple-B2');
+  t.is(product(all, 1, 1)?.name, 'apple-A');
+  const before = await rows('purchases');
+  await t.throwsAsync(
+    () => withTenant(1, () => Purchase.bulkCreate([{ id: 2, product_id: 1, qty: 9 }], { updateOnDuplicate: ['qty'] })),
+    { instanceOf: TenantMismatchError },
+  );
+  t.deepEqual(await rows('purchases'), before);
+  await withTenant(1, () => Coupon.bulkCreate([{ code: 'ONLYB', uses: 1 }], { updateOnDuplicate: ['uses'] }));
+  const coupons = await rows('coupons', 'code, shop_ref');
+  t.deepEqual(
+    coupons.filter((c) => c.code === 'ONLYB').map((c) => [c.shop_ref, c.uses]),
+    [
+      ['1', 1],
+      ['2', 3],
+    ],
+  );
+});
+
+test.serial('ignoreDuplicates (ON CONFLICT DO NOTHING) inserts the tenant row and leaves the other tenant alone', async (t) => {
+  const { Coupon, rows } = t.context;
+  await withTenant(1, () => Coupon.bulkCreate([{ code: 'SAVE', uses: 9 }, { code: 'FRESH' }], { ignoreDuplicates: true }));
+  const all = await rows('coupons', 'code, shop_ref');
+  t.deepEqual(
+    all.map((c) => [c.code, c.shop_ref, c.uses]),
+    [
+      ['FRESH', '1', 0],
+      ['ONLYB', '2', 3],
+      ['SAVE', '1', 0],
+      ['SAVE', '2', 0],
+    ],
+  );
+});
