@@ -156,13 +156,16 @@ test.serial('a partial attributes selection is still scoped, and reload after it
   });
 });
 
-test.serial('reload never reads another tenant row that shares the key', async (t) => {
-  const { Product } = t.context;
+test.serial('reload never reads another tenant row', async (t) => {
+  const { Product, Purchase } = t.context;
   const apple = await withTenant(1, () => Product.findOne({ where: { id: 1 } }));
   if (!apple) return t.fail();
   const { sql } = await t.context.capture(() => withTenant(1, () => apple.reload()));
   t.regex(sql[0] as string, /"Product"."id" = 1 AND "Product"."store_id" = 1/);
   t.is(apple.get('name'), 'apple-A');
+  // A plain-id row of tenant 2, reloaded under tenant 1: not found.
+  const theirs = await withTenant(2, () => Purchase.findByPk(2));
+  await t.throwsAsync(() => withTenant(1, async () => theirs?.reload()), { message: /does not exist anymore/ });
 });
 
 test.serial('subqueries built with Op.in over a scoped call see only the tenant', async (t) => {

@@ -49,7 +49,9 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
   const db = await createTestDatabase();
   const sql: string[] = [];
   const sequelize = new Sequelize(db.url, {
-    logging: (s: string, options?: { bind?: unknown[] }) => sql.push(inlineBind(s.replace(/^Executing \([^)]*\): /, ''), options?.bind)),
+    logging: ((s: string, options?: { bind?: unknown[] }) => {
+      sql.push(inlineBind(s.replace(/^Executing \([^)]*\): /, ''), options?.bind));
+    }) as (sql: string) => void,
     pool: { max: db.maxConnections },
   });
 

@@ -1,0 +1,87 @@
+import anyTest, { type TestFn } from 'ava';
+import { DataTypes, Sequelize } from 'sequelize';
+import { MultitenantError, multitenant, TenantMismatchError, withTenant } from '../src/index';
+import { createFixture, type Fixture } from './helpers/fixture';
+
+const test = anyTest as TestFn<Fixture>;
+test.before(async (t) => {
+  t.context = await createFixture();
+});
+test.after.always(async (t) => t.context?.close());
+test.beforeEach(async (t) => {
+  multitenant(t.context.sequelize, {});
+  await t.context.reset();
+});
+
+test.serial('models defined before and after multitenant() are both scoped', async (t) => {
+  const { Product, Purchase, capture } = t.context; // Product before, Purchase after (see the fixture)
+  const { sql } = await capture(() => withTenant(2, async () => [await Product.count(), await Purchase.count()]));
+  t.regex(sql[0] as string, /"Product"."store_id" = 2/);
+  t.regex(sql[1] as string, /"Purchase"."store_id" = 2/);
+});
+
+test.serial('multitenant() is idempotent: a second call adds no second predicate, and replaces options', async (t) => {
+  const { sequelize, Product, capture } = t.context;
+  t.is(multitenant(sequelize), sequelize);
+  const { result, sql } = await capture(() => withTenant(1, () => Product.findAll()));
+  t.is(result.length, 2);
+  t.is((sql[0] as string).match(/store_id" = 1/g)?.length, 1);
+  multitenant(sequelize, { writeOnly: true });
+  t.is(await withTenant(1, () => Product.count()), 5);
+});
+
+test.serial('writeOnly: inserts are stamped and checked, reads, updates and deletes are not filtered', async (t) => {
+  const { sequelize, Product, Purchase, capture, rows } = t.context;
+  multitenant(sequelize, { writeOnly: true });
+  const { result, sql } = await capture(() => withTenant(1, () => Product.count()));
+  t.is(result, 5);
+  t.notRegex(sql[0] as string, /store_id/);
+  await withTenant(2, () => Purchase.create({ product_id: 1 }));
+  t.is((await rows('purchases')).at(-1)?.store_id, 2);
+  await t.throwsAsync(() => withTenant(2, () => Purchase.create({ product_id: 1, store_id: 1 })), { instanceOf: TenantMismatchError });
+});
+
+test.serial('options are checked', (t) => {
+  const { sequelize } = t.context;
+  t.throws(() => multitenant(sequelize, { strict: true, writeOnly: true }), { instanceOf: MultitenantError, message: /exclude/ });
+  t.throws(() => multitenant(sequelize, { strict: 'yes' as never }), { instanceOf: MultitenantError, message: /strict must be a boolean/ });
+  t.throws(() => multitenant({} as never), { instanceOf: MultitenantError, message: /takes a Sequelize instance/ });
+});
+
+test.serial('a tenantKey that names no attribute or column is a clear error at first use', async (t) => {
+  const { sequelize } = t.context;
+  const Broken = sequelize.define('Broken', { name: DataTypes.STRING }, { tableName: 'broken', tenantKey: 'shop_id' });
+  const err = await t.throwsAsync(() => withTenant(1, () => Broken.findAll()), { instanceOf: MultitenantError });
+  t.regex(err?.message ?? '', /Broken: tenantKey 'shop_id' names no attribute or column/);
+  (sequelize as unknown as { modelManager: { removeModel(m: unknown): void } }).modelManager.removeModel(Broken);
+});
+
+test.serial('a tenantKey added later by an association is picked up', async (t) => {
+  const { sequelize, Store } = t.context;
+  const Shelf = sequelize.define('Shelf', { label: DataTypes.STRING }, { tableName: 'shelves', timestamps: false, tenantKey: 'store_id' });
+  Shelf.belongsTo(Store, { foreignKey: 'store_id' });
+  await Shelf.sync({ force: true });
+  await withTenant(3, () => Shelf.create({ label: 'top' }));
+  t.is((await t.context.rows('shelves')).at(0)?.store_id, 3);
+  t.is(await withTenant(1, () => Shelf.count()), 0);
+  await Shelf.drop();
+  (sequelize as unknown as { modelManager: { removeModel(m: unknown): void } }).modelManager.removeModel(Shelf);
+});
+
+test.serial('a Sequelize instance without multitenant() is left alone', async (t) => {
+  const other = new Sequelize(t.context.db.url, { logging: false, pool: { max: t.context.db.maxConnections } });
+  const N = other.define('Note', { id: { type: DataTypes.INTEGER, primaryKey: true }, acc_id: DataTypes.INTEGER, body: DataTypes.TEXT }, {
+    tableName: 'notes',
+    timestamps: false,
+    tenantKey: 'acc_id',
+  });
+  if (t.context.db.maxConnections === 1) {
+    t.pass('one connection (embedded PGlite): a second Sequelize cannot connect while the first holds it');
+    await other.close();
+    return;
+  }
+  t.is(await withTenant(1, () => N.count()), 2);
+  await withTenant(1, () => N.create({ id: 99, body: 'free' }));
+  t.is((await t.context.rows('notes')).find((r) => r.id === 99)?.acc_id, null);
+  await other.close();
+});
