@@ -11,7 +11,4 @@ writeFileSync('dist/index.d.ts', dts.startsWith(ref) ? dts : ref + dts);
 writeFileSync('dist/index.d.mts', `${ref}export * from './index.js';\n`);
 
 const names = Object.keys(createRequire(import.meta.url)('../dist/index.js')).filter((n) => n !== '__esModule');
-writeFileSync(
-  'dist/index.mjs',
-  `import cjs from './index.js';\nexport const { ${names.join(', ')} } = cjs;\n`,
-);
+writeFileSync('dist/index.mjs', `import cjs from './index.js';\nexport const { ${names.join(', ')} } = cjs;\n`);

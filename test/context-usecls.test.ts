@@ -31,7 +31,13 @@ test.serial('a CLS transaction and the tenant share one context', async (t) => {
       }),
     ),
   );
-  t.deepEqual((await rows('products')).filter((r) => r.name === 'cls-tx'), []);
+  t.deepEqual(
+    (await rows('products')).filter((r) => r.name === 'cls-tx'),
+    [],
+  );
   await withTenant(1, () => sequelize.transaction(async () => Product.create({ name: 'cls-kept' })));
-  t.deepEqual((await rows('products')).filter((r) => r.name === 'cls-kept').map((r) => r.store_id), [1]);
+  t.deepEqual(
+    (await rows('products')).filter((r) => r.name === 'cls-kept').map((r) => r.store_id),
+    [1],
+  );
 });

@@ -70,11 +70,15 @@ test.serial('a tenantKey added later by an association is picked up', async (t) 
 
 test.serial('a Sequelize instance without multitenant() is left alone', async (t) => {
   const other = new Sequelize(t.context.db.url, { logging: false, pool: { max: t.context.db.maxConnections } });
-  const N = other.define('Note', { id: { type: DataTypes.INTEGER, primaryKey: true }, acc_id: DataTypes.INTEGER, body: DataTypes.TEXT }, {
-    tableName: 'notes',
-    timestamps: false,
-    tenantKey: 'acc_id',
-  });
+  const N = other.define(
+    'Note',
+    { id: { type: DataTypes.INTEGER, primaryKey: true }, acc_id: DataTypes.INTEGER, body: DataTypes.TEXT },
+    {
+      tableName: 'notes',
+      timestamps: false,
+      tenantKey: 'acc_id',
+    },
+  );
   if (t.context.db.maxConnections === 1) {
     t.pass('one connection (embedded PGlite): a second Sequelize cannot connect while the first holds it');
     await other.close();

@@ -20,16 +20,19 @@ test.serial('findAll returns only the current tenant rows, and the SQL carries t
   t.regex(sql[0] as string, /FROM "products" AS "Product" WHERE "Product"."store_id" = 1;/);
 });
 
-test.serial('findByPk of an id that the other tenant also holds returns the current tenant row; of an id only the other holds, null', async (t) => {
-  const { Product, Purchase } = t.context;
-  await withTenant(1, async () => {
-    const rows = await Product.findAll({ where: { id: 1 } });
-    t.deepEqual(names(rows), ['apple-A']);
-    t.is(await Product.findOne({ where: { id: 3 } }), null); // plum-B is tenant 2's
-    t.is(await Purchase.findByPk(2), null); // plain id key: purchase 2 is tenant 2's
-    t.is((await Purchase.findByPk(1))?.get('store_id'), 1);
-  });
-});
+test.serial(
+  'findByPk of an id that the other tenant also holds returns the current tenant row; of an id only the other holds, null',
+  async (t) => {
+    const { Product, Purchase } = t.context;
+    await withTenant(1, async () => {
+      const rows = await Product.findAll({ where: { id: 1 } });
+      t.deepEqual(names(rows), ['apple-A']);
+      t.is(await Product.findOne({ where: { id: 3 } }), null); // plum-B is tenant 2's
+      t.is(await Purchase.findByPk(2), null); // plain id key: purchase 2 is tenant 2's
+      t.is((await Purchase.findByPk(1))?.get('store_id'), 1);
+    });
+  },
+);
 
 test.serial('findOne and findAndCountAll are scoped', async (t) => {
   const { Product, capture } = t.context;
@@ -138,8 +141,14 @@ test.serial('a custom tenant column name, an underscored model and a field: mapp
 test.serial('a UUID tenant scopes its models', async (t) => {
   const { Doc, Org } = t.context;
   await withTenant(ORG_A, async () => {
-    t.deepEqual((await Doc.findAll()).map((d) => d.get('title')), ['doc-A']);
-    t.deepEqual((await Org.findAll()).map((o) => o.get('name')), ['org-A']);
+    t.deepEqual(
+      (await Doc.findAll()).map((d) => d.get('title')),
+      ['doc-A'],
+    );
+    t.deepEqual(
+      (await Org.findAll()).map((o) => o.get('name')),
+      ['org-A'],
+    );
   });
 });
 

@@ -60,5 +60,8 @@ test.serial('strict: withoutTenant, a tenant, and global models run', async (t) 
 test.serial('strict: rows of the tenant table itself can be created with no tenant set', async (t) => {
   const { Store, rows } = t.context;
   await Store.create({ name: 'D' });
-  t.deepEqual((await rows('stores')).map((r) => r.name), ['A', 'B', 'C', 'D']);
+  t.deepEqual(
+    (await rows('stores')).map((r) => r.name),
+    ['A', 'B', 'C', 'D'],
+  );
 });

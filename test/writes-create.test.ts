@@ -17,13 +17,19 @@ test.serial('create fills the tenant column (allowNull: false) and the INSERT ca
   t.is(result.get('store_id'), 1);
   t.regex(sql[0] as string, /INSERT INTO "products" \(.*"store_id".*\)/);
   const kiwi = (await rows('products')).filter((r) => r.name === 'kiwi');
-  t.deepEqual(kiwi.map((r) => r.store_id), [1]);
+  t.deepEqual(
+    kiwi.map((r) => r.store_id),
+    [1],
+  );
 });
 
 test.serial('create with fields: that leave out the tenant still fills it', async (t) => {
   const { Product, rows } = t.context;
   await withTenant(2, () => Product.create({ name: 'fig' }, { fields: ['name'] }));
-  t.deepEqual((await rows('products')).filter((r) => r.name === 'fig').map((r) => r.store_id), [2]);
+  t.deepEqual(
+    (await rows('products')).filter((r) => r.name === 'fig').map((r) => r.store_id),
+    [2],
+  );
 });
 
 test.serial('build + save fills the tenant', async (t) => {
@@ -104,10 +110,16 @@ test.serial('bulkCreate with validate: true and fields: fills the tenant before 
     made.map((p) => p.get('store_id')),
     [2, 2],
   );
-  t.deepEqual((await rows('products')).filter((r) => String(r.name).startsWith('a')).map((r) => [r.name, r.store_id]).slice(-2), [
-    ['a1', 2],
-    ['a2', 2],
-  ]);
+  t.deepEqual(
+    (await rows('products'))
+      .filter((r) => String(r.name).startsWith('a'))
+      .map((r) => [r.name, r.store_id])
+      .slice(-2),
+    [
+      ['a1', 2],
+      ['a2', 2],
+    ],
+  );
 });
 
 test.serial('findOrCreate fills the tenant; a where naming another tenant is refused', async (t) => {
@@ -121,7 +133,10 @@ test.serial('findOrCreate fills the tenant; a where naming another tenant is ref
   await t.throwsAsync(() => withTenant(1, () => Product.findOrCreate({ where: { name: 'x', store_id: 2 } })), {
     instanceOf: TenantMismatchError,
   });
-  t.deepEqual((await rows('products')).filter((r) => r.name === 'x'), []);
+  t.deepEqual(
+    (await rows('products')).filter((r) => r.name === 'x'),
+    [],
+  );
 });
 
 test.serial('with no tenant set, create is a plain insert', async (t) => {
@@ -134,7 +149,10 @@ test.serial('the tenant table itself can be created without a tenant set', async
   const { Store, rows } = t.context;
   const s = await Store.create({ name: 'D' });
   t.is(s.get('id'), 4);
-  t.deepEqual((await rows('stores')).map((r) => r.name), ['A', 'B', 'C', 'D']);
+  t.deepEqual(
+    (await rows('stores')).map((r) => r.name),
+    ['A', 'B', 'C', 'D'],
+  );
 });
 
 test.serial('underscored, field:-mapped, BIGINT and UUID tenant columns are filled by their column', async (t) => {

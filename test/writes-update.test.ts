@@ -164,9 +164,15 @@ test.serial('truncate: true becomes a DELETE scoped to the tenant', async (t) =>
   const { sql } = await capture(() => withTenant(1, () => Product.destroy({ truncate: true })));
   t.is(sql.length, 1);
   t.regex(sql[0] as string, /^DELETE FROM "products" WHERE "store_id" = 1/);
-  t.deepEqual((await rows('products')).map((r) => r.store_id), [2, 2, 2]);
+  t.deepEqual(
+    (await rows('products')).map((r) => r.store_id),
+    [2, 2, 2],
+  );
   await withTenant(2, () => Purchase.truncate());
-  t.deepEqual((await rows('purchases')).map((r) => r.store_id), [1]);
+  t.deepEqual(
+    (await rows('purchases')).map((r) => r.store_id),
+    [1],
+  );
   // Without a tenant it is a real TRUNCATE.
   const plain = await capture(() => withoutTenant(() => Purchase.truncate()));
   t.regex(plain.sql[0] as string, /^TRUNCATE/);
@@ -188,7 +194,10 @@ test.serial('paranoid: destroy, restore (static and instance) and force are scop
   await withTenant(1, () => mine?.restore());
   t.is((await rows('reviews')).find((r) => r.id === 1)?.deleted_at, null);
   await withTenant(1, () => Review.destroy({ where: {}, force: true }));
-  t.deepEqual((await rows('reviews')).map((r) => r.id), [2]);
+  t.deepEqual(
+    (await rows('reviews')).map((r) => r.id),
+    [2],
+  );
 });
 
 test.serial('upsert with a key that includes the tenant never touches the other tenant row', async (t) => {
@@ -225,10 +234,9 @@ test.serial('bulkCreate updateOnDuplicate: scoped with a tenant key, refused wit
   t.is(product(all, 1, 2)?.name, 'apple-B2');
   t.is(product(all, 1, 1)?.name, 'apple-A');
   const before = await rows('purchases');
-  await t.throwsAsync(
-    () => withTenant(1, () => Purchase.bulkCreate([{ id: 2, product_id: 1, qty: 9 }], { updateOnDuplicate: ['qty'] })),
-    { instanceOf: TenantMismatchError },
-  );
+  await t.throwsAsync(() => withTenant(1, () => Purchase.bulkCreate([{ id: 2, product_id: 1, qty: 9 }], { updateOnDuplicate: ['qty'] })), {
+    instanceOf: TenantMismatchError,
+  });
   t.deepEqual(await rows('purchases'), before);
   await withTenant(1, () => Coupon.bulkCreate([{ code: 'ONLYB', uses: 1 }], { updateOnDuplicate: ['uses'] }));
   const coupons = await rows('coupons', 'code, shop_ref');

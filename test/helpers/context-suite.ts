@@ -82,10 +82,22 @@ export function contextSuite(test: TestFn<Fixture>, expectedBackend: RegExp): vo
     const store = await withoutTenant(() => Store.findByPk(2));
     const org = await withoutTenant(() => Org.findByPk(ORG_A));
     t.is(withTenant(store as never, () => getCurrentTenant()) as unknown, store);
-    t.is(withTenant(store as never, () => getCurrentTenantId()), 2);
-    t.is(withTenant(org as never, () => getCurrentTenantId()), ORG_A);
-    t.is(withTenant('abc', () => getCurrentTenantId()), 'abc');
-    t.is(withTenant(9007199254740993n, () => getCurrentTenantId()), 9007199254740993n);
+    t.is(
+      withTenant(store as never, () => getCurrentTenantId()),
+      2,
+    );
+    t.is(
+      withTenant(org as never, () => getCurrentTenantId()),
+      ORG_A,
+    );
+    t.is(
+      withTenant('abc', () => getCurrentTenantId()),
+      'abc',
+    );
+    t.is(
+      withTenant(9007199254740993n, () => getCurrentTenantId()),
+      9007199254740993n,
+    );
     t.deepEqual(
       withTenant([1, '2', 3n, store as never, 1], () => getCurrentTenantId()),
       [1, '2', 3n],
@@ -94,7 +106,23 @@ export function contextSuite(test: TestFn<Fixture>, expectedBackend: RegExp): vo
 
   test.serial('invalid tenants are refused where they are passed in', (t) => {
     const { Store } = t.context;
-    const bad: unknown[] = [undefined, null, Number.NaN, Number.POSITIVE_INFINITY, 1.5, '', '  ', true, {}, [], [[1]], [1, null], Store.build({ name: 'no id' }), new Date(), Symbol('x')];
+    const bad: unknown[] = [
+      undefined,
+      null,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      1.5,
+      '',
+      '  ',
+      true,
+      {},
+      [],
+      [[1]],
+      [1, null],
+      Store.build({ name: 'no id' }),
+      new Date(),
+      Symbol('x'),
+    ];
     for (const value of bad) {
       const err = t.throws(() => withTenant(value as never, () => 1), { instanceOf: InvalidTenantError }, String(value?.toString?.()));
       t.is(err?.operation, 'withTenant');
@@ -111,7 +139,12 @@ export function contextSuite(test: TestFn<Fixture>, expectedBackend: RegExp): vo
       t.is(getCurrentTenantId(), 5);
       const fromTimer = await new Promise((resolve) => setTimeout(() => resolve(getCurrentTenantId()), 2));
       t.is(fromTimer, 5);
-      const all = await Promise.all([1, 2, 3].map(async (i) => (await sleep(i), getCurrentTenantId())));
+      const all = await Promise.all(
+        [1, 2, 3].map(async (i) => {
+          await sleep(i);
+          return getCurrentTenantId();
+        }),
+      );
       t.deepEqual(all, [5, 5, 5]);
       const emitter = new EventEmitter();
       const heard = new Promise((resolve) => emitter.once('go', () => resolve(getCurrentTenantId())));
@@ -146,7 +179,10 @@ export function contextSuite(test: TestFn<Fixture>, expectedBackend: RegExp): vo
         t.is(getCurrentTenantId(), 1);
       }),
     );
-    t.deepEqual((await rows('products')).filter((r) => r.name === 'in-tx').map((r) => r.store_id), [1]);
+    t.deepEqual(
+      (await rows('products')).filter((r) => r.name === 'in-tx').map((r) => r.store_id),
+      [1],
+    );
     await withTenant(2, async () => {
       const transaction = await sequelize.transaction();
       await Product.update({ price: 0 }, { where: {}, transaction });

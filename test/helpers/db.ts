@@ -64,7 +64,10 @@ async function container(): Promise<TestDatabase | undefined> {
     .withExposedPorts(5432)
     .withWaitStrategy(tc.Wait.forLogMessage(/database system is ready to accept connections/, 2))
     .start();
-  const db = await freshDatabaseOn(`postgres://postgres:postgres@${started.getHost()}:${started.getMappedPort(5432)}/postgres`, 'container');
+  const db = await freshDatabaseOn(
+    `postgres://postgres:postgres@${started.getHost()}:${started.getMappedPort(5432)}/postgres`,
+    'container',
+  );
   return { ...db, drop: async () => void (await started.stop()) };
 }
 

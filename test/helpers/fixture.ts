@@ -1,6 +1,6 @@
 // A Sequelize connected to a fresh test database, the parity schema (two tenants holding the same
 // primary keys), and every SQL statement captured through Sequelize's `logging` option.
-import { DataTypes, Model, type ModelStatic, Sequelize } from 'sequelize';
+import { DataTypes, type Model, type ModelStatic, Sequelize } from 'sequelize';
 import { type MultitenantOptions, multitenant } from '../../src/index';
 import { createTestDatabase, type TestDatabase } from './db';
 
