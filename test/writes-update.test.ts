@@ -263,3 +263,43 @@ test.serial('ignoreDuplicates (ON CONFLICT DO NOTHING) inserts the tenant row an
     ],
   );
 });
+
+test.serial('individualHooks: the find Sequelize runs first and the write itself are both scoped', async (t) => {
+  const { Product, rows, capture } = t.context;
+  const { result, sql } = await capture(() =>
+    withTenant(2, () => Product.update({ price: 1 }, { where: { id: 1 }, individualHooks: true })),
+  );
+  t.is(result[0], 1);
+  t.true(sql.length >= 2);
+  for (const s of sql) t.regex(s, /store_id" = 2/);
+  await withTenant(1, () => Product.destroy({ where: { id: 1 }, individualHooks: true }));
+  const all = await rows('products');
+  t.is(product(all, 1, 2)?.price, 1);
+  t.falsy(product(all, 1, 1));
+  t.truthy(product(all, 1, 2));
+});
+
+test.serial('hooks: false does not bypass scoping (it is applied below the hooks)', async (t) => {
+  const { Product, rows } = t.context;
+  await withTenant(1, async () => {
+    t.is((await Product.findAll({ hooks: false })).length, 2);
+    t.is(await Product.count({ hooks: false }), 2);
+    await Product.update({ price: 2 }, { where: {}, hooks: false });
+    await Product.destroy({ where: { id: 2 }, hooks: false });
+  });
+  const all = await rows('products');
+  t.deepEqual(
+    all.filter((r) => r.store_id === 1).map((r) => r.price),
+    [2],
+  );
+  t.deepEqual(
+    all.filter((r) => r.store_id === 2).map((r) => r.price),
+    [11, 21, 31],
+  );
+});
+
+test.serial('raw sequelize.query is not rewritten', async (t) => {
+  const { sequelize } = t.context;
+  const [rows] = await withTenant(1, () => sequelize.query('SELECT count(*)::int AS n FROM products'));
+  t.deepEqual(rows, [{ n: 5 }]);
+});
