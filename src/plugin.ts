@@ -1,6 +1,7 @@
 import type { Sequelize } from 'sequelize';
 import { type ClsNamespace, configureNamespace, watchSequelizeClass } from './context';
 import { MultitenantError } from './errors';
+import { type GeneratorInternals, patchIncludes } from './scope/includes';
 import { patchModelMethods } from './scope/methods';
 import { patchReads } from './scope/reads';
 import { patchWrites, type QueryInterfaceInternals } from './scope/writes';
@@ -81,6 +82,7 @@ export function multitenant(sequelize: Sequelize, options: MultitenantOptions = 
   const qi = sequelize.getQueryInterface() as unknown as QueryInterfaceInternals;
   patchReads(qi, state);
   patchWrites(qi, state);
+  patchIncludes(qi.queryGenerator as unknown as GeneratorInternals, state);
   patchModelMethods(ctor.Model as Parameters<typeof patchModelMethods>[0]);
   states.set(sequelize, state);
   return sequelize;

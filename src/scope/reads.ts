@@ -1,18 +1,45 @@
+import { tenantMeta } from '../models';
 import type { PluginState } from '../plugin';
 import { activeScope, scopedWhere } from './scope';
 import type { QueryInterfaceInternals } from './writes';
 
+type SelectOptions = Parameters<QueryInterfaceInternals['select']>[2] & {
+  include?: unknown[];
+  attributes?: unknown[];
+  subQuery?: boolean;
+  limit?: number;
+  hasMultiAssociation?: boolean;
+};
+
+/**
+ * With include + limit, Sequelize selects the root in a subquery and joins the includes outside it:
+ * the co-location equality needs the root's tenant column there, under its attribute name. Select it
+ * when the application's `attributes` left it out (Sequelize's own key completion would add a
+ * composite key's tenant column reversed — `"storeId" AS "store_id"` — for a `field:`-mapped column).
+ */
+function withTenantSelected(options: SelectOptions, model: Parameters<typeof tenantMeta>[0]): SelectOptions {
+  const subQuery = options.subQuery === undefined ? !!options.limit && !!options.hasMultiAssociation : options.subQuery;
+  if (!subQuery || !options.include?.length || !Array.isArray(options.attributes)) return options;
+  const meta = tenantMeta(model);
+  if (!meta) return options;
+  const selected = options.attributes.some((a) => a === meta.attribute || (Array.isArray(a) && a[1] === meta.attribute));
+  if (selected) return options;
+  const attribute = meta.attribute === meta.column ? meta.column : [meta.column, meta.attribute];
+  return { ...options, attributes: [...options.attributes, attribute] };
+}
+
 /**
  * The root WHERE of every read: `select` (findAll, findOne, findByPk, findAndCountAll, reload,
  * association getters) and `rawSelect` (count, max, min, sum, aggregate). Both receive options whose
- * `where` already uses column names.
+ * `where` already uses column names. Joins are scoped where Sequelize builds them (includes.ts).
  */
 export function patchReads(qi: QueryInterfaceInternals, state: PluginState): void {
   const select = qi.select;
   qi.select = async function scopedSelect(model, tableName, options) {
     const scope = activeScope(state, model, 'find', 'read');
-    if (!scope) return select.call(this, model, tableName, options);
-    return select.call(this, model, tableName, { ...options, where: scopedWhere(options?.where, scope) });
+    const selected = withTenantSelected(options as SelectOptions, model);
+    if (!scope) return select.call(this, model, tableName, selected);
+    return select.call(this, model, tableName, { ...selected, where: scopedWhere(options?.where, scope) });
   };
 
   const rawSelect = qi.rawSelect;

@@ -24,6 +24,10 @@ export interface Fixture {
   Coupon: AnyModel;
   Org: AnyModel;
   Doc: AnyModel;
+  Tag: AnyModel;
+  ProductTag: AnyModel;
+  Campaign: AnyModel;
+  Ad: AnyModel;
   /** Empties every table and seeds the two tenants; clears `sql`. */
   reset(): Promise<void>;
   /** Rows of a table as the database holds them (raw SQL, unscoped), ordered. */
@@ -69,6 +73,7 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
       name: { type: DataTypes.STRING, allowNull: false },
       price: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 0 },
       stock: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 0 },
+      category_id: { type: DataTypes.INTEGER, allowNull: true },
     },
     { tableName: 'products', timestamps: false, tenantKey: 'store_id' },
   );
@@ -133,6 +138,62 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
     { tableName: 'docs', timestamps: false, tenantKey: 'orgId' },
   );
 
+  // Tags: a tenant model with a composite key, linked to products through ProductTag.
+  const Tag = sequelize.define(
+    'Tag',
+    {
+      id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
+      store_id: { type: DataTypes.INTEGER, primaryKey: true, allowNull: false },
+      label: DataTypes.STRING,
+    },
+    { tableName: 'tags', timestamps: false, tenantKey: 'store_id' },
+  );
+  const ProductTag = sequelize.define(
+    'ProductTag',
+    {
+      id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
+      store_id: { type: DataTypes.INTEGER, allowNull: false },
+      product_id: { type: DataTypes.INTEGER, allowNull: false },
+      tag_id: { type: DataTypes.INTEGER, allowNull: false },
+    },
+    { tableName: 'product_tags', timestamps: false, tenantKey: 'store_id' },
+  );
+  // An underscored parent whose tenant attribute (storeId) differs from its column (store_id).
+  const Campaign = sequelize.define(
+    'Campaign',
+    {
+      id: { type: DataTypes.INTEGER, primaryKey: true },
+      storeId: { type: DataTypes.INTEGER, primaryKey: true },
+      name: DataTypes.STRING,
+    },
+    { tableName: 'campaigns', timestamps: false, underscored: true, tenantKey: 'storeId' },
+  );
+  const Ad = sequelize.define(
+    'Ad',
+    {
+      id: { type: DataTypes.INTEGER, primaryKey: true },
+      storeId: { type: DataTypes.INTEGER, primaryKey: true },
+      campaignId: { type: DataTypes.INTEGER, allowNull: false },
+      text: DataTypes.STRING,
+    },
+    { tableName: 'ads', timestamps: false, underscored: true, tenantKey: 'storeId' },
+  );
+
+  // Associations. Product ids repeat across tenants, so its foreign keys carry no single-column constraint.
+  const noFk = { constraints: false };
+  Store.hasMany(Product, { foreignKey: 'store_id', ...noFk });
+  Product.belongsTo(Store, { foreignKey: 'store_id', ...noFk });
+  Product.hasMany(Purchase, { foreignKey: 'product_id', ...noFk });
+  Purchase.belongsTo(Product, { foreignKey: 'product_id', ...noFk });
+  Product.hasOne(Purchase, { as: 'firstPurchase', foreignKey: 'product_id', ...noFk });
+  Product.belongsTo(Category, { foreignKey: 'category_id', ...noFk });
+  Category.hasMany(Product, { foreignKey: 'category_id', ...noFk });
+  Product.belongsToMany(Tag, { through: { model: ProductTag, unique: false }, foreignKey: 'product_id', otherKey: 'tag_id', ...noFk });
+  Tag.belongsToMany(Product, { through: { model: ProductTag, unique: false }, foreignKey: 'tag_id', otherKey: 'product_id', ...noFk });
+  Store.hasMany(Review, { foreignKey: 'storeId', ...noFk });
+  Campaign.hasMany(Ad, { foreignKey: 'campaignId', ...noFk });
+  Ad.belongsTo(Campaign, { foreignKey: 'campaignId', ...noFk });
+
   await sequelize.sync({ force: true });
 
   const raw = async (q: string) => {
@@ -151,8 +212,14 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
     Coupon,
     Org,
     Doc,
+    Tag,
+    ProductTag,
+    Campaign,
+    Ad,
     async reset() {
-      await raw('TRUNCATE stores, products, purchases, categories, notes, reviews, coupons, orgs, docs RESTART IDENTITY');
+      await raw(
+        'TRUNCATE stores, products, purchases, categories, notes, reviews, coupons, orgs, docs, tags, product_tags, campaigns, ads RESTART IDENTITY',
+      );
       await raw(`INSERT INTO stores (id, name) VALUES (1, 'A'), (2, 'B'), (3, 'C')`);
       await raw(`SELECT setval('stores_id_seq', 3)`);
       await raw(`INSERT INTO products (id, store_id, name, price, stock) VALUES
@@ -172,6 +239,14 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
       await raw(`INSERT INTO orgs (id, name) VALUES ('${ORG_A}', 'org-A'), ('${ORG_B}', 'org-B')`);
       await raw(`INSERT INTO docs (id, org_id, title) VALUES (1, '${ORG_A}', 'doc-A'), (2, '${ORG_B}', 'doc-B')`);
       await raw(`SELECT setval('docs_id_seq', 10)`);
+      await raw(`UPDATE products SET category_id = 1 WHERE id = 1`);
+      await raw(`INSERT INTO tags (id, store_id, label) VALUES (1, 1, 'red-A'), (2, 1, 'sweet-A'), (1, 2, 'red-B'), (2, 2, 'sweet-B')`);
+      await raw(`SELECT setval('tags_id_seq', 10)`);
+      // product 1 ↔ tag 1 in both tenants; product 1 ↔ tag 2 only in tenant 2.
+      await raw(`INSERT INTO product_tags (id, store_id, product_id, tag_id) VALUES (1, 1, 1, 1), (2, 2, 1, 1), (3, 2, 1, 2)`);
+      await raw(`SELECT setval('product_tags_id_seq', 10)`);
+      await raw(`INSERT INTO campaigns (id, store_id, name) VALUES (1, 1, 'spring-A'), (2, 1, 'idle-A'), (1, 2, 'spring-B')`);
+      await raw(`INSERT INTO ads (id, store_id, campaign_id, text) VALUES (1, 1, 1, 'ad-A'), (1, 2, 1, 'ad-B'), (2, 2, 1, 'ad-B2')`);
       sql.length = 0;
     },
     async rows(table, order = 'id') {
