@@ -1,6 +1,7 @@
 import type { Sequelize } from 'sequelize';
 import { type ClsNamespace, configureNamespace, watchSequelizeClass } from './context';
 import { MultitenantError } from './errors';
+import { patchAssociations } from './scope/associations';
 import { type GeneratorInternals, patchIncludes } from './scope/includes';
 import { patchModelMethods } from './scope/methods';
 import { patchReads } from './scope/reads';
@@ -84,6 +85,7 @@ export function multitenant(sequelize: Sequelize, options: MultitenantOptions = 
   patchWrites(qi, state);
   patchIncludes(qi.queryGenerator as unknown as GeneratorInternals, state);
   patchModelMethods(ctor.Model as Parameters<typeof patchModelMethods>[0]);
+  patchAssociations(ctor as unknown as Parameters<typeof patchAssociations>[0]);
   states.set(sequelize, state);
   return sequelize;
 }

@@ -86,7 +86,7 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
     {
       id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
       store_id: { type: DataTypes.INTEGER, allowNull: false },
-      product_id: { type: DataTypes.INTEGER, allowNull: false },
+      product_id: { type: DataTypes.INTEGER, allowNull: true },
       qty: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 1 },
     },
     { tableName: 'purchases', timestamps: true, tenantKey: 'store_id' },

@@ -1,0 +1,76 @@
+import type { Sequelize } from 'sequelize';
+import { TenantMismatchError } from '../errors';
+import type { AnyModelStatic } from '../models';
+import { stateOf } from '../plugin';
+import { tenantIncludes } from '../tenant';
+import { activeScope, type Scope } from './scope';
+
+interface AssociationLike {
+  source: AnyModelStatic & { sequelize?: Sequelize };
+  target: AnyModelStatic;
+  accessors: Record<string, string>;
+}
+type Method = (this: AssociationLike, source: unknown, ...rest: unknown[]) => Promise<unknown>;
+type AssociationClass = { prototype: Record<string, Method> };
+
+/** The association methods that take the source instance first, per association kind. */
+const METHODS: Record<string, readonly string[]> = {
+  HasMany: ['get', 'count', 'has', 'set', 'add', 'remove', 'create'],
+  BelongsToMany: ['get', 'count', 'has', 'set', 'add', 'remove', 'create'],
+  HasOne: ['get', 'set', 'create'],
+  BelongsTo: ['get', 'set', 'create'],
+};
+/** The methods whose second argument names target rows (instances or keys). */
+const TAKES_TARGETS = new Set(['has', 'set', 'add', 'remove']);
+
+const patched = new WeakSet<object>();
+
+function rowTenant(row: unknown, attribute: string): unknown {
+  const r = row as { _previousDataValues?: Record<string, unknown>; dataValues?: Record<string, unknown> };
+  return r?._previousDataValues?.[attribute] ?? r?.dataValues?.[attribute];
+}
+
+function assertRows(scope: Scope, rows: unknown, role: string): void {
+  for (const row of Array.isArray(rows) ? rows : [rows]) {
+    if (!row || typeof row !== 'object' || !('dataValues' in row)) continue; // a key, or nothing
+    const value = rowTenant(row, scope.meta.attribute);
+    if (value === undefined || value === null) continue;
+    if (!tenantIncludes(scope.tenant, value, scope.meta)) {
+      throw new TenantMismatchError(`the ${role} ${scope.meta.name} row belongs to tenant ${String(value)}; nothing was read or written`, {
+        ...scope.details,
+        received: value,
+      });
+    }
+  }
+}
+
+/**
+ * Association methods (`product.getPurchases()`, `setTags`, `addPurchase`, ...) run scoped queries of
+ * the target and through models already. What is left is the instances they are handed: a source
+ * instance, or target instances, loaded under another tenant would join rows of two tenants by a key
+ * they share. They are refused with TenantMismatchError before any SQL.
+ */
+export function patchAssociations(classes: Record<string, AssociationClass | undefined>): void {
+  for (const [kind, methods] of Object.entries(METHODS)) {
+    const cls = classes[kind];
+    if (!cls || patched.has(cls)) continue;
+    patched.add(cls);
+    for (const name of methods) {
+      const original = cls.prototype[name];
+      if (typeof original !== 'function') continue;
+      cls.prototype[name] = async function scopedAssociationMethod(this: AssociationLike, source: unknown, ...rest: unknown[]) {
+        const state = this.source.sequelize && stateOf(this.source.sequelize);
+        if (state) {
+          const operation = this.accessors[name] ?? name;
+          const sourceScope = activeScope(state, this.source, operation, 'read');
+          if (sourceScope) assertRows(sourceScope, source, 'source');
+          if (TAKES_TARGETS.has(name)) {
+            const targetScope = activeScope(state, this.target, operation, 'read');
+            if (targetScope) assertRows(targetScope, rest[0], 'target');
+          }
+        }
+        return original.call(this, source, ...rest);
+      };
+    }
+  }
+}
