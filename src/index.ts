@@ -1,3 +1,7 @@
+export type { MigrationOptions, TenantForeignKeyOptions } from './citus/migrations';
+export { addTenantForeignKey, createDistributedTable, createReferenceTable, undistributeTable } from './citus/migrations';
+export { routerOnly } from './citus/router-only';
+export type { TableName } from './citus/sql';
 export type { ClsNamespace } from './context';
 export {
   getCurrentTenant,
@@ -11,6 +15,7 @@ export type { RefusalDetails } from './errors';
 export { InvalidTenantError, MissingTenantError, MultitenantError, TenantMismatchError } from './errors';
 export type { ResolvedTenant, TenantMiddlewareOptions } from './express';
 export { tenantMiddleware } from './express';
+export type { NoticeHandler } from './notice';
 export type { MultitenantOptions } from './plugin';
 export { multitenant } from './plugin';
 export type { TenantId, TenantInput } from './tenant';

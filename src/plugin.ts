@@ -1,6 +1,10 @@
 import type { Sequelize } from 'sequelize';
+import { checkTenantModel } from './citus/checks';
+import { patchAssociationFactories, patchCreateTable, patchModelSync } from './citus/schema';
 import { type ClsNamespace, configureNamespace, watchSequelizeClass } from './context';
 import { MultitenantError } from './errors';
+import type { AnyModelStatic } from './models';
+import type { NoticeHandler } from './notice';
 import { patchAssociations } from './scope/associations';
 import { type GeneratorInternals, patchIncludes } from './scope/includes';
 import { patchModelMethods } from './scope/methods';
@@ -28,6 +32,12 @@ export interface MultitenantOptions {
    * @default false
    */
   writeOnly?: boolean;
+  /**
+   * Where one-line notices and warnings go: a key Citus would reject, a Citus step skipped on plain
+   * PostgreSQL. `false` silences them.
+   * @default console.warn
+   */
+  notice?: NoticeHandler;
 }
 
 /** Per-Sequelize-instance state (internal). */
@@ -45,6 +55,9 @@ export function stateOf(sequelize: Sequelize): PluginState | undefined {
 function resolveOptions(options: MultitenantOptions): PluginState['options'] {
   if (options === null || typeof options !== 'object') {
     throw new MultitenantError('options must be an object', { operation: 'multitenant' });
+  }
+  if (options.notice !== undefined && options.notice !== false && typeof options.notice !== 'function') {
+    throw new MultitenantError('option notice must be a function or false', { operation: 'multitenant' });
   }
   for (const key of ['strict', 'writeOnly'] as const) {
     if (options[key] !== undefined && typeof options[key] !== 'boolean') {
@@ -86,6 +99,15 @@ export function multitenant(sequelize: Sequelize, options: MultitenantOptions = 
   patchIncludes(qi.queryGenerator as unknown as GeneratorInternals, state);
   patchModelMethods(ctor.Model as Parameters<typeof patchModelMethods>[0]);
   patchAssociations(ctor as unknown as Parameters<typeof patchAssociations>[0]);
+  patchAssociationFactories(ctor.Model as Record<string, unknown>);
+  patchModelSync(ctor.Model as Parameters<typeof patchModelSync>[0], (s) => states.has(s));
+  patchCreateTable(qi as unknown as Parameters<typeof patchCreateTable>[0], () => states.has(sequelize), checkTenantModel);
   states.set(sequelize, state);
+  // Keys Citus would reject are said once per model: now for the models already defined, then as each is defined.
+  const modelsNow = (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
+  for (const model of modelsNow) checkTenantModel(model);
+  sequelize.addHook('afterDefine', (model) => {
+    if (states.has(sequelize)) checkTenantModel(model as unknown as AnyModelStatic);
+  });
   return sequelize;
 }

@@ -78,7 +78,7 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
     { tableName: 'products', timestamps: false, tenantKey: 'store_id' },
   );
 
-  multitenant(sequelize, options);
+  multitenant(sequelize, { notice: false, ...options });
 
   // … and after.
   const Purchase = sequelize.define(

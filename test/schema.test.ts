@@ -1,0 +1,198 @@
+// The PostgreSQL side of the schema layer: tenant-aware foreign keys and unique keys on sync, the
+// checks Citus would fail, the migration helpers' no-op path. (Citus itself: citus.test.ts.)
+import anyTest, { type TestFn } from 'ava';
+import { DataTypes, Sequelize } from 'sequelize';
+import {
+  addTenantForeignKey,
+  createDistributedTable,
+  createReferenceTable,
+  MultitenantError,
+  multitenant,
+  routerOnly,
+  undistributeTable,
+  withTenant,
+} from '../src/index';
+import { createTestDatabase, type TestDatabase } from './helpers/db';
+import { defineSchemaModels, type SchemaModels } from './helpers/schema-models';
+
+interface Ctx {
+  db: TestDatabase;
+  sequelize: Sequelize;
+  models: SchemaModels;
+  notices: string[];
+  sql: string[];
+}
+const test = anyTest as TestFn<Ctx>;
+
+test.before(async (t) => {
+  const db = await createTestDatabase();
+  const notices: string[] = [];
+  const sql: string[] = [];
+  const sequelize = new Sequelize(db.url, { logging: (s) => sql.push(s), pool: { max: db.maxConnections } });
+  multitenant(sequelize, { notice: (m) => notices.push(m) });
+  const models = defineSchemaModels(sequelize);
+  await sequelize.sync();
+  t.context = { db, sequelize, models, notices, sql };
+});
+test.after.always(async (t) => {
+  await t.context?.sequelize.close();
+  await t.context?.db.drop();
+});
+
+async function constraints(sequelize: Sequelize, table: string): Promise<string[]> {
+  const [rows] = await sequelize.query(
+    `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = '${table}'::regclass AND contype IN ('f', 'u', 'p') ORDER BY 1`,
+  );
+  return (rows as Array<{ def: string }>).map((r) => r.def);
+}
+
+test.serial('sync creates (store_id, product_id) → products (store_id, id) instead of a single-column key', async (t) => {
+  const defs = await constraints(t.context.sequelize, 'purchases');
+  t.true(
+    defs.includes('FOREIGN KEY (store_id, product_id) REFERENCES products(store_id, id) ON UPDATE CASCADE ON DELETE CASCADE'),
+    defs.join('\n'),
+  );
+  t.false(defs.some((d) => /FOREIGN KEY \(product_id\)/.test(d)));
+});
+
+test.serial('foreign keys to the tenant table and to global tables stay single-column', async (t) => {
+  const defs = await constraints(t.context.sequelize, 'products');
+  t.true(
+    defs.some((d) => /^FOREIGN KEY \(store_id\) REFERENCES stores\(id\)/.test(d)),
+    defs.join('\n'),
+  );
+  t.true(
+    defs.some((d) => /^FOREIGN KEY \(country_code\) REFERENCES countries\(code\)/.test(d)),
+    defs.join('\n'),
+  );
+});
+
+test.serial('belongsToMany: the through table gets tenant foreign keys to both sides and a unique key with the tenant', async (t) => {
+  const defs = await constraints(t.context.sequelize, 'product_tags');
+  t.true(
+    defs.includes('FOREIGN KEY (store_id, product_id) REFERENCES products(store_id, id) ON UPDATE CASCADE ON DELETE CASCADE'),
+    defs.join('\n'),
+  );
+  t.true(
+    defs.includes('FOREIGN KEY (store_id, tag_id) REFERENCES tags(store_id, id) ON UPDATE CASCADE ON DELETE CASCADE'),
+    defs.join('\n'),
+  );
+  t.true(
+    defs.some((d) => /^UNIQUE \(store_id, product_id, tag_id\)/.test(d)),
+    defs.join('\n'),
+  );
+  t.false(defs.some((d) => /^UNIQUE \(product_id, tag_id\)/.test(d)));
+});
+
+test.serial('a parent whose key lacks the tenant column gets UNIQUE (store_id, id); a nullable key defaults to NO ACTION', async (t) => {
+  t.true((await constraints(t.context.sequelize, 'invoices')).includes('UNIQUE (store_id, id)'));
+  const defs = await constraints(t.context.sequelize, 'invoice_lines');
+  t.true(defs.includes('FOREIGN KEY (store_id, invoice_id) REFERENCES invoices(store_id, id) ON UPDATE CASCADE'), defs.join('\n'));
+});
+
+test.serial('the database itself now refuses a row that points at another tenant’s row', async (t) => {
+  const { sequelize } = t.context;
+  await sequelize.query(`INSERT INTO stores (id, name) VALUES (1, 'A'), (2, 'B')`);
+  await sequelize.query(`INSERT INTO products (id, store_id, name) VALUES (1, 1, 'a'), (2, 2, 'b')`);
+  await t.throwsAsync(() => sequelize.query(`INSERT INTO purchases (store_id, product_id, qty) VALUES (1, 2, 1)`), {
+    message: /foreign key/,
+  });
+  await sequelize.query(`INSERT INTO purchases (store_id, product_id, qty) VALUES (2, 2, 1)`);
+  // ON DELETE CASCADE kept: deleting the product removes its purchases (in the same tenant only).
+  await withTenant(2, () => t.context.models.Product.destroy({ where: { id: 2 } }));
+  const [rows] = await sequelize.query('SELECT count(*)::int AS n FROM purchases');
+  t.deepEqual(rows, [{ n: 0 }]);
+});
+
+test.serial('a second sync is a no-op', async (t) => {
+  const before = await constraints(t.context.sequelize, 'purchases');
+  await t.context.sequelize.sync();
+  t.deepEqual(await constraints(t.context.sequelize, 'purchases'), before);
+});
+
+test.serial('plain PostgreSQL: distribution is skipped with one notice', (t) => {
+  t.is(t.context.notices.filter((n) => /no citus extension in this database: tables are created, not distributed/.test(n)).length, 1);
+});
+
+test.serial('ON DELETE SET NULL written on a tenant foreign key is refused before anything is created', async (t) => {
+  const { sequelize } = t.context;
+  const key = { type: DataTypes.BIGINT, primaryKey: true };
+  const A = sequelize.define('A', { id: key, store_id: key }, { tableName: 'a_parent', tenantKey: 'store_id', timestamps: false });
+  const B = sequelize.define(
+    'B',
+    { id: key, store_id: key, a_id: DataTypes.BIGINT },
+    { tableName: 'b_child', tenantKey: 'store_id', timestamps: false },
+  );
+  B.belongsTo(A, { foreignKey: 'a_id', onDelete: 'SET NULL' });
+  await A.sync();
+  const err = await t.throwsAsync(() => B.sync(), { instanceOf: MultitenantError });
+  t.regex(err?.message ?? '', /onDelete 'SET NULL' on B → A .*Use CASCADE, RESTRICT or NO ACTION/);
+  const [rows] = await sequelize.query(`SELECT to_regclass('b_child') AS t`);
+  t.deepEqual(rows, [{ t: null }]);
+  const manager = (sequelize as unknown as { modelManager: { removeModel(m: unknown): void } }).modelManager;
+  manager.removeModel(B);
+  manager.removeModel(A);
+});
+
+test.serial('define-time checks: keys Citus would reject and INTEGER auto-increment keys are warned about', (t) => {
+  const notices: string[] = [];
+  const s = new Sequelize('postgres://localhost/none', { logging: false });
+  multitenant(s, { notice: (m) => notices.push(m) });
+  s.define(
+    'Loose',
+    {
+      id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
+      store_id: DataTypes.BIGINT,
+      sku: { type: DataTypes.STRING, unique: true },
+    },
+    { tenantKey: 'store_id' },
+  );
+  s.define(
+    'Tight',
+    { id: { type: DataTypes.BIGINT, primaryKey: true, autoIncrement: true }, store_id: { type: DataTypes.BIGINT, primaryKey: true } },
+    { tenantKey: 'store_id' },
+  );
+  t.is(notices.length, 3, notices.join('\n'));
+  t.regex(notices[0] as string, /Loose: primary key \(id\) does not include the tenant column store_id.*\(store_id, id\)/);
+  t.regex(notices[1] as string, /Loose: unique key \(sku\) does not include the tenant column store_id/);
+  t.regex(notices[2] as string, /Loose.id is an INTEGER auto-increment key: use BIGINT/);
+});
+
+test.serial('migration helpers: a no-op with a notice on plain PostgreSQL; the tenant foreign key works', async (t) => {
+  const { sequelize } = t.context;
+  const qi = sequelize.getQueryInterface();
+  const notices: string[] = [];
+  const notice = (m: string) => notices.push(m);
+  t.false(await createDistributedTable(qi, 'products', 'store_id', { colocateWith: 'stores', notice }));
+  t.false(await createReferenceTable(qi, 'countries', { notice }));
+  t.false(await undistributeTable(sequelize, 'products', { notice }));
+  t.deepEqual(notices, [
+    'createDistributedTable(products): no citus extension in this database, nothing to do (plain PostgreSQL)',
+    'createReferenceTable(countries): no citus extension in this database, nothing to do (plain PostgreSQL)',
+    'undistributeTable(products): no citus extension in this database, nothing to do (plain PostgreSQL)',
+  ]);
+  await sequelize.query('CREATE TABLE reviews (id bigint, store_id bigint, product_id bigint, PRIMARY KEY (store_id, id))');
+  const options = {
+    tenantColumn: 'store_id',
+    columns: ['product_id'],
+    references: { table: 'products', columns: ['id'] },
+    onDelete: 'CASCADE' as const,
+  };
+  t.true(await addTenantForeignKey(qi, 'reviews', options));
+  t.false(await addTenantForeignKey(qi, 'reviews', options));
+  t.true(
+    (await constraints(sequelize, 'reviews')).includes(
+      'FOREIGN KEY (store_id, product_id) REFERENCES products(store_id, id) ON DELETE CASCADE',
+    ),
+  );
+  await t.throwsAsync(() => addTenantForeignKey(qi, 'reviews', { ...options, name: 'x', onDelete: 'SET NULL' as never }), {
+    instanceOf: TypeError,
+  });
+});
+
+test.serial('routerOnly on plain PostgreSQL: a notice, and queries run', async (t) => {
+  const notices: string[] = [];
+  routerOnly(t.context.sequelize, { notice: (m) => notices.push(m) });
+  t.is(await withTenant(1, () => t.context.models.Product.count()), 1);
+  t.deepEqual(notices, ['routerOnly: no citus extension in this database, nothing to check (plain PostgreSQL)']);
+});
