@@ -101,13 +101,17 @@ export function multitenant(sequelize: Sequelize, options: MultitenantOptions = 
   patchAssociations(ctor as unknown as Parameters<typeof patchAssociations>[0]);
   patchAssociationFactories(ctor.Model as Record<string, unknown>);
   patchModelSync(ctor.Model as Parameters<typeof patchModelSync>[0], (s) => states.has(s));
-  patchCreateTable(qi as unknown as Parameters<typeof patchCreateTable>[0], () => states.has(sequelize), checkTenantModel);
+  patchCreateTable(
+    qi as unknown as Parameters<typeof patchCreateTable>[0],
+    () => states.has(sequelize),
+    (m) => checkTenantModel(m, 'sync'),
+  );
   states.set(sequelize, state);
   // Keys Citus would reject are said once per model: now for the models already defined, then as each is defined.
   const modelsNow = (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
-  for (const model of modelsNow) checkTenantModel(model);
+  for (const model of modelsNow) checkTenantModel(model, 'define');
   sequelize.addHook('afterDefine', (model) => {
-    if (states.has(sequelize)) checkTenantModel(model as unknown as AnyModelStatic);
+    if (states.has(sequelize)) checkTenantModel(model as unknown as AnyModelStatic, 'define');
   });
   return sequelize;
 }

@@ -83,7 +83,8 @@ export interface TenantForeignKeyOptions extends MigrationOptions {
   references: { table: TableName; columns: string[]; tenantColumn?: string };
   /** `CASCADE`, `RESTRICT` or `NO ACTION` (default). SET NULL / SET DEFAULT would clear the tenant column. */
   onDelete?: 'CASCADE' | 'RESTRICT' | 'NO ACTION';
-  onUpdate?: 'CASCADE' | 'RESTRICT' | 'NO ACTION';
+  /** `RESTRICT` or `NO ACTION` (default): Citus refuses ON UPDATE CASCADE on a key with the distribution column. */
+  onUpdate?: 'RESTRICT' | 'NO ACTION';
   /** Constraint name; default `<table>_<tenant>_<columns>_fkey`. */
   name?: string;
 }

@@ -62,20 +62,24 @@ export function patchAssociationFactories(Model: Record<string, unknown>): void 
   }
 }
 
-const NULLING = new Set(['SET NULL', 'SET DEFAULT']);
+/** What Citus refuses on a foreign key that includes the distribution (tenant) column. */
+const REFUSED = {
+  onDelete: new Set(['SET NULL', 'SET DEFAULT']),
+  onUpdate: new Set(['SET NULL', 'SET DEFAULT', 'CASCADE']),
+};
 
 /**
- * The ON DELETE / ON UPDATE of a foreign key that includes the tenant column. SET NULL / SET DEFAULT would
- * null the tenant column too, and Citus rejects them: written by the application they are refused; as
- * Sequelize's default (a nullable key) they become NO ACTION.
+ * The ON DELETE / ON UPDATE of a foreign key that includes the tenant column. Citus refuses ON DELETE
+ * SET NULL / SET DEFAULT (they would clear the tenant column too) and ON UPDATE SET NULL / SET DEFAULT /
+ * CASCADE. Written by the application they are refused; as Sequelize's defaults they become NO ACTION.
  */
 function action(association: object | undefined, kind: 'onDelete' | 'onUpdate', fallback: string | undefined, source: string): string {
   const written = association ? given.get(association)?.[kind] : undefined;
   const value = (written ?? fallback ?? 'NO ACTION').toUpperCase();
-  if (!NULLING.has(value)) return value;
+  if (!REFUSED[kind].has(value)) return value;
   if (written) {
     throw new MultitenantError(
-      `${kind} '${written}' on ${source}: the foreign key includes the tenant column, which ${value} would clear, and Citus rejects it. Use CASCADE, RESTRICT or NO ACTION`,
+      `${kind} '${written}' on ${source}: the foreign key includes the tenant column and Citus rejects ${kind === 'onDelete' ? 'ON DELETE' : 'ON UPDATE'} ${value} there. Use ${kind === 'onDelete' ? 'CASCADE, RESTRICT or NO ACTION' : 'RESTRICT or NO ACTION'}`,
       { operation: 'sync' },
     );
   }
@@ -218,6 +222,24 @@ export function throughUniqueKeyNames(model: AnyModelStatic): string[] {
   return names;
 }
 
+/**
+ * True for a belongsToMany through model whose primary key Sequelize made of the two foreign keys
+ * (no key of its own): the library adds the tenant column to it when creating the table.
+ */
+export function hasThroughAutoKey(model: AnyModelStatic): boolean {
+  const sequelize = (model as unknown as { sequelize?: Sequelize }).sequelize;
+  const pk = (model as unknown as { primaryKeyAttributes: string[] }).primaryKeyAttributes;
+  if (!sequelize) return false;
+  for (const m of models(sequelize)) {
+    for (const a of associationsOf(m)) {
+      if (a.associationType !== 'BelongsToMany' || a.through?.model !== model) continue;
+      const keys = [a.foreignKey, a.otherKey];
+      if (pk.length === 2 && keys.every((k) => k && pk.includes(k))) return true;
+    }
+  }
+  return false;
+}
+
 /** The ALTER TABLE that adds one foreign key. */
 export function foreignKeySql(s: ForeignKeySpec): string {
   const cols = (c: string[]) => c.map(ident).join(', ');
@@ -320,6 +342,10 @@ export function prepareCreateTable(
       deferredOf(sequelize).set(s.name, s);
     }
   }
+  if (meta && hasThroughAutoKey(model)) {
+    const def = nextAttributes[meta.attribute] ?? attributes[meta.attribute];
+    nextAttributes[meta.attribute] = { ...def, primaryKey: true, allowNull: false } as Attributes[string];
+  }
   let nextOptions = options;
   if (meta) {
     const keys = { ...(options.uniqueKeys ?? (model as unknown as { uniqueKeys: Record<string, { fields: string[] }> }).uniqueKeys) };
@@ -367,6 +393,13 @@ export async function distributeModel(sequelize: Sequelize, model: AnyModelStati
   const meta = tenantMeta(model);
   let sql: string | undefined;
   if (meta) {
+    const pk = (model as unknown as { primaryKeyAttributes: string[] }).primaryKeyAttributes.map((a) => fieldOf(model, a));
+    if (!meta.isTenantTable && !pk.includes(meta.column) && !hasThroughAutoKey(model)) {
+      throw new MultitenantError(
+        `cannot distribute ${bare(table)} on Citus: its primary key (${pk.join(', ')}) does not include the tenant column ${meta.column}. Make it (${[meta.column, ...pk].join(', ')})`,
+        { model: model.name, operation: 'sync' },
+      );
+    }
     const colocate = colocationTable(sequelize, model, meta);
     const ready = colocate && (await isDistributed(sequelize, colocate, options));
     sql = distributionSql(table, meta.column, ready ? colocate : undefined);

@@ -12,11 +12,14 @@ export interface SchemaModels {
   Purchase: AnyModel;
   Tag: AnyModel;
   ProductTag: AnyModel;
-  Invoice: AnyModel;
-  InvoiceLine: AnyModel;
+  Label: AnyModel;
+  ProductLabel: AnyModel;
+  /** Not on Citus: a primary key without the tenant column cannot be distributed. */
+  Invoice?: AnyModel;
+  InvoiceLine?: AnyModel;
 }
 
-export function defineSchemaModels(sequelize: Sequelize, schema?: string): SchemaModels {
+export function defineSchemaModels(sequelize: Sequelize, schema?: string, options: { citus?: boolean } = {}): SchemaModels {
   const base = { timestamps: false, ...(schema ? { schema } : {}) };
   const id = { type: DataTypes.BIGINT, primaryKey: true, autoIncrement: true };
   const tenant = { type: DataTypes.BIGINT, primaryKey: true, allowNull: false };
@@ -52,6 +55,20 @@ export function defineSchemaModels(sequelize: Sequelize, schema?: string): Schem
     { store_id: { type: DataTypes.BIGINT, allowNull: false }, product_id: DataTypes.BIGINT, tag_id: DataTypes.BIGINT },
     { ...base, tableName: 'product_tags', tenantKey: 'store_id' },
   );
+  // A through model with a key of its own: Sequelize adds UNIQUE (product_id, label_id), the library the tenant.
+  const Label = sequelize.define(
+    'Label',
+    { id, store_id: tenant, text: DataTypes.STRING },
+    { ...base, tableName: 'labels', tenantKey: 'store_id' },
+  );
+  const ProductLabel = sequelize.define(
+    'ProductLabel',
+    { id, store_id: tenant, product_id: DataTypes.BIGINT, label_id: DataTypes.BIGINT },
+    { ...base, tableName: 'product_labels', tenantKey: 'store_id' },
+  );
+  Product.belongsToMany(Label, { through: ProductLabel, foreignKey: 'product_id', otherKey: 'label_id' });
+  const models: SchemaModels = { Store, Country, Product, Purchase, Tag, ProductTag, Label, ProductLabel };
+  if (options.citus) return withAssociations(models);
   // A parent whose primary key does not include the tenant column: the library adds UNIQUE (store_id, id).
   const Invoice = sequelize.define(
     'Invoice',
@@ -64,6 +81,12 @@ export function defineSchemaModels(sequelize: Sequelize, schema?: string): Schem
     { ...base, tableName: 'invoice_lines', tenantKey: 'store_id' },
   );
 
+  Invoice.hasMany(InvoiceLine, { foreignKey: 'invoice_id' }); // nullable: Sequelize's default SET NULL → NO ACTION
+  return withAssociations({ ...models, Invoice, InvoiceLine });
+}
+
+function withAssociations(models: SchemaModels): SchemaModels {
+  const { Store, Country, Product, Purchase, Tag, ProductTag } = models;
   Store.hasMany(Product, { foreignKey: 'store_id' });
   Product.belongsTo(Store, { foreignKey: 'store_id' });
   Product.belongsTo(Country, { foreignKey: 'country_code' });
@@ -71,6 +94,5 @@ export function defineSchemaModels(sequelize: Sequelize, schema?: string): Schem
   Purchase.belongsTo(Product, { foreignKey: 'product_id', onDelete: 'CASCADE' });
   Product.belongsToMany(Tag, { through: ProductTag, foreignKey: 'product_id', otherKey: 'tag_id' });
   Tag.belongsToMany(Product, { through: ProductTag, foreignKey: 'tag_id', otherKey: 'product_id' });
-  Invoice.hasMany(InvoiceLine, { foreignKey: 'invoice_id' }); // nullable: Sequelize's default SET NULL → NO ACTION
-  return { Store, Country, Product, Purchase, Tag, ProductTag, Invoice, InvoiceLine };
+  return models;
 }
