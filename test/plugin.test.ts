@@ -1,6 +1,7 @@
 import anyTest, { type TestFn } from 'ava';
 import { DataTypes, Sequelize } from 'sequelize';
 import { MultitenantError, multitenant, TenantMismatchError, withTenant } from '../src/index';
+import { pgOnly } from './helpers/db';
 import { createFixture, type Fixture } from './helpers/fixture';
 
 const test = anyTest as TestFn<Fixture>;
@@ -20,7 +21,7 @@ test.serial('models defined before and after multitenant() are both scoped', asy
   t.regex(sql[1] as string, /"Purchase"."store_id" = 2/);
 });
 
-test.serial('multitenant() is idempotent: a second call adds no second predicate, and replaces options', async (t) => {
+pgOnly(test)('multitenant() is idempotent: a second call adds no second predicate, and replaces options', async (t) => {
   const { sequelize, Product, capture } = t.context;
   t.is(multitenant(sequelize), sequelize);
   const { result, sql } = await capture(() => withTenant(1, () => Product.findAll()));
@@ -30,7 +31,7 @@ test.serial('multitenant() is idempotent: a second call adds no second predicate
   t.is(await withTenant(1, () => Product.count()), 5);
 });
 
-test.serial('writeOnly: inserts are stamped and checked, reads, updates and deletes are not filtered', async (t) => {
+pgOnly(test)('writeOnly: inserts are stamped and checked, reads, updates and deletes are not filtered', async (t) => {
   const { sequelize, Product, Purchase, capture, rows } = t.context;
   multitenant(sequelize, { writeOnly: true });
   const { result, sql } = await capture(() => withTenant(1, () => Product.count()));
@@ -56,7 +57,7 @@ test.serial('a tenantKey that names no attribute or column is a clear error at f
   (sequelize as unknown as { modelManager: { removeModel(m: unknown): void } }).modelManager.removeModel(Broken);
 });
 
-test.serial('a tenantKey added later by an association is picked up', async (t) => {
+pgOnly(test)('a tenantKey added later by an association is picked up', async (t) => {
   const { sequelize, Store } = t.context;
   const Shelf = sequelize.define('Shelf', { label: DataTypes.STRING }, { tableName: 'shelves', timestamps: false, tenantKey: 'store_id' });
   Shelf.belongsTo(Store, { foreignKey: 'store_id' });
@@ -68,7 +69,7 @@ test.serial('a tenantKey added later by an association is picked up', async (t) 
   (sequelize as unknown as { modelManager: { removeModel(m: unknown): void } }).modelManager.removeModel(Shelf);
 });
 
-test.serial('a Sequelize instance without multitenant() is left alone', async (t) => {
+pgOnly(test)('a Sequelize instance without multitenant() is left alone', async (t) => {
   const other = new Sequelize(t.context.db.url, { logging: false, pool: { max: t.context.db.maxConnections } });
   const N = other.define(
     'Note',

@@ -1,5 +1,6 @@
 import anyTest, { type TestFn } from 'ava';
 import { InvalidTenantError, TenantMismatchError, withTenant } from '../src/index';
+import { pgOnly } from './helpers/db';
 import { createFixture, type Fixture, ORG_A } from './helpers/fixture';
 
 const test = anyTest as TestFn<Fixture>;
@@ -139,7 +140,7 @@ test.serial('findOrCreate fills the tenant; a where naming another tenant is ref
   );
 });
 
-test.serial('with no tenant set, create is a plain insert', async (t) => {
+pgOnly(test)('with no tenant set, create is a plain insert', async (t) => {
   const { Note, rows } = t.context;
   await Note.create({ body: 'orphan' });
   t.is((await rows('notes')).find((r) => r.body === 'orphan')?.acc_id, null);

@@ -34,7 +34,8 @@ export function defineModels(sequelize: Sequelize) {
   Store.init(
     {
       id: { type: DataTypes.BIGINT, primaryKey: true, autoIncrement: true },
-      slug: { type: DataTypes.STRING, allowNull: false, unique: true },
+      // Not `unique: true`: on Citus a unique key must include the distribution column (id).
+      slug: { type: DataTypes.STRING, allowNull: false },
       name: { type: DataTypes.STRING, allowNull: false },
     },
     { ...common, tableName: 'stores', tenantKey: 'id' },

@@ -54,7 +54,7 @@ export function checkTenantModel(model: AnyModelStatic, when: 'define' | 'sync' 
       ]);
   }
   for (const [, fields] of uniques) {
-    if (!meta.isTenantTable && !fields.includes(meta.column)) {
+    if (!fields.includes(meta.column)) {
       messages.push(
         `${m.name}: unique key (${fields.join(', ')}) does not include the tenant column ${meta.column}; Citus rejects it on a distributed table, and it makes one tenant's values block another's. Make it (${[meta.column, ...fields].join(', ')}).`,
       );

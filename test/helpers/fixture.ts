@@ -1,8 +1,8 @@
 // A Sequelize connected to a fresh test database, the parity schema (two tenants holding the same
 // primary keys), and every SQL statement captured through Sequelize's `logging` option.
 import { DataTypes, type Model, type ModelStatic, Sequelize } from 'sequelize';
-import { type MultitenantOptions, multitenant } from '../../src/index';
-import { createTestDatabase, type TestDatabase } from './db';
+import { type MultitenantOptions, multitenant, routerOnly } from '../../src/index';
+import { createTestDatabase, onCitus, type TestDatabase } from './db';
 
 export const ORG_A = '6f1c2a9e-1b7a-4c55-9a53-0d1e2f3a4b5c';
 export const ORG_B = '0b6a4e2d-8c3f-4f1e-b2a7-9c8d7e6f5a4b';
@@ -30,7 +30,7 @@ export interface Fixture {
   Ad: AnyModel;
   /** Empties every table and seeds the two tenants; clears `sql`. */
   reset(): Promise<void>;
-  /** Rows of a table as the database holds them (raw SQL, unscoped), ordered. */
+  /** Rows of a table as the database holds them (raw SQL, unscoped), ordered (by default by its first two columns: the key). */
   rows(table: string, order?: string): Promise<Record<string, unknown>[]>;
   /** The statements sent while `fn` ran. */
   capture<T>(fn: () => Promise<T>): Promise<{ result: T; sql: string[] }>;
@@ -79,13 +79,17 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
   );
 
   multitenant(sequelize, { notice: false, ...options });
+  // On Citus every key includes the tenant column (Citus refuses others), global tables are reference
+  // tables, and every statement sent under one tenant must be a router query.
+  if (onCitus) routerOnly(sequelize);
+  const ownKey = onCitus ? { primaryKey: true } : {};
 
   // … and after.
   const Purchase = sequelize.define(
     'Purchase',
     {
       id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
-      store_id: { type: DataTypes.INTEGER, allowNull: false },
+      store_id: { type: DataTypes.INTEGER, allowNull: false, ...ownKey },
       product_id: { type: DataTypes.INTEGER, allowNull: true },
       qty: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 1 },
     },
@@ -94,12 +98,16 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
   const Category = sequelize.define(
     'Category',
     { id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true }, name: DataTypes.STRING },
-    { tableName: 'categories', timestamps: false },
+    { tableName: 'categories', timestamps: false, referenceTable: true },
   );
   // A tenant column with a custom name, not part of the key.
   const Note = sequelize.define(
     'Note',
-    { id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true }, acc_id: DataTypes.INTEGER, body: DataTypes.TEXT },
+    {
+      id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
+      acc_id: { type: DataTypes.INTEGER, ...(onCitus ? { primaryKey: true, allowNull: false } : {}) },
+      body: DataTypes.TEXT,
+    },
     { tableName: 'notes', timestamps: false, tenantKey: 'acc_id' },
   );
   // underscored: attribute storeId, column store_id, tenantKey given by attribute; paranoid.
@@ -107,7 +115,7 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
     'Review',
     {
       id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
-      storeId: { type: DataTypes.INTEGER, allowNull: false },
+      storeId: { type: DataTypes.INTEGER, allowNull: false, ...ownKey },
       stars: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 5 },
     },
     { tableName: 'reviews', underscored: true, paranoid: true, tenantKey: 'storeId' },
@@ -132,7 +140,7 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
     'Doc',
     {
       id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
-      orgId: { type: DataTypes.UUID, allowNull: false, field: 'org_id' },
+      orgId: { type: DataTypes.UUID, allowNull: false, field: 'org_id', ...ownKey },
       title: DataTypes.STRING,
     },
     { tableName: 'docs', timestamps: false, tenantKey: 'orgId' },
@@ -152,7 +160,7 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
     'ProductTag',
     {
       id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
-      store_id: { type: DataTypes.INTEGER, allowNull: false },
+      store_id: { type: DataTypes.INTEGER, allowNull: false, ...ownKey },
       product_id: { type: DataTypes.INTEGER, allowNull: false },
       tag_id: { type: DataTypes.INTEGER, allowNull: false },
     },
@@ -194,7 +202,7 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
   Campaign.hasMany(Ad, { foreignKey: 'campaignId', ...noFk });
   Ad.belongsTo(Campaign, { foreignKey: 'campaignId', ...noFk });
 
-  await sequelize.sync({ force: true });
+  await sequelize.sync(); // a fresh database (or schema): nothing to drop
 
   const raw = async (q: string) => {
     await sequelize.query(q);
@@ -249,7 +257,7 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
       await raw(`INSERT INTO ads (id, store_id, campaign_id, text) VALUES (1, 1, 1, 'ad-A'), (1, 2, 1, 'ad-B'), (2, 2, 1, 'ad-B2')`);
       sql.length = 0;
     },
-    async rows(table, order = 'id') {
+    async rows(table, order = '1, 2') {
       const [rows] = await sequelize.query(`SELECT * FROM ${table} ORDER BY ${order}`);
       return rows as Record<string, unknown>[];
     },
