@@ -76,3 +76,22 @@ export class InvalidTenantError extends MultitenantError {
     this.value = details.value;
   }
 }
+
+/**
+ * Thrown by the auditor (`audit: 'throw'`) before a statement runs that reads or writes a tenant table
+ * without constraining it to the current tenant — ORM-built or raw SQL alike.
+ * @example
+ * multitenant(sequelize, { audit: 'throw' });
+ * await withTenant(1, () => sequelize.query('SELECT * FROM products')); // throws UnscopedQueryError
+ */
+export class UnscopedQueryError extends MultitenantError {
+  /** The tenant table that was not constrained (`products`, or `schema.products`). */
+  readonly table: string;
+  /** The statement that was refused. */
+  readonly sql: string;
+  constructor(message: string, details: RefusalDetails & { table: string; sql: string }) {
+    super(message, details);
+    this.table = details.table;
+    this.sql = details.sql;
+  }
+}

@@ -1,3 +1,4 @@
+export type { AuditMode } from './audit/auditor';
 export type { MigrationOptions, TenantForeignKeyOptions } from './citus/migrations';
 export { addTenantForeignKey, createDistributedTable, createReferenceTable, undistributeTable } from './citus/migrations';
 export { routerOnly } from './citus/router-only';
@@ -12,7 +13,7 @@ export {
   withTenant,
 } from './context';
 export type { RefusalDetails } from './errors';
-export { InvalidTenantError, MissingTenantError, MultitenantError, TenantMismatchError } from './errors';
+export { InvalidTenantError, MissingTenantError, MultitenantError, TenantMismatchError, UnscopedQueryError } from './errors';
 export type { ResolvedTenant, TenantMiddlewareOptions } from './express';
 export { tenantMiddleware } from './express';
 export type { NoticeHandler } from './notice';

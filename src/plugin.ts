@@ -1,4 +1,5 @@
 import type { Sequelize } from 'sequelize';
+import { type AuditMode, assertParserInstalled, installAuditor } from './audit/auditor';
 import { checkTenantModel } from './citus/checks';
 import { patchAssociationFactories, patchCreateTable, patchModelSync } from './citus/schema';
 import { type ClsNamespace, configureNamespace, watchSequelizeClass } from './context';
@@ -38,6 +39,14 @@ export interface MultitenantOptions {
    * @default console.warn
    */
   notice?: NoticeHandler;
+  /**
+   * The tenant-safety auditor: every statement sent (ORM-built, raw, `hooks: false`) is parsed with the
+   * PostgreSQL parser (the `libpg-query` package) and checked to constrain every tenant table to the
+   * current tenant. `'throw'` (recommended in tests) refuses an unscoped statement before it runs with
+   * `UnscopedQueryError`; `'warn'` reports it through `notice` and lets it run.
+   * @default 'off'
+   */
+  audit?: AuditMode;
 }
 
 /** Per-Sequelize-instance state (internal). */
@@ -64,6 +73,10 @@ function resolveOptions(options: MultitenantOptions): PluginState['options'] {
       throw new MultitenantError(`option ${key} must be a boolean`, { operation: 'multitenant' });
     }
   }
+  if (options.audit !== undefined && !['off', 'warn', 'throw'].includes(options.audit)) {
+    throw new MultitenantError(`option audit must be 'off', 'warn' or 'throw', got ${String(options.audit)}`, { operation: 'multitenant' });
+  }
+  if (options.audit && options.audit !== 'off') assertParserInstalled();
   if (options.strict && options.writeOnly) {
     throw new MultitenantError('strict and writeOnly exclude each other: writeOnly adds no filters', { operation: 'multitenant' });
   }
@@ -73,21 +86,22 @@ function resolveOptions(options: MultitenantOptions): PluginState['options'] {
 /**
  * Installs tenant scoping on one Sequelize instance: every model with a `tenantKey` option, defined
  * before or after this call, is scoped to the current tenant. Idempotent: a second call installs
- * nothing twice, and options given again replace the previous ones.
+ * nothing twice; options given again replace the previous ones (a call without options keeps them).
  * @example
  * const sequelize = new Sequelize(process.env.DATABASE_URL);
  * multitenant(sequelize, { strict: true });
  * Product.init(attributes, { sequelize, tenantKey: 'store_id' });
  */
-export function multitenant(sequelize: Sequelize, options: MultitenantOptions = {}): Sequelize {
+export function multitenant(sequelize: Sequelize, options?: MultitenantOptions): Sequelize {
   const ctor = sequelize?.constructor as unknown as { Model?: unknown; _cls?: ClsNamespace | null } | undefined;
   if (!ctor || typeof sequelize.getQueryInterface !== 'function' || !ctor.Model) {
     throw new MultitenantError('multitenant() takes a Sequelize instance', { operation: 'multitenant' });
   }
-  const resolved = resolveOptions(options);
+  const existing = states.get(sequelize);
+  if (existing && options === undefined) return sequelize;
+  const resolved = resolveOptions(options ?? {});
   configureNamespace(resolved.namespace);
   watchSequelizeClass(ctor);
-  const existing = states.get(sequelize);
   if (existing) {
     existing.options = resolved;
     return sequelize;
@@ -100,6 +114,7 @@ export function multitenant(sequelize: Sequelize, options: MultitenantOptions = 
   patchModelMethods(ctor.Model as Parameters<typeof patchModelMethods>[0]);
   patchAssociations(ctor as unknown as Parameters<typeof patchAssociations>[0]);
   patchAssociationFactories(ctor.Model as Record<string, unknown>);
+  installAuditor((sequelize as unknown as { dialect: { Query: Parameters<typeof installAuditor>[0] } }).dialect.Query, stateOf);
   patchModelSync(ctor.Model as Parameters<typeof patchModelSync>[0], (s) => states.has(s));
   patchCreateTable(
     qi as unknown as Parameters<typeof patchCreateTable>[0],

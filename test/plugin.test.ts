@@ -10,7 +10,7 @@ test.before(async (t) => {
 });
 test.after.always(async (t) => t.context?.close());
 test.beforeEach(async (t) => {
-  multitenant(t.context.sequelize, {});
+  multitenant(t.context.sequelize, t.context.options);
   await t.context.reset();
 });
 
@@ -27,13 +27,13 @@ pgOnly(test)('multitenant() is idempotent: a second call adds no second predicat
   const { result, sql } = await capture(() => withTenant(1, () => Product.findAll()));
   t.is(result.length, 2);
   t.is((sql[0] as string).match(/store_id" = 1/g)?.length, 1);
-  multitenant(sequelize, { writeOnly: true });
+  multitenant(sequelize, { ...t.context.options, writeOnly: true });
   t.is(await withTenant(1, () => Product.count()), 5);
 });
 
 pgOnly(test)('writeOnly: inserts are stamped and checked, reads, updates and deletes are not filtered', async (t) => {
   const { sequelize, Product, Purchase, capture, rows } = t.context;
-  multitenant(sequelize, { writeOnly: true });
+  multitenant(sequelize, { ...t.context.options, writeOnly: true });
   const { result, sql } = await capture(() => withTenant(1, () => Product.count()));
   t.is(result, 5);
   t.notRegex(sql[0] as string, /store_id/);
@@ -45,6 +45,10 @@ pgOnly(test)('writeOnly: inserts are stamped and checked, reads, updates and del
 test.serial('options are checked', (t) => {
   const { sequelize } = t.context;
   t.throws(() => multitenant(sequelize, { strict: true, writeOnly: true }), { instanceOf: MultitenantError, message: /exclude/ });
+  t.throws(() => multitenant(sequelize, { audit: 'loud' as never }), {
+    instanceOf: MultitenantError,
+    message: /audit must be 'off', 'warn' or 'throw'/,
+  });
   t.throws(() => multitenant(sequelize, { strict: 'yes' as never }), { instanceOf: MultitenantError, message: /strict must be a boolean/ });
   t.throws(() => multitenant({} as never), { instanceOf: MultitenantError, message: /takes a Sequelize instance/ });
 });

@@ -1,7 +1,7 @@
 // A Sequelize connected to a fresh test database, the parity schema (two tenants holding the same
 // primary keys), and every SQL statement captured through Sequelize's `logging` option.
 import { DataTypes, type Model, type ModelStatic, Sequelize } from 'sequelize';
-import { type MultitenantOptions, multitenant, routerOnly } from '../../src/index';
+import { type MultitenantOptions, multitenant, routerOnly, withoutTenant } from '../../src/index';
 import { createTestDatabase, onCitus, type TestDatabase } from './db';
 
 export const ORG_A = '6f1c2a9e-1b7a-4c55-9a53-0d1e2f3a4b5c';
@@ -13,6 +13,8 @@ type AnyModel = ModelStatic<Model<any, any>>;
 export interface Fixture {
   db: TestDatabase;
   sequelize: Sequelize;
+  /** The options multitenant() was installed with. */
+  options: MultitenantOptions;
   /** Every statement sent, without Sequelize's "Executing (...): " prefix, bind parameters shown in place. */
   sql: string[];
   Store: AnyModel;
@@ -49,6 +51,9 @@ function inlineBind(statement: string, bind: unknown[] | undefined): string {
   });
 }
 
+/** MULTITENANT_AUDIT=throw|warn: every statement of the suite goes through the auditor. */
+export const auditMode = (process.env.MULTITENANT_AUDIT ?? 'off') as NonNullable<MultitenantOptions['audit']>;
+
 export async function createFixture(options: MultitenantOptions = {}): Promise<Fixture> {
   const db = await createTestDatabase();
   const sql: string[] = [];
@@ -78,7 +83,9 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
     { tableName: 'products', timestamps: false, tenantKey: 'store_id' },
   );
 
-  multitenant(sequelize, { notice: false, ...options });
+  // MULTITENANT_AUDIT=throw runs the whole suite with the auditor on (CI does, once).
+  const pluginOptions: MultitenantOptions = { notice: false, audit: auditMode, ...options };
+  multitenant(sequelize, pluginOptions);
   // On Citus every key includes the tenant column (Citus refuses others), global tables are reference
   // tables, and every statement sent under one tenant must be a router query.
   if (onCitus) routerOnly(sequelize);
@@ -204,12 +211,14 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
 
   await sequelize.sync(); // a fresh database (or schema): nothing to drop
 
+  // Setup and inspection are admin work: unscoped on purpose (and so never held to strict mode or the auditor).
   const raw = async (q: string) => {
-    await sequelize.query(q);
+    await withoutTenant(() => sequelize.query(q));
   };
   const fixture: Fixture = {
     db,
     sequelize,
+    options: pluginOptions,
     sql,
     Store,
     Product,
@@ -258,7 +267,7 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
       sql.length = 0;
     },
     async rows(table, order = '1, 2') {
-      const [rows] = await sequelize.query(`SELECT * FROM ${table} ORDER BY ${order}`);
+      const [rows] = await withoutTenant(() => sequelize.query(`SELECT * FROM ${table} ORDER BY ${order}`));
       return rows as Record<string, unknown>[];
     },
     async capture(fn) {

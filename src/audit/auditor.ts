@@ -1,0 +1,159 @@
+import type { Sequelize } from 'sequelize';
+import { currentFrame } from '../context';
+import { MultitenantError, UnscopedQueryError } from '../errors';
+import { type AnyModelStatic, tenantMeta } from '../models';
+import { notify } from '../notice';
+import type { PluginState } from '../plugin';
+import { tenantIdOf } from '../tenant';
+import { type Analysis, analyzeStatements, type TenantTables } from './analyze';
+import { firstUnconstrained } from './evaluate';
+
+/** `'off'` (default): no checks. `'warn'`: an unscoped statement is reported and runs. `'throw'`: it fails before it runs. */
+export type AuditMode = 'off' | 'warn' | 'throw';
+
+// biome-ignore lint/suspicious/noExplicitAny: libpg-query's JSON AST
+type Parser = { loadModule(): Promise<void>; parseSync(sql: string): { stmts: any[] } };
+let parser: Parser | undefined;
+let loading: Promise<Parser> | undefined;
+
+/** libpg-query is an optional dependency, loaded (its WASM compiled) on the first audited statement. */
+export function assertParserInstalled(): void {
+  try {
+    require.resolve('libpg-query');
+  } catch {
+    throw new MultitenantError('the audit option needs the libpg-query package: npm install libpg-query', { operation: 'multitenant' });
+  }
+}
+
+async function loadParser(): Promise<Parser> {
+  if (parser) return parser;
+  loading ??= (async () => {
+    const mod = require('libpg-query') as Parser;
+    await mod.loadModule();
+    parser = mod;
+    return mod;
+  })();
+  return loading;
+}
+
+interface Tables {
+  count: number;
+  map: TenantTables;
+  names: Map<string, string>;
+}
+const tableCache = new WeakMap<Sequelize, Tables>();
+const analyses = new WeakMap<Sequelize, Map<string, Analysis>>();
+const MAX_CACHED = 20_000;
+
+/** Tenant tables of a Sequelize instance, recomputed when models are added. */
+function tablesOf(sequelize: Sequelize): Tables {
+  const models = (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
+  const hit = tableCache.get(sequelize);
+  if (hit && hit.count === models.length) return hit;
+  const map = new Map<string, { column: string; isTenantTable: boolean }>();
+  const names = new Map<string, string>();
+  for (const model of models) {
+    let meta: ReturnType<typeof tenantMeta>;
+    try {
+      meta = tenantMeta(model);
+    } catch {
+      continue;
+    }
+    if (!meta) continue;
+    const t = model.getTableName() as unknown as string | { tableName: string; schema?: string };
+    const key = typeof t === 'string' ? `.${t}` : t.schema ? `${t.schema}.${t.tableName}` : `.${t.tableName}`;
+    map.set(key, { column: meta.column, isTenantTable: meta.isTenantTable });
+    names.set(key.startsWith('.') ? key.slice(1) : key, model.name);
+  }
+  const tables = { count: models.length, map, names };
+  tableCache.set(sequelize, tables);
+  analyses.delete(sequelize); // decisions depend on which tables are tenant tables
+  return tables;
+}
+
+/** The analysis of one SQL text, cached per Sequelize instance (it does not depend on the tenant or bind values). */
+export async function analysisOf(sequelize: Sequelize, sql: string): Promise<Analysis> {
+  const tables = tablesOf(sequelize);
+  let cache = analyses.get(sequelize);
+  if (!cache) {
+    cache = new Map();
+    analyses.set(sequelize, cache);
+  }
+  const hit = cache.get(sql);
+  if (hit) return hit;
+  const p = parser ?? (await loadParser());
+  let analysis: Analysis;
+  try {
+    const parse = (text: string) => p.parseSync(text).stmts;
+    analysis = analyzeStatements(parse(sql), tables.map, parse);
+  } catch (err) {
+    analysis = { kind: 'unparsed', message: (err as Error).message };
+  }
+  if (cache.size >= MAX_CACHED) cache.clear();
+  cache.set(sql, analysis);
+  return analysis;
+}
+
+/** Checks one statement about to be sent; throws UnscopedQueryError (throw mode) or reports it (warn). */
+export async function auditStatement(
+  sequelize: Sequelize,
+  state: PluginState,
+  sql: string,
+  bind: readonly unknown[] | undefined,
+): Promise<void> {
+  const mode = state.options.audit;
+  const frame = currentFrame();
+  // writeOnly adds no filters on purpose (a migration mode): there is nothing to hold statements to yet.
+  if (!mode || mode === 'off' || frame?.bypass || state.options.writeOnly) return;
+  const tenant = frame?.tenant;
+  if (!tenant && !state.options.strict) return;
+  const analysis = await analysisOf(sequelize, sql);
+  let table: string | undefined;
+  let reason: string | undefined;
+  if (analysis.kind === 'unparsed') {
+    notify(sequelize, `audit: the PostgreSQL parser rejected a statement, not checked (${analysis.message}): ${sql.slice(0, 200)}`);
+    return;
+  }
+  if (analysis.kind === 'pass') return;
+  if (analysis.kind === 'unscoped') {
+    table = analysis.table;
+    reason = analysis.reason;
+  } else {
+    table = firstUnconstrained(analysis.graph, tenant, bind);
+    if (table) {
+      reason = tenant
+        ? `${table} is not constrained to the current tenant by its tenant column`
+        : `no tenant is set (strict mode) and the statement reads or writes ${table}`;
+    }
+  }
+  if (!table) return;
+  const details = {
+    model: tablesOf(sequelize).names.get(table),
+    operation: 'audit',
+    tenant: tenant ? tenantIdOf(tenant) : undefined,
+    table,
+    sql,
+  };
+  const error = new UnscopedQueryError(`${reason}: ${sql.length > 300 ? `${sql.slice(0, 300)}…` : sql}`, details);
+  if (mode === 'throw') throw error;
+  notify(sequelize, `audit: ${error.message}`);
+}
+
+type QueryClass = { prototype: { run(this: { sequelize: Sequelize }, sql: string, parameters?: unknown[]): Promise<unknown> } };
+const patched = new WeakSet<object>();
+
+/**
+ * The lowest point where Sequelize knows the final SQL and bind values: the dialect's `Query#run`. Every
+ * statement — ORM-built, raw `sequelize.query`, `hooks: false` — passes there. Installed once per
+ * dialect class; instances without `audit` pass straight through.
+ */
+export function installAuditor(Query: QueryClass, stateOf: (s: Sequelize) => PluginState | undefined): void {
+  if (patched.has(Query)) return;
+  patched.add(Query);
+  const run = Query.prototype.run;
+  Query.prototype.run = async function auditedRun(sql, parameters) {
+    const state = stateOf(this.sequelize);
+    if (state?.options.audit && state.options.audit !== 'off') await auditStatement(this.sequelize, state, sql, parameters);
+    return run.call(this, sql, parameters);
+  };
+}

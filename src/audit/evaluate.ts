@@ -1,0 +1,43 @@
+import { canonical, type Tenant } from '../tenant';
+import type { Graph, ValueSource } from './analyze';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The first tenant-table reference that the current tenant does not constrain, or undefined. */
+export function firstUnconstrained(graph: Graph, tenant: Tenant | undefined, bind: readonly unknown[] | undefined): string | undefined {
+  const marked = new Uint8Array(graph.nodes);
+  if (tenant) {
+    // UUIDs compare case-insensitively (as PostgreSQL does); other text exactly.
+    const uuids = new Set([...tenant.keys].filter((k) => UUID.test(k)).map((k) => k.toLowerCase()));
+    const inTenant = (v: unknown) => {
+      const key = canonical(v);
+      return key !== undefined && (tenant.keys.has(key) || (UUID.test(key) && uuids.has(key.toLowerCase())));
+    };
+    const ok = (source: ValueSource): boolean => {
+      if ('c' in source) return inTenant(source.c);
+      if ('p' in source) return inTenant(bind?.[source.p - 1]);
+      const list = bind?.[source.any - 1];
+      return Array.isArray(list) && list.length > 0 && list.every(inTenant);
+    };
+    const queue: number[] = [];
+    for (const d of graph.direct) {
+      if (!marked[d.node] && d.values.every(ok)) {
+        marked[d.node] = 1;
+        queue.push(d.node);
+      }
+    }
+    const next = new Map<number, number[]>();
+    for (const [from, to] of graph.edges) next.set(from, [...(next.get(from) ?? []), to]);
+    while (queue.length > 0) {
+      const n = queue.pop() as number;
+      for (const m of next.get(n) ?? []) {
+        if (!marked[m]) {
+          marked[m] = 1;
+          queue.push(m);
+        }
+      }
+    }
+  }
+  // With no tenant (strict mode), rows of the tenant table itself may be created, as the ORM allows.
+  return graph.required.find((r) => !marked[r.node] && !(r.ownRow && !tenant))?.table;
+}
