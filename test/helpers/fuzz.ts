@@ -1,0 +1,338 @@
+// A model-based isolation fuzzer: random sequences of operations across three tenants whose rows share
+// primary keys, each checked against an in-memory model of every tenant's rows. After every operation
+// the database must hold exactly what the model says — for all tenants, so that an operation under
+// tenant T that touched another tenant's rows is caught — and what the operation returned must be T's.
+import fc from 'fast-check';
+import { type Model, Op, UniqueConstraintError } from 'sequelize';
+import { TenantMismatchError, withoutTenant, withTenant } from '../../src/index';
+import type { Fixture } from './fixture';
+
+const TENANTS = [1, 2, 3] as const;
+type T = (typeof TENANTS)[number];
+interface P {
+  id: number;
+  store: number;
+  name: string;
+  price: number;
+  stock: number;
+}
+interface U {
+  id: number;
+  store: number;
+  product_id: number | null;
+  qty: number;
+}
+interface L {
+  store: number;
+  product_id: number;
+  tag_id: number;
+}
+interface World {
+  products: P[];
+  purchases: U[];
+  links: L[];
+  tags: Array<{ id: number; store: number; label: string }>;
+}
+
+const t = fc.constantFrom<T>(...TENANTS);
+const id = fc.integer({ min: 1, max: 6 });
+const price = fc.integer({ min: 0, max: 50 });
+const other = (tenant: T) => TENANTS.filter((x) => x !== tenant);
+
+export type Operation =
+  | { k: 'findAll'; t: T; min: number; desc: boolean; limit: number | null }
+  | { k: 'findOne'; t: T; id: number }
+  | { k: 'aggregate'; t: T; fn: 'count' | 'sum' | 'max' }
+  | { k: 'include'; t: T; required: boolean; limit: number | null }
+  | { k: 'tags'; t: T }
+  | { k: 'create'; t: T; id: number | null; price: number }
+  | { k: 'createOther'; t: T; pick: number }
+  | { k: 'bulkCreate'; t: T; prices: number[] }
+  | { k: 'update'; t: T; id: number; price: number }
+  | { k: 'updateMove'; t: T; id: number; pick: number }
+  | { k: 'save'; t: T; id: number; price: number }
+  | { k: 'saveCross'; t: T; id: number; pick: number }
+  | { k: 'increment'; t: T; id: number; by: number }
+  | { k: 'destroy'; t: T; id: number }
+  | { k: 'upsert'; t: T; id: number; price: number }
+  | { k: 'createPurchase'; t: T; id: number; qty: number }
+  | { k: 'getPurchases'; t: T; id: number }
+  | { k: 'unlinkPurchases'; t: T; id: number }
+  | { k: 'addTag'; t: T; id: number; tag: number }
+  | { k: 'crossWhere'; t: T; pick: number }
+  | { k: 'several'; ts: T[] };
+
+export const operation: fc.Arbitrary<Operation> = fc.oneof(
+  fc.record({ k: fc.constant('findAll' as const), t, min: price, desc: fc.boolean(), limit: fc.option(fc.integer({ min: 1, max: 4 })) }),
+  fc.record({ k: fc.constant('findOne' as const), t, id }),
+  fc.record({ k: fc.constant('aggregate' as const), t, fn: fc.constantFrom('count' as const, 'sum' as const, 'max' as const) }),
+  fc.record({ k: fc.constant('include' as const), t, required: fc.boolean(), limit: fc.option(fc.integer({ min: 1, max: 3 })) }),
+  fc.record({ k: fc.constant('tags' as const), t }),
+  fc.record({ k: fc.constant('create' as const), t, id: fc.option(id), price }),
+  fc.record({ k: fc.constant('createOther' as const), t, pick: fc.nat(1) }),
+  fc.record({ k: fc.constant('bulkCreate' as const), t, prices: fc.array(price, { minLength: 1, maxLength: 3 }) }),
+  fc.record({ k: fc.constant('update' as const), t, id, price }),
+  fc.record({ k: fc.constant('updateMove' as const), t, id, pick: fc.nat(1) }),
+  fc.record({ k: fc.constant('save' as const), t, id, price }),
+  fc.record({ k: fc.constant('saveCross' as const), t, id, pick: fc.nat(1) }),
+  fc.record({ k: fc.constant('increment' as const), t, id, by: fc.integer({ min: 1, max: 5 }) }),
+  fc.record({ k: fc.constant('destroy' as const), t, id }),
+  fc.record({ k: fc.constant('upsert' as const), t, id, price }),
+  fc.record({ k: fc.constant('createPurchase' as const), t, id, qty: fc.integer({ min: 1, max: 9 }) }),
+  fc.record({ k: fc.constant('getPurchases' as const), t, id }),
+  fc.record({ k: fc.constant('unlinkPurchases' as const), t, id }),
+  fc.record({ k: fc.constant('addTag' as const), t, id, tag: fc.integer({ min: 1, max: 2 }) }),
+  fc.record({ k: fc.constant('crossWhere' as const), t, pick: fc.nat(1) }),
+  fc.record({ k: fc.constant('several' as const), ts: fc.uniqueArray(t, { minLength: 2, maxLength: 3 }) }),
+);
+
+// biome-ignore lint/suspicious/noExplicitAny: rows with includes
+type Row = Model & Record<string, any>;
+const byId = <X extends { id: number }>(a: X, b: X) => a.id - b.id;
+
+async function seed(f: Fixture): Promise<void> {
+  await f.reset();
+  await withoutTenant(async () => {
+    const q = (s: string) => f.sequelize.query(s);
+    await q('DELETE FROM products; DELETE FROM purchases; DELETE FROM product_tags; DELETE FROM tags');
+    // Every tenant holds products 1..3 and tags 1..2: the same keys, other rows.
+    await q(`INSERT INTO products (id, store_id, name, price, stock) SELECT i, s, 'p' || i || '-' || s, i * 10 + s, 5 FROM generate_series(1, 3) i, generate_series(1, 3) s`);
+    await q(`INSERT INTO tags (id, store_id, label) SELECT i, s, 't' || i || '-' || s FROM generate_series(1, 2) i, generate_series(1, 3) s`);
+    await q(`INSERT INTO purchases (id, store_id, product_id, qty, "createdAt", "updatedAt") SELECT s * 10 + i, s, i, 1, now(), now() FROM generate_series(1, 2) i, generate_series(1, 3) s`);
+    await q(`INSERT INTO product_tags (id, store_id, product_id, tag_id) SELECT s * 10 + 1, s, 1, 1 FROM generate_series(1, 3) s`);
+    await q(`SELECT setval('products_id_seq', 100); SELECT setval('purchases_id_seq', 100); SELECT setval('product_tags_id_seq', 100)`);
+  });
+}
+
+async function load(f: Fixture): Promise<World> {
+  return withoutTenant(async () => {
+    const q = async <X>(s: string) => (await f.sequelize.query(s))[0] as X[];
+    return {
+      products: await q<P>('SELECT id, store_id AS store, name, price, stock FROM products ORDER BY store_id, id'),
+      purchases: await q<U>('SELECT id, store_id AS store, product_id, qty FROM purchases ORDER BY store_id, id'),
+      links: await q<L>('SELECT store_id AS store, product_id, tag_id FROM product_tags ORDER BY store_id, product_id, tag_id'),
+      tags: await q<{ id: number; store: number; label: string }>('SELECT id, store_id AS store, label FROM tags ORDER BY store_id, id'),
+    };
+  });
+}
+
+const sorted = (w: World): World => ({
+  products: [...w.products].sort((a, b) => a.store - b.store || a.id - b.id),
+  purchases: [...w.purchases].sort((a, b) => a.store - b.store || a.id - b.id),
+  links: [...w.links].sort((a, b) => a.store - b.store || a.product_id - b.product_id || a.tag_id - b.tag_id),
+  tags: [...w.tags].sort((a, b) => a.store - b.store || a.id - b.id),
+});
+
+class Violation extends Error {}
+function same(what: string, actual: unknown, expected: unknown): void {
+  const a = JSON.stringify(actual);
+  const e = JSON.stringify(expected);
+  if (a !== e) throw new Violation(`${what}\n  got      ${a}\n  expected ${e}`);
+}
+async function refused(what: string, run: () => Promise<unknown>): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    if (err instanceof TenantMismatchError) return;
+    throw err;
+  }
+  throw new Violation(`${what}: expected TenantMismatchError, it ran`);
+}
+
+/** Runs one operation against the database and the model; returns the next model. */
+async function step(f: Fixture, w: World, op: Operation): Promise<World> {
+  const { Product, Purchase, Tag } = f;
+  const mine = (x: { store: number }) => 'ts' in op || x.store === op.t;
+  const products = w.products.filter(mine);
+  const product = (pid: number) => products.find((p) => p.id === pid);
+  const show = (p: Row) => ({ id: p.get('id'), name: p.get('name') });
+  switch (op.k) {
+    case 'findAll': {
+      const rows = await withTenant(op.t, () =>
+        Product.findAll({ where: { price: { [Op.gte]: op.min } }, order: [['id', op.desc ? 'DESC' : 'ASC']], ...(op.limit ? { limit: op.limit } : {}) }),
+      );
+      let exp = products.filter((p) => p.price >= op.min).sort(byId);
+      if (op.desc) exp.reverse();
+      if (op.limit) exp = exp.slice(0, op.limit);
+      same('findAll', rows.map(show), exp.map((p) => ({ id: p.id, name: p.name })));
+      return w;
+    }
+    case 'findOne': {
+      const row = await withTenant(op.t, () => Product.findOne({ where: { id: op.id } }));
+      const p = product(op.id);
+      same('findOne', row ? show(row) : null, p ? { id: p.id, name: p.name } : null);
+      return w;
+    }
+    case 'aggregate': {
+      const got = await withTenant(op.t, () => (op.fn === 'count' ? Product.count() : Product[op.fn]('price')));
+      const prices = products.map((p) => p.price);
+      const exp = op.fn === 'count' ? prices.length : op.fn === 'sum' ? (prices.length ? prices.reduce((a, b) => a + b, 0) : null) : prices.length ? Math.max(...prices) : null;
+      same(op.fn, got, exp);
+      return w;
+    }
+    case 'include': {
+      const rows = (await withTenant(op.t, () =>
+        Product.findAll({ include: [{ model: Purchase, required: op.required }], order: [['id', 'ASC']], ...(op.limit ? { limit: op.limit } : {}) }),
+      )) as Row[];
+      const purchasesOf = (pid: number) => w.purchases.filter((u) => u.store === op.t && u.product_id === pid).map((u) => u.id).sort((a, b) => a - b);
+      let exp = products.sort(byId).filter((p) => !op.required || purchasesOf(p.id).length > 0);
+      if (op.limit) exp = exp.slice(0, op.limit);
+      same(
+        'include',
+        rows.map((p) => [p.get('id'), (p.Purchases as Row[]).map((u) => u.get('id')).sort((a: number, b: number) => a - b)]),
+        exp.map((p) => [p.id, purchasesOf(p.id)]),
+      );
+      return w;
+    }
+    case 'tags': {
+      const rows = (await withTenant(op.t, () => Product.findAll({ include: [Tag], order: [['id', 'ASC']] }))) as Row[];
+      const tagsOf = (pid: number) =>
+        w.links
+          .filter((l) => l.store === op.t && l.product_id === pid && w.tags.some((g) => g.store === op.t && g.id === l.tag_id))
+          .map((l) => l.tag_id)
+          .sort();
+      same(
+        'belongsToMany include',
+        rows.map((p) => [p.get('id'), (p.Tags as Row[]).map((g) => g.get('id')).sort()]),
+        products.sort(byId).map((p) => [p.id, tagsOf(p.id)]),
+      );
+      return w;
+    }
+    case 'create': {
+      const exists = op.id !== null && product(op.id);
+      try {
+        const made = await withTenant(op.t, () => Product.create({ ...(op.id !== null ? { id: op.id } : {}), name: `c${op.price}`, price: op.price }));
+        if (exists) throw new Violation(`create of an existing (${op.id}, ${op.t}) succeeded`);
+        same('create stamped', made.get('store_id'), op.t);
+        return { ...w, products: [...w.products, { id: made.get('id') as number, store: op.t, name: `c${op.price}`, price: op.price, stock: 0 }] };
+      } catch (err) {
+        if (exists && err instanceof UniqueConstraintError) return w;
+        throw err;
+      }
+    }
+    case 'createOther': {
+      const o = other(op.t)[op.pick] as T;
+      await refused('create with another tenant', () => withTenant(op.t, () => Product.create({ name: 'x', store_id: o })));
+      return w;
+    }
+    case 'bulkCreate': {
+      const made = await withTenant(op.t, () => Product.bulkCreate(op.prices.map((p) => ({ name: `b${p}`, price: p }))));
+      return {
+        ...w,
+        products: [...w.products, ...made.map((m, i) => ({ id: m.get('id') as number, store: op.t, name: `b${op.prices[i]}`, price: op.prices[i] as number, stock: 0 }))],
+      };
+    }
+    case 'update': {
+      const [n] = await withTenant(op.t, () => Product.update({ price: op.price }, { where: { id: op.id } }));
+      same('update count', n, product(op.id) ? 1 : 0);
+      return { ...w, products: w.products.map((p) => (p.store === op.t && p.id === op.id ? { ...p, price: op.price } : p)) };
+    }
+    case 'updateMove': {
+      const o = other(op.t)[op.pick] as T;
+      await refused('update moving rows', () => withTenant(op.t, () => Product.update({ store_id: o }, { where: { id: op.id } })));
+      return w;
+    }
+    case 'save': {
+      const row = await withTenant(op.t, () => Product.findOne({ where: { id: op.id } }));
+      if (!row) return w;
+      row.set('price', op.price);
+      await withTenant(op.t, () => row.save());
+      return { ...w, products: w.products.map((p) => (p.store === op.t && p.id === op.id ? { ...p, price: op.price } : p)) };
+    }
+    case 'saveCross': {
+      const o = other(op.t)[op.pick] as T;
+      const row = await withTenant(o, () => Product.findOne({ where: { id: op.id } }));
+      if (!row) return w;
+      row.set('name', 'stolen');
+      await refused('save of another tenant row', () => withTenant(op.t, () => row.save()));
+      return w;
+    }
+    case 'increment': {
+      await withTenant(op.t, () => Product.increment('stock', { by: op.by, where: { id: op.id } }));
+      return { ...w, products: w.products.map((p) => (p.store === op.t && p.id === op.id ? { ...p, stock: p.stock + op.by } : p)) };
+    }
+    case 'destroy': {
+      const n = await withTenant(op.t, () => Product.destroy({ where: { id: op.id } }));
+      same('destroy count', n, product(op.id) ? 1 : 0);
+      return { ...w, products: w.products.filter((p) => !(p.store === op.t && p.id === op.id)) };
+    }
+    case 'upsert': {
+      await withTenant(op.t, () => Product.upsert({ id: op.id, name: `u${op.price}`, price: op.price }));
+      const existing = product(op.id);
+      return {
+        ...w,
+        products: existing
+          ? w.products.map((p) => (p.store === op.t && p.id === op.id ? { ...p, name: `u${op.price}`, price: op.price } : p))
+          : [...w.products, { id: op.id, store: op.t, name: `u${op.price}`, price: op.price, stock: 0 }],
+      };
+    }
+    case 'createPurchase': {
+      const row = (await withTenant(op.t, () => Product.findOne({ where: { id: op.id } }))) as Row | null;
+      if (!row) return w;
+      const made = await withTenant(op.t, () => row.createPurchase({ qty: op.qty }));
+      same('association create stamped', made.get('store_id'), op.t);
+      return { ...w, purchases: [...w.purchases, { id: made.get('id') as number, store: op.t, product_id: op.id, qty: op.qty }] };
+    }
+    case 'getPurchases': {
+      const row = (await withTenant(op.t, () => Product.findOne({ where: { id: op.id } }))) as Row | null;
+      if (!row) return w;
+      const got = (await withTenant(op.t, () => row.getPurchases())) as Row[];
+      same(
+        'association get',
+        got.map((u) => u.get('id')).sort((a: number, b: number) => a - b),
+        w.purchases
+          .filter((u) => u.store === op.t && u.product_id === op.id)
+          .map((u) => u.id)
+          .sort((a, b) => a - b),
+      );
+      return w;
+    }
+    case 'unlinkPurchases': {
+      const row = (await withTenant(op.t, () => Product.findOne({ where: { id: op.id } }))) as Row | null;
+      if (!row) return w;
+      await withTenant(op.t, () => row.setPurchases([]));
+      return { ...w, purchases: w.purchases.map((u) => (u.store === op.t && u.product_id === op.id ? { ...u, product_id: null } : u)) };
+    }
+    case 'addTag': {
+      const row = (await withTenant(op.t, () => Product.findOne({ where: { id: op.id } }))) as Row | null;
+      if (!row) return w;
+      const linked = w.links.some((l) => l.store === op.t && l.product_id === op.id && l.tag_id === op.tag);
+      await withTenant(op.t, () => row.addTag(op.tag));
+      return linked ? w : { ...w, links: [...w.links, { store: op.t, product_id: op.id, tag_id: op.tag }] };
+    }
+    case 'crossWhere': {
+      const o = other(op.t)[op.pick] as T;
+      same('explicit other tenant in where', (await withTenant(op.t, () => Product.findAll({ where: { store_id: o } }))).length, 0);
+      return w;
+    }
+    case 'several': {
+      same('several tenants', await withTenant(op.ts, () => Product.count()), w.products.filter((p) => op.ts.includes(p.store as T)).length);
+      return w;
+    }
+  }
+}
+
+export interface FuzzReport {
+  runs: number;
+  operations: number;
+  seed: number;
+}
+
+/** Runs the property: `runs` random sequences of up to `length` operations; throws on the first violation. */
+export async function fuzz(f: Fixture, options: { runs: number; seed: number; length?: number }): Promise<FuzzReport> {
+  let operations = 0;
+  await fc.assert(
+    fc.asyncProperty(fc.array(operation, { minLength: 10, maxLength: options.length ?? 40, size: 'max' }), async (ops) => {
+      await seed(f);
+      let w = sorted(await load(f));
+      for (const op of ops) {
+        w = sorted(await step(f, w, op));
+        operations++;
+        const db = sorted(await load(f));
+        same(`database after ${JSON.stringify(op)}`, db, w);
+      }
+    }),
+    { numRuns: options.runs, seed: options.seed, endOnFailure: false },
+  );
+  return { runs: options.runs, operations, seed: options.seed };
+}
