@@ -74,6 +74,11 @@ export function configureNamespace(ns: ClsNamespace | undefined): void {
   if (ns) configured = ns;
 }
 
+/** Benchmarks only (not exported from the package): switch the backend between runs in one process. */
+export function switchNamespaceForBenchmarks(ns: ClsNamespace | undefined): void {
+  configured = ns;
+}
+
 /** Remembers a Sequelize class so that a later `Sequelize.useCLS(ns)` is followed. */
 export function watchSequelizeClass(ctor: { _cls?: ClsNamespace | null }): void {
   sequelizeClasses.add(ctor);

@@ -117,7 +117,7 @@ const INTEGER_TYPES = new Set(['INTEGER', 'BIGINT', 'SMALLINT', 'TINYINT', 'MEDI
 const TEXT_TYPES = new Set(['STRING', 'TEXT', 'CHAR', 'CITEXT']);
 
 /** Checks that every tenant id fits the tenant column's type (an id 'abc' for an INTEGER column is refused). */
-export function assertFits(tenant: Tenant, meta: TenantMeta, details: RefusalDetails): void {
+export function assertFits(tenant: Tenant, meta: TenantMeta, refusal: { readonly details: RefusalDetails }): void {
   for (const id of tenant.ids) {
     let ok = true;
     if (INTEGER_TYPES.has(meta.typeKey)) ok = typeof id !== 'string' || INTEGER.test(id);
@@ -125,7 +125,7 @@ export function assertFits(tenant: Tenant, meta: TenantMeta, details: RefusalDet
     else if (TEXT_TYPES.has(meta.typeKey)) ok = true;
     if (!ok) {
       throw new InvalidTenantError(`tenant ${show(id)} does not fit ${meta.name}.${meta.attribute} (${meta.typeKey})`, {
-        ...details,
+        ...refusal.details,
         value: id,
       });
     }

@@ -42,7 +42,7 @@ test.serial('Model.update is scoped and keeps the tenant out of SET', async (t) 
   const { Product, rows, capture } = t.context;
   const { result, sql } = await capture(() => withTenant(2, () => Product.update({ price: 0 }, { where: { id: 1 } })));
   t.deepEqual(result, [1]);
-  t.regex(sql[0] as string, /WHERE \("id" = 1 AND "store_id" = 2\)/);
+  t.regex(sql[0] as string, /WHERE "id" = 1 AND "store_id" = 2$/);
   const all = await rows('products');
   t.is(product(all, 1, 2)?.price, 0);
   t.is(product(all, 1, 1)?.price, 10);
@@ -150,7 +150,7 @@ test.serial('Model.destroy and instance destroy delete only the current tenant r
   const { Product, Purchase, rows, capture } = t.context;
   const { result, sql } = await capture(() => withTenant(2, () => Product.destroy({ where: { id: 1 } })));
   t.is(result, 1);
-  t.regex(sql[0] as string, /DELETE FROM "products" WHERE \("id" = 1 AND "store_id" = 2\)/);
+  t.regex(sql[0] as string, /DELETE FROM "products" WHERE "id" = 1 AND "store_id" = 2/);
   t.truthy(product(await rows('products'), 1, 1));
   t.falsy(product(await rows('products'), 1, 2));
   await withTenant(1, async () => (await Product.findOne({ where: { id: 2 } }))?.destroy());

@@ -9,10 +9,16 @@ import { assertFits, canonical, type Tenant, tenantIdOf, tenantIncludes } from '
 export type Access = 'read' | 'write' | 'insert';
 
 /** The tenant scope that applies to one operation on one tenant model. */
-export interface Scope {
-  readonly meta: TenantMeta;
-  readonly tenant: Tenant;
-  readonly details: RefusalDetails;
+export class Scope {
+  constructor(
+    readonly meta: TenantMeta,
+    readonly tenant: Tenant,
+    readonly operation: string,
+  ) {}
+  /** What an error says it refused (built only when one is thrown: this is on every query's path). */
+  get details(): RefusalDetails {
+    return { model: this.meta.name, operation: this.operation, tenant: tenantIdOf(this.tenant) };
+  }
 }
 
 /**
@@ -41,9 +47,9 @@ export function activeScope(
     return undefined;
   }
   if (access !== 'insert' && state.options.writeOnly) return undefined;
-  const details: RefusalDetails = { model: meta.name, operation, tenant: tenantIdOf(tenant) };
-  assertFits(tenant, meta, details);
-  return { meta, tenant, details };
+  const scope = new Scope(meta, tenant, operation);
+  assertFits(tenant, meta, scope);
+  return scope;
 }
 
 /** A SQL-ready tenant value: bigints as strings, so every driver path binds them. */
@@ -67,10 +73,17 @@ function isEmptyWhere(where: unknown): boolean {
   return false;
 }
 
-/** ANDs the tenant predicate onto a where of any shape (object, array, literal, `sequelize.where`). */
+/**
+ * ANDs the tenant predicate onto a where of any shape (object, array, literal, `sequelize.where`). A plain
+ * object without the tenant column gets it as one more key (its keys are AND-ed: the same SQL a
+ * hand-written filter gives); anything else is wrapped in Op.and, so an explicit tenant filter stays.
+ */
 export function scopedWhere(where: unknown, scope: Scope): WhereOptions {
   const predicate = tenantPredicate(scope);
   if (isEmptyWhere(where)) return predicate;
+  if (typeof where === 'object' && Object.getPrototypeOf(where) === Object.prototype && !Object.hasOwn(where as object, scope.meta.column)) {
+    return { ...(where as object), ...predicate } as WhereOptions;
+  }
   return { [Op.and]: [where, predicate] } as WhereOptions;
 }
 
