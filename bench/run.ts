@@ -6,34 +6,16 @@
 // local server, else an embedded PGlite)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createNamespace } from 'cls-hooked';
-import { DataTypes, type Model, type ModelStatic, Sequelize } from 'sequelize';
+import { Sequelize } from 'sequelize';
 import { switchNamespaceForBenchmarks } from '../src/context';
-import { multitenant, withTenant } from '../src/index';
+import { multitenant } from '../src/index';
 import { createTestDatabase } from '../test/helpers/db';
+import { define, PRODUCTS, TENANTS, type Workload, workloadsFor } from './workloads';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const OPS = Number(process.env.OPS ?? 300);
-const TENANTS = 3;
-const PRODUCTS = 50;
-
-// biome-ignore lint/suspicious/noExplicitAny: benchmark models
-type M = ModelStatic<Model<any, any>>;
-function define(sequelize: Sequelize, tenantKeys: boolean): { Product: M; Purchase: M } {
-  const key = () => ({ type: DataTypes.BIGINT, primaryKey: true });
-  const opts = (table: string) => ({ tableName: table, timestamps: false, ...(tenantKeys ? { tenantKey: 'store_id' } : {}) });
-  const Product = sequelize.define('Product', { id: key(), store_id: key(), name: DataTypes.STRING, stock: DataTypes.INTEGER }, opts('bench_products'));
-  const Purchase = sequelize.define(
-    'Purchase',
-    { id: { type: DataTypes.BIGINT, primaryKey: true, autoIncrement: true }, store_id: key(), product_id: DataTypes.BIGINT, qty: DataTypes.INTEGER },
-    opts('bench_purchases'),
-  );
-  Product.hasMany(Purchase, { foreignKey: 'product_id', constraints: false });
-  Purchase.belongsTo(Product, { foreignKey: 'product_id', constraints: false });
-  return { Product, Purchase };
-}
 
 type Variant = 'baseline' | 'library' | 'library+cls';
-type Workload = (i: number) => Promise<unknown>;
 
 async function main() {
   const db = await createTestDatabase();
@@ -47,50 +29,11 @@ async function main() {
   await plain.query(
     `INSERT INTO bench_products (id, store_id, name, stock) SELECT i, s, 'p' || i, 100 FROM generate_series(1, ${PRODUCTS}) i, generate_series(1, ${TENANTS}) s`,
   );
-  await plain.query(`INSERT INTO bench_purchases (store_id, product_id, qty) SELECT s, i, 1 FROM generate_series(1, ${PRODUCTS}) i, generate_series(1, ${TENANTS}) s, generate_series(1, 2)`);
+  await plain.query(
+    `INSERT INTO bench_purchases (store_id, product_id, qty) SELECT s, i, 1 FROM generate_series(1, ${PRODUCTS}) i, generate_series(1, ${TENANTS}) s, generate_series(1, 2)`,
+  );
   const ns = createNamespace('bench');
-  const tenantOf = (i: number) => (i % TENANTS) + 1;
-  const pid = (i: number) => (i % PRODUCTS) + 1;
-
-  // The same work written by hand (baseline) and left to the library.
-  const workloads: Record<string, Record<'baseline' | 'library', Workload>> = {
-    findByPk: {
-      baseline: (i) => base.Product.findOne({ where: { id: pid(i), store_id: tenantOf(i) } }),
-      library: (i) => withTenant(tenantOf(i), () => lib.Product.findOne({ where: { id: pid(i) } })),
-    },
-    'findAll + include': {
-      baseline: (i) =>
-        base.Product.findAll({
-          where: { store_id: tenantOf(i), id: [pid(i), pid(i + 1), pid(i + 2)] },
-          include: [{ model: base.Purchase, required: false, where: { store_id: tenantOf(i) } }],
-        }),
-      library: (i) => withTenant(tenantOf(i), () => lib.Product.findAll({ where: { id: [pid(i), pid(i + 1), pid(i + 2)] }, include: [lib.Purchase] })),
-    },
-    'update by key': {
-      baseline: (i) => base.Product.update({ stock: i % 100 }, { where: { id: pid(i), store_id: tenantOf(i) } }),
-      library: (i) => withTenant(tenantOf(i), () => lib.Product.update({ stock: i % 100 }, { where: { id: pid(i) } })),
-    },
-    create: {
-      baseline: (i) => base.Purchase.create({ store_id: tenantOf(i), product_id: pid(i), qty: 1 }),
-      library: (i) => withTenant(tenantOf(i), () => lib.Purchase.create({ product_id: pid(i), qty: 1 })),
-    },
-    'mixed request': {
-      baseline: async (i) => {
-        const t = tenantOf(i);
-        const p = await base.Product.findOne({ where: { id: pid(i), store_id: t } });
-        await base.Purchase.findAll({ where: { product_id: pid(i), store_id: t } });
-        await base.Purchase.create({ store_id: t, product_id: pid(i), qty: 2 });
-        await base.Product.update({ stock: ((p?.get('stock') as number) ?? 0) - 1 }, { where: { id: pid(i), store_id: t } });
-      },
-      library: (i) =>
-        withTenant(tenantOf(i), async () => {
-          const p = await lib.Product.findOne({ where: { id: pid(i) } });
-          await lib.Purchase.findAll({ where: { product_id: pid(i) } });
-          await lib.Purchase.create({ product_id: pid(i), qty: 2 });
-          await lib.Product.update({ stock: ((p?.get('stock') as number) ?? 0) - 1 }, { where: { id: pid(i) } });
-        }),
-    },
-  };
+  const workloads = workloadsFor(base, lib);
 
   const variants: Variant[] = ['baseline', 'library', 'library+cls'];
   const totals = new Map<string, { ms: number; cpu: number; ops: number }>();
@@ -110,7 +53,8 @@ async function main() {
     totals.set(key, tot);
   };
   // Warm up every path, then interleave op by op: the machine's drift hits the three variants alike.
-  for (const [name, w] of Object.entries(workloads)) for (const v of variants) for (let i = 0; i < 50; i++) await once(`warmup ${name}|${v}`, v, fnOf(w, v), i);
+  for (const [name, w] of Object.entries(workloads))
+    for (const v of variants) for (let i = 0; i < 50; i++) await once(`warmup ${name}|${v}`, v, fnOf(w, v), i);
   for (let round = 0; round < ROUNDS; round++) {
     for (const [name, w] of Object.entries(workloads)) {
       for (let i = 0; i < OPS; i++) {

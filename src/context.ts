@@ -61,7 +61,7 @@ function clsBackend(ns: ClsNamespace): Backend {
 
 let configured: ClsNamespace | undefined;
 /** Sequelize constructors seen by multitenant(): `Sequelize.useCLS(ns)` stores the namespace on them. */
-const sequelizeClasses = new Set<{ _cls?: ClsNamespace | null }>();
+const sequelizeClasses: Array<{ _cls?: ClsNamespace | null }> = [];
 
 /** Uses `ns` for the tenant context of the whole process (from `multitenant(..., { namespace })`). */
 export function configureNamespace(ns: ClsNamespace | undefined): void {
@@ -81,12 +81,16 @@ export function switchNamespaceForBenchmarks(ns: ClsNamespace | undefined): void
 
 /** Remembers a Sequelize class so that a later `Sequelize.useCLS(ns)` is followed. */
 export function watchSequelizeClass(ctor: { _cls?: ClsNamespace | null }): void {
-  sequelizeClasses.add(ctor);
+  if (!sequelizeClasses.includes(ctor)) sequelizeClasses.push(ctor);
 }
 
+// On every query's path: no allocation here (an indexed loop over the one or two Sequelize classes).
 function backend(): Backend {
   if (configured) return clsBackend(configured);
-  for (const ctor of sequelizeClasses) if (ctor._cls) return clsBackend(ctor._cls);
+  for (let i = 0; i < sequelizeClasses.length; i++) {
+    const ns = sequelizeClasses[i]?._cls;
+    if (ns) return clsBackend(ns);
+  }
   return alsBackend;
 }
 

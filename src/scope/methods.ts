@@ -1,7 +1,7 @@
 import type { Sequelize } from 'sequelize';
 import type { AnyModelStatic } from '../models';
 import { stateOf } from '../plugin';
-import { activeScope, stampRow } from './scope';
+import { activeScope, stampRow, tenantToWrite } from './scope';
 
 type Row = Record<string, unknown>;
 type Opts = (Row & { fields?: string[] }) | undefined;
@@ -34,15 +34,22 @@ export function patchModelMethods(Model: ModelClass): void {
   patched.add(Model);
 
   const save = Model.prototype.save;
-  Model.prototype.save = async function scopedSave(this: InstanceLike, options?: Opts) {
+  // Not async: one promise less on every save (a refusal still comes back as a rejected promise).
+  Model.prototype.save = function scopedSave(this: InstanceLike, options?: Opts) {
     const model = this.constructor;
     const state = model.sequelize && stateOf(model.sequelize);
     if (!state || !this.isNewRecord) return save.call(this, options);
-    const scope = activeScope(state, model, 'create', 'insert');
-    if (!scope) return save.call(this, options);
-    const row = stampRow(scope, this.dataValues, 'attribute');
-    if (row !== this.dataValues) this.setDataValue(scope.meta.attribute, row[scope.meta.attribute]);
-    return save.call(this, withField(options, scope.meta.attribute));
+    try {
+      const scope = activeScope(state, model, 'create', 'insert');
+      if (!scope) return save.call(this, options);
+      const { attribute } = scope.meta;
+      const value = this.dataValues[attribute];
+      const written = tenantToWrite(scope, value);
+      if (written !== value) this.setDataValue(attribute, written);
+      return save.call(this, withField(options, attribute));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   };
 
   const bulkCreate = Model.bulkCreate;

@@ -1,7 +1,7 @@
 import { tenantMeta } from '../models';
 import type { PluginState } from '../plugin';
 import { activeScope, scopedWhere } from './scope';
-import type { QueryInterfaceInternals } from './writes';
+import { guarded, type QueryInterfaceInternals } from './writes';
 
 type SelectOptions = Parameters<QueryInterfaceInternals['select']>[2] & {
   include?: unknown[];
@@ -35,17 +35,21 @@ function withTenantSelected(options: SelectOptions, model: Parameters<typeof ten
  */
 export function patchReads(qi: QueryInterfaceInternals, state: PluginState): void {
   const select = qi.select;
-  qi.select = async function scopedSelect(model, tableName, options) {
-    const scope = activeScope(state, model, 'find', 'read');
-    const selected = withTenantSelected(options as SelectOptions, model);
-    if (!scope) return select.call(this, model, tableName, selected);
-    return select.call(this, model, tableName, { ...selected, where: scopedWhere(options?.where, scope) });
+  qi.select = function scopedSelect(model, tableName, options) {
+    return guarded(() => {
+      const scope = activeScope(state, model, 'find', 'read');
+      const selected = withTenantSelected(options as SelectOptions, model);
+      if (!scope) return select.call(this, model, tableName, selected);
+      return select.call(this, model, tableName, { ...selected, where: scopedWhere(options?.where, scope) });
+    });
   };
 
   const rawSelect = qi.rawSelect;
-  qi.rawSelect = async function scopedRawSelect(tableName, options, attributeSelector, model) {
-    const scope = activeScope(state, model, 'aggregate', 'read');
-    if (!scope) return rawSelect.call(this, tableName, options, attributeSelector, model);
-    return rawSelect.call(this, tableName, { ...options, where: scopedWhere(options?.where, scope) }, attributeSelector, model);
+  qi.rawSelect = function scopedRawSelect(tableName, options, attributeSelector, model) {
+    return guarded(() => {
+      const scope = activeScope(state, model, 'aggregate', 'read');
+      if (!scope) return rawSelect.call(this, tableName, options, attributeSelector, model);
+      return rawSelect.call(this, tableName, { ...options, where: scopedWhere(options?.where, scope) }, attributeSelector, model);
+    });
   };
 }

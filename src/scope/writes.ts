@@ -60,33 +60,51 @@ function checkConflictTarget(scope: Scope, options: Options, operation: string):
   return { ...options, updateOnDuplicate: update.filter((c) => c !== column) };
 }
 
+/**
+ * Runs a wrapper's body; a refusal thrown synchronously comes back as a rejected promise, like the
+ * query-interface method it wraps (which is async). Not an async function: one promise less per query.
+ */
+export function guarded<R>(body: () => Promise<R> | R): Promise<R> {
+  try {
+    return Promise.resolve(body());
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): void {
   const sequelize = qi.sequelize;
   const modelOf = (options: Options | undefined, tableName: unknown) => options?.model ?? modelForTable(sequelize, tableName);
 
   const insert = qi.insert;
-  qi.insert = async function scopedInsert(instance, tableName, values, options) {
-    const scope = activeScope(state, instance?.constructor ?? modelOf(options, tableName), 'create', 'insert');
-    if (!scope) return insert.call(this, instance, tableName, values, options);
-    const row = stampRow(scope, values, 'column');
-    if (instance && row !== values) instance.dataValues[scope.meta.attribute] = row[scope.meta.column];
-    return insert.call(this, instance, tableName, row, options);
+  qi.insert = function scopedInsert(instance, tableName, values, options) {
+    return guarded(() => {
+      const scope = activeScope(state, instance?.constructor ?? modelOf(options, tableName), 'create', 'insert');
+      if (!scope) return insert.call(this, instance, tableName, values, options);
+      const row = stampRow(scope, values, 'column');
+      if (instance && row !== values) instance.dataValues[scope.meta.attribute] = row[scope.meta.column];
+      return insert.call(this, instance, tableName, row, options);
+    });
   };
 
   const bulkInsert = qi.bulkInsert;
-  qi.bulkInsert = async function scopedBulkInsert(tableName, records, options, attributes) {
-    const scope = activeScope(state, modelOf(options, tableName), 'bulkCreate', 'insert');
-    if (!scope) return bulkInsert.call(this, tableName, records, options, attributes);
-    const rows = records.map((r) => stampRow(scope, r, 'column'));
-    return bulkInsert.call(this, tableName, rows, checkConflictTarget(scope, options ?? {}, 'bulkCreate'), attributes);
+  qi.bulkInsert = function scopedBulkInsert(tableName, records, options, attributes) {
+    return guarded(() => {
+      const scope = activeScope(state, modelOf(options, tableName), 'bulkCreate', 'insert');
+      if (!scope) return bulkInsert.call(this, tableName, records, options, attributes);
+      const rows = records.map((r) => stampRow(scope, r, 'column'));
+      return bulkInsert.call(this, tableName, rows, checkConflictTarget(scope, options ?? {}, 'bulkCreate'), attributes);
+    });
   };
 
   const upsert = qi.upsert;
-  qi.upsert = async function scopedUpsert(tableName, insertValues, updateValues, where, options) {
-    const scope = activeScope(state, modelOf(options, tableName), 'upsert', 'insert');
-    if (!scope) return upsert.call(this, tableName, insertValues, updateValues, where, options);
-    const row = stampRow(scope, insertValues, 'column');
-    return upsert.call(this, tableName, row, withoutTenantInSet(scope, updateValues), where, options);
+  qi.upsert = function scopedUpsert(tableName, insertValues, updateValues, where, options) {
+    return guarded(() => {
+      const scope = activeScope(state, modelOf(options, tableName), 'upsert', 'insert');
+      if (!scope) return upsert.call(this, tableName, insertValues, updateValues, where, options);
+      const row = stampRow(scope, insertValues, 'column');
+      return upsert.call(this, tableName, row, withoutTenantInSet(scope, updateValues), where, options);
+    });
   };
 
   // Sequelize settles the upsert conflict target inside queryInterface.upsert: check it where the SQL is built.
@@ -101,55 +119,65 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
   };
 
   const update = qi.update;
-  qi.update = async function scopedUpdate(instance, tableName, values, where, options) {
-    const scope = activeScope(state, instance.constructor, 'save', 'write');
-    if (!scope) return update.call(this, instance, tableName, values, where, options);
-    assertInstanceInScope(scope, instance);
-    const set = { ...values };
-    delete set[scope.meta.column];
-    if (Object.keys(set).length === 0) return [instance, 0];
-    return update.call(this, instance, tableName, set, scopedWhere(where, scope), options);
+  qi.update = function scopedUpdate(instance, tableName, values, where, options) {
+    return guarded(() => {
+      const scope = activeScope(state, instance.constructor, 'save', 'write');
+      if (!scope) return update.call(this, instance, tableName, values, where, options);
+      assertInstanceInScope(scope, instance);
+      const set = { ...values };
+      delete set[scope.meta.column];
+      if (Object.keys(set).length === 0) return [instance, 0];
+      return update.call(this, instance, tableName, set, scopedWhere(where, scope), options);
+    });
   };
 
   const bulkUpdate = qi.bulkUpdate;
-  qi.bulkUpdate = async function scopedBulkUpdate(tableName, values, where, options, attributes) {
-    const scope = activeScope(state, modelOf(options, tableName), 'update', 'write');
-    if (!scope) return bulkUpdate.call(this, tableName, values, where, options, attributes);
-    const set = withoutTenantInSet(scope, values);
-    if (Object.keys(set).length === 0) return options?.returning ? [] : 0;
-    return bulkUpdate.call(this, tableName, set, scopedWhere(where, scope), options, attributes);
+  qi.bulkUpdate = function scopedBulkUpdate(tableName, values, where, options, attributes) {
+    return guarded(() => {
+      const scope = activeScope(state, modelOf(options, tableName), 'update', 'write');
+      if (!scope) return bulkUpdate.call(this, tableName, values, where, options, attributes);
+      const set = withoutTenantInSet(scope, values);
+      if (Object.keys(set).length === 0) return options?.returning ? [] : 0;
+      return bulkUpdate.call(this, tableName, set, scopedWhere(where, scope), options, attributes);
+    });
   };
 
   const del = qi.delete;
-  qi.delete = async function scopedDelete(instance, tableName, where, options) {
-    const scope = activeScope(state, instance.constructor, 'destroy', 'write');
-    if (!scope) return del.call(this, instance, tableName, where, options);
-    assertInstanceInScope(scope, instance);
-    return del.call(this, instance, tableName, scopedWhere(where, scope), options);
+  qi.delete = function scopedDelete(instance, tableName, where, options) {
+    return guarded(() => {
+      const scope = activeScope(state, instance.constructor, 'destroy', 'write');
+      if (!scope) return del.call(this, instance, tableName, where, options);
+      assertInstanceInScope(scope, instance);
+      return del.call(this, instance, tableName, scopedWhere(where, scope), options);
+    });
   };
 
   const bulkDelete = qi.bulkDelete;
-  qi.bulkDelete = async function scopedBulkDelete(tableName, where, options, model) {
-    const scope = activeScope(state, model ?? modelOf(options, tableName), 'destroy', 'write');
-    if (!scope) return bulkDelete.call(this, tableName, where, options, model);
-    if (options?.truncate) {
-      // TRUNCATE empties the table for every tenant: under a tenant it becomes DELETE ... WHERE tenant.
-      const { truncate: _t, cascade: _c, restartIdentity: _r, ...rest } = options;
-      return bulkDelete.call(this, tableName, tenantPredicate(scope), { ...rest, truncate: false }, model);
-    }
-    return bulkDelete.call(this, tableName, scopedWhere(where, scope), options, model);
+  qi.bulkDelete = function scopedBulkDelete(tableName, where, options, model) {
+    return guarded(() => {
+      const scope = activeScope(state, model ?? modelOf(options, tableName), 'destroy', 'write');
+      if (!scope) return bulkDelete.call(this, tableName, where, options, model);
+      if (options?.truncate) {
+        // TRUNCATE empties the table for every tenant: under a tenant it becomes DELETE ... WHERE tenant.
+        const { truncate: _t, cascade: _c, restartIdentity: _r, ...rest } = options;
+        return bulkDelete.call(this, tableName, tenantPredicate(scope), { ...rest, truncate: false }, model);
+      }
+      return bulkDelete.call(this, tableName, scopedWhere(where, scope), options, model);
+    });
   };
 
   for (const name of ['increment', 'decrement'] as const) {
     const arithmetic = qi[name];
-    qi[name] = async function scopedArithmetic(model, tableName, where, amounts, extra, options) {
-      const scope = activeScope(state, model, name, 'write');
-      if (!scope) return arithmetic.call(this, model, tableName, where, amounts, extra, options);
-      if (Object.hasOwn(amounts, scope.meta.column)) {
-        throw new TenantMismatchError(`refused to ${name} the tenant column ${scope.meta.column}; nothing was written`, scope.details);
-      }
-      if (options?.instance) assertInstanceInScope(scope, options.instance);
-      return arithmetic.call(this, model, tableName, scopedWhere(where, scope), amounts, withoutTenantInSet(scope, extra), options);
+    qi[name] = function scopedArithmetic(model, tableName, where, amounts, extra, options) {
+      return guarded(() => {
+        const scope = activeScope(state, model, name, 'write');
+        if (!scope) return arithmetic.call(this, model, tableName, where, amounts, extra, options);
+        if (Object.hasOwn(amounts, scope.meta.column)) {
+          throw new TenantMismatchError(`refused to ${name} the tenant column ${scope.meta.column}; nothing was written`, scope.details);
+        }
+        if (options?.instance) assertInstanceInScope(scope, options.instance);
+        return arithmetic.call(this, model, tableName, scopedWhere(where, scope), amounts, withoutTenantInSet(scope, extra), options);
+      });
     };
   }
 }

@@ -96,9 +96,15 @@ async function seed(f: Fixture): Promise<void> {
     const q = (s: string) => f.sequelize.query(s);
     await q('DELETE FROM products; DELETE FROM purchases; DELETE FROM product_tags; DELETE FROM tags');
     // Every tenant holds products 1..3 and tags 1..2: the same keys, other rows.
-    await q(`INSERT INTO products (id, store_id, name, price, stock) SELECT i, s, 'p' || i || '-' || s, i * 10 + s, 5 FROM generate_series(1, 3) i, generate_series(1, 3) s`);
-    await q(`INSERT INTO tags (id, store_id, label) SELECT i, s, 't' || i || '-' || s FROM generate_series(1, 2) i, generate_series(1, 3) s`);
-    await q(`INSERT INTO purchases (id, store_id, product_id, qty, "createdAt", "updatedAt") SELECT s * 10 + i, s, i, 1, now(), now() FROM generate_series(1, 2) i, generate_series(1, 3) s`);
+    await q(
+      `INSERT INTO products (id, store_id, name, price, stock) SELECT i, s, 'p' || i || '-' || s, i * 10 + s, 5 FROM generate_series(1, 3) i, generate_series(1, 3) s`,
+    );
+    await q(
+      `INSERT INTO tags (id, store_id, label) SELECT i, s, 't' || i || '-' || s FROM generate_series(1, 2) i, generate_series(1, 3) s`,
+    );
+    await q(
+      `INSERT INTO purchases (id, store_id, product_id, qty, "createdAt", "updatedAt") SELECT s * 10 + i, s, i, 1, now(), now() FROM generate_series(1, 2) i, generate_series(1, 3) s`,
+    );
     await q(`INSERT INTO product_tags (id, store_id, product_id, tag_id) SELECT s * 10 + 1, s, 1, 1 FROM generate_series(1, 3) s`);
     await q(`SELECT setval('products_id_seq', 100); SELECT setval('purchases_id_seq', 100); SELECT setval('product_tags_id_seq', 100)`);
   });
@@ -149,12 +155,20 @@ async function step(f: Fixture, w: World, op: Operation): Promise<World> {
   switch (op.k) {
     case 'findAll': {
       const rows = await withTenant(op.t, () =>
-        Product.findAll({ where: { price: { [Op.gte]: op.min } }, order: [['id', op.desc ? 'DESC' : 'ASC']], ...(op.limit ? { limit: op.limit } : {}) }),
+        Product.findAll({
+          where: { price: { [Op.gte]: op.min } },
+          order: [['id', op.desc ? 'DESC' : 'ASC']],
+          ...(op.limit ? { limit: op.limit } : {}),
+        }),
       );
       let exp = products.filter((p) => p.price >= op.min).sort(byId);
       if (op.desc) exp.reverse();
       if (op.limit) exp = exp.slice(0, op.limit);
-      same('findAll', rows.map(show), exp.map((p) => ({ id: p.id, name: p.name })));
+      same(
+        'findAll',
+        rows.map(show),
+        exp.map((p) => ({ id: p.id, name: p.name })),
+      );
       return w;
     }
     case 'findOne': {
@@ -166,15 +180,32 @@ async function step(f: Fixture, w: World, op: Operation): Promise<World> {
     case 'aggregate': {
       const got = await withTenant(op.t, () => (op.fn === 'count' ? Product.count() : Product[op.fn]('price')));
       const prices = products.map((p) => p.price);
-      const exp = op.fn === 'count' ? prices.length : op.fn === 'sum' ? (prices.length ? prices.reduce((a, b) => a + b, 0) : null) : prices.length ? Math.max(...prices) : null;
+      const exp =
+        op.fn === 'count'
+          ? prices.length
+          : op.fn === 'sum'
+            ? prices.length
+              ? prices.reduce((a, b) => a + b, 0)
+              : null
+            : prices.length
+              ? Math.max(...prices)
+              : null;
       same(op.fn, got, exp);
       return w;
     }
     case 'include': {
       const rows = (await withTenant(op.t, () =>
-        Product.findAll({ include: [{ model: Purchase, required: op.required }], order: [['id', 'ASC']], ...(op.limit ? { limit: op.limit } : {}) }),
+        Product.findAll({
+          include: [{ model: Purchase, required: op.required }],
+          order: [['id', 'ASC']],
+          ...(op.limit ? { limit: op.limit } : {}),
+        }),
       )) as Row[];
-      const purchasesOf = (pid: number) => w.purchases.filter((u) => u.store === op.t && u.product_id === pid).map((u) => u.id).sort((a, b) => a - b);
+      const purchasesOf = (pid: number) =>
+        w.purchases
+          .filter((u) => u.store === op.t && u.product_id === pid)
+          .map((u) => u.id)
+          .sort((a, b) => a - b);
       let exp = products.sort(byId).filter((p) => !op.required || purchasesOf(p.id).length > 0);
       if (op.limit) exp = exp.slice(0, op.limit);
       same(
@@ -201,10 +232,15 @@ async function step(f: Fixture, w: World, op: Operation): Promise<World> {
     case 'create': {
       const exists = op.id !== null && product(op.id);
       try {
-        const made = await withTenant(op.t, () => Product.create({ ...(op.id !== null ? { id: op.id } : {}), name: `c${op.price}`, price: op.price }));
+        const made = await withTenant(op.t, () =>
+          Product.create({ ...(op.id !== null ? { id: op.id } : {}), name: `c${op.price}`, price: op.price }),
+        );
         if (exists) throw new Violation(`create of an existing (${op.id}, ${op.t}) succeeded`);
         same('create stamped', made.get('store_id'), op.t);
-        return { ...w, products: [...w.products, { id: made.get('id') as number, store: op.t, name: `c${op.price}`, price: op.price, stock: 0 }] };
+        return {
+          ...w,
+          products: [...w.products, { id: made.get('id') as number, store: op.t, name: `c${op.price}`, price: op.price, stock: 0 }],
+        };
       } catch (err) {
         if (exists && err instanceof UniqueConstraintError) return w;
         throw err;
@@ -219,7 +255,16 @@ async function step(f: Fixture, w: World, op: Operation): Promise<World> {
       const made = await withTenant(op.t, () => Product.bulkCreate(op.prices.map((p) => ({ name: `b${p}`, price: p }))));
       return {
         ...w,
-        products: [...w.products, ...made.map((m, i) => ({ id: m.get('id') as number, store: op.t, name: `b${op.prices[i]}`, price: op.prices[i] as number, stock: 0 }))],
+        products: [
+          ...w.products,
+          ...made.map((m, i) => ({
+            id: m.get('id') as number,
+            store: op.t,
+            name: `b${op.prices[i]}`,
+            price: op.prices[i] as number,
+            stock: 0,
+          })),
+        ],
       };
     }
     case 'update': {
@@ -306,7 +351,11 @@ async function step(f: Fixture, w: World, op: Operation): Promise<World> {
       return w;
     }
     case 'several': {
-      same('several tenants', await withTenant(op.ts, () => Product.count()), w.products.filter((p) => op.ts.includes(p.store as T)).length);
+      same(
+        'several tenants',
+        await withTenant(op.ts, () => Product.count()),
+        w.products.filter((p) => op.ts.includes(p.store as T)).length,
+      );
       return w;
     }
   }

@@ -1,0 +1,71 @@
+// Node CPU only: the same workloads with the database replaced by an in-process fake connection, so
+// that what is measured is Sequelize's and the library's own work per operation, free of network and
+// server noise. Used to find and remove the library's costs (`npm run bench:cpu`).
+import { performance } from 'node:perf_hooks';
+import { createNamespace } from 'cls-hooked';
+import { Sequelize } from 'sequelize';
+import { switchNamespaceForBenchmarks } from '../src/context';
+import { multitenant } from '../src/index';
+import { define, workloadsFor } from './workloads';
+
+const OPS = Number(process.env.OPS ?? 20000);
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
+
+type Callback = (err: Error | null, result: unknown) => void;
+/** Answers like pg would: a row for INSERT ... RETURNING, one affected row for UPDATE, no rows for SELECT. */
+const fake = {
+  query(sql: string, a?: unknown, b?: Callback) {
+    const cb = (typeof a === 'function' ? a : b) as Callback;
+    const insert = sql.startsWith('INSERT');
+    queueMicrotask(() => cb(null, { rows: insert ? [{ id: 1 }] : [], rowCount: insert || sql.startsWith('UPDATE') ? 1 : 0, fields: [] }));
+  },
+};
+function offline(): Sequelize {
+  const s = new Sequelize('postgres://u@127.0.0.1:1/none', { logging: false });
+  const cm = s.connectionManager as unknown as { getConnection(): Promise<unknown>; releaseConnection(): Promise<void> };
+  cm.getConnection = async () => fake;
+  cm.releaseConnection = async () => undefined;
+  return s;
+}
+
+async function main() {
+  const plain = offline();
+  const scoped = offline();
+  multitenant(scoped, { notice: false });
+  const all = workloadsFor(define(plain, false), define(scoped, true));
+  const only = process.env.ONLY;
+  const workloads = Object.fromEntries(Object.entries(all).filter(([name]) => !only || name.includes(only)));
+  const ns = createNamespace('bench-cpu');
+  const variants = ['baseline', 'library', 'library+cls'] as const;
+  const cpu = new Map<string, number>();
+  // Variants alternate op by op (rotating which goes first), each op timed alone: drift, GC and JIT
+  // effects fall on all variants alike. Round 0 warms up.
+  for (let round = 0; round <= ROUNDS; round++) {
+    for (const [name, w] of Object.entries(workloads)) {
+      for (let i = 0; i < OPS / 10; i++) {
+        for (let j = 0; j < variants.length; j++) {
+          const v = variants[(i + j) % variants.length] as (typeof variants)[number];
+          switchNamespaceForBenchmarks(v === 'library+cls' ? ns : undefined);
+          const fn = v === 'baseline' ? w.baseline : w.library;
+          const c0 = process.cpuUsage();
+          await fn(i);
+          const c = process.cpuUsage(c0);
+          if (round > 0) cpu.set(`${name}|${v}`, (cpu.get(`${name}|${v}`) ?? 0) + c.user + c.system);
+        }
+      }
+    }
+  }
+  switchNamespaceForBenchmarks(undefined);
+  const n = (OPS / 10) * ROUNDS;
+  const rows = Object.keys(workloads).flatMap((name) => {
+    const b = (cpu.get(`${name}|baseline`) as number) / n;
+    return variants.map((v) => {
+      const x = (cpu.get(`${name}|${v}`) as number) / n;
+      return { workload: name, variant: v, 'Node CPU µs/op': Number(x.toFixed(1)), 'CPU ÷ baseline': Number((x / b).toFixed(3)) };
+    });
+  });
+  console.log(`Node CPU per operation, fake connection, ${n} operations per workload and variant (${performance.now().toFixed(0)} ms)`);
+  console.table(rows);
+  console.log(JSON.stringify(rows));
+}
+main();
