@@ -1,7 +1,7 @@
 import type { Sequelize } from 'sequelize';
 import type { AnyModelStatic } from '../models';
 import { stateOf } from '../plugin';
-import { activeScope, stampRow, tenantToWrite } from './scope';
+import { activeScope, guarded, stampRow, tenantToWrite } from './scope';
 
 type Row = Record<string, unknown>;
 type Opts = (Row & { fields?: string[] }) | undefined;
@@ -39,7 +39,7 @@ export function patchModelMethods(Model: ModelClass): void {
     const model = this.constructor;
     const state = model.sequelize && stateOf(model.sequelize);
     if (!state || !this.isNewRecord) return save.call(this, options);
-    try {
+    return guarded(() => {
       const scope = activeScope(state, model, 'create', 'insert');
       if (!scope) return save.call(this, options);
       const { attribute } = scope.meta;
@@ -47,9 +47,7 @@ export function patchModelMethods(Model: ModelClass): void {
       const written = tenantToWrite(scope, value);
       if (written !== value) this.setDataValue(attribute, written);
       return save.call(this, withField(options, attribute));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    });
   };
 
   const bulkCreate = Model.bulkCreate;

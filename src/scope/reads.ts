@@ -1,7 +1,7 @@
 import { tenantMeta } from '../models';
 import type { PluginState } from '../plugin';
-import { activeScope, scopedWhere } from './scope';
-import { guarded, type QueryInterfaceInternals } from './writes';
+import { activeScope, guarded, scopedWhere } from './scope';
+import type { QueryInterfaceInternals } from './writes';
 
 type SelectOptions = Parameters<QueryInterfaceInternals['select']>[2] & {
   include?: unknown[];

@@ -184,3 +184,15 @@ export function modelForTable(sequelize: Sequelize, tableName: unknown): AnyMode
   }
   return undefined;
 }
+
+/**
+ * Runs a wrapper's body; a refusal thrown synchronously comes back as a rejected promise, like the
+ * query-interface method it wraps (which is async). Not an async function: one promise less per query.
+ */
+export function guarded<R>(body: () => Promise<R> | R): Promise<R> {
+  try {
+    return Promise.resolve(body());
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}

@@ -5,6 +5,7 @@ import type { PluginState } from '../plugin';
 import {
   activeScope,
   assertInstanceInScope,
+  guarded,
   modelForTable,
   type Scope,
   scopedWhere,
@@ -58,18 +59,6 @@ function checkConflictTarget(scope: Scope, options: Options, operation: string):
     );
   }
   return { ...options, updateOnDuplicate: update.filter((c) => c !== column) };
-}
-
-/**
- * Runs a wrapper's body; a refusal thrown synchronously comes back as a rejected promise, like the
- * query-interface method it wraps (which is async). Not an async function: one promise less per query.
- */
-export function guarded<R>(body: () => Promise<R> | R): Promise<R> {
-  try {
-    return Promise.resolve(body());
-  } catch (err) {
-    return Promise.reject(err);
-  }
 }
 
 export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): void {
