@@ -1,4 +1,4 @@
-import type { Sequelize } from 'sequelize';
+import { Op, type Sequelize } from 'sequelize';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import type { PluginState } from '../plugin';
 import { activeScope, type Scope, tenantPredicate } from './scope';
@@ -100,7 +100,7 @@ function joinAliases(include: Include): { parentAlias: string; alias: string } {
 
 function and(where: unknown, ...conditions: unknown[]): unknown {
   const parts = where === undefined || where === null ? conditions : [where, ...conditions];
-  return parts.length === 1 ? parts[0] : { [Symbol.for('and')]: parts };
+  return parts.length === 1 ? parts[0] : { [Op.and]: parts };
 }
 
 /**

@@ -76,15 +76,14 @@ export function tenantPredicate(scope: Scope, key: 'column' | 'attribute' = 'col
  */
 export function scopedWhere(where: unknown, scope: Scope): WhereOptions {
   const column = scope.meta.column;
-  if (where === undefined || where === null) return { [column]: predicateValue(scope) };
+  if (where === undefined || where === null || (Array.isArray(where) && where.length === 0)) return tenantPredicate(scope);
   if (typeof where === 'object' && Object.getPrototypeOf(where) === Object.prototype && !Object.hasOwn(where, column)) {
     // Object.assign, not a spread: a spread followed by one more key costs ~10× as much in V8.
     const merged: Record<string | symbol, unknown> = Object.assign({}, where as Record<string | symbol, unknown>);
     merged[column] = predicateValue(scope);
     return merged as WhereOptions;
   }
-  if (Array.isArray(where) && where.length === 0) return { [column]: predicateValue(scope) };
-  return { [Op.and]: [where, { [column]: predicateValue(scope) }] } as WhereOptions;
+  return { [Op.and]: [where, tenantPredicate(scope)] } as WhereOptions;
 }
 
 /** The single tenant a new row belongs to; several tenants cannot own one row. */

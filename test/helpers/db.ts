@@ -4,6 +4,7 @@
 // database (or a fresh PGlite) that is dropped at the end. MULTITENANT_TEST_DB=embedded|server forces one.
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
+import { openDatabase } from '../../examples/store/database';
 
 export type DatabaseKind = 'DATABASE_URL' | 'server' | 'container' | 'embedded' | 'citus';
 
@@ -103,21 +104,10 @@ async function container(): Promise<TestDatabase | undefined> {
   return { ...db, drop: async () => void (await started.stop()) };
 }
 
+/** The embedded PGlite, started the way the example starts it (one piece of code for both). */
 async function embedded(): Promise<TestDatabase> {
-  const { PGlite } = await import('@electric-sql/pglite');
-  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
-  const db = await PGlite.create();
-  const server = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1' });
-  await server.start();
-  return {
-    kind: 'embedded',
-    url: `postgres://postgres@${server.getServerConn()}/postgres`,
-    maxConnections: 1,
-    async drop() {
-      await server.stop();
-      await db.close();
-    },
-  };
+  const db = await openDatabase(undefined);
+  return { kind: 'embedded', url: db.url, maxConnections: db.maxConnections, drop: db.close };
 }
 
 /** Finds a PostgreSQL as described above and makes a fresh database on it. */
