@@ -95,3 +95,19 @@ export class UnscopedQueryError extends MultitenantError {
     this.sql = details.sql;
   }
 }
+
+/**
+ * Thrown before any SQL is sent when a condition of a tenant-scoped query carries raw SQL (a `literal`,
+ * an `fn` name, a `cast` type, a `where` comparator) that is not one closed term: unbalanced parentheses,
+ * an unterminated quote, a comment or a `;`. ANDed with the tenant predicate it could widen the query.
+ * @example
+ * await withTenant(1, () => Product.findAll({ where: sequelize.literal('true) OR (true') })); // throws UnsafeConditionError
+ */
+export class UnsafeConditionError extends MultitenantError {
+  /** The raw SQL text that was refused. */
+  readonly fragment: string;
+  constructor(message: string, details: RefusalDetails & { fragment: string }) {
+    super(message, details);
+    this.fragment = details.fragment;
+  }
+}

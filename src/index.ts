@@ -13,7 +13,14 @@ export {
   withTenant,
 } from './context';
 export type { RefusalDetails } from './errors';
-export { InvalidTenantError, MissingTenantError, MultitenantError, TenantMismatchError, UnscopedQueryError } from './errors';
+export {
+  InvalidTenantError,
+  MissingTenantError,
+  MultitenantError,
+  TenantMismatchError,
+  UnsafeConditionError,
+  UnscopedQueryError,
+} from './errors';
 export type { ResolvedTenant, TenantMiddlewareOptions } from './express';
 export { tenantMiddleware } from './express';
 export type { NoticeHandler } from './notice';

@@ -61,9 +61,18 @@ export function stateOf(sequelize: Sequelize): PluginState | undefined {
   return states.get(sequelize);
 }
 
+const OPTION_KEYS: ReadonlyArray<keyof MultitenantOptions> = ['strict', 'namespace', 'writeOnly', 'notice', 'audit'];
+
 function resolveOptions(options: MultitenantOptions): PluginState['options'] {
   if (options === null || typeof options !== 'object') {
     throw new MultitenantError('options must be an object', { operation: 'multitenant' });
+  }
+  const unknown = Object.keys(options).filter((k) => !(OPTION_KEYS as readonly string[]).includes(k));
+  if (unknown.length > 0) {
+    throw new MultitenantError(
+      `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}: the options are ${OPTION_KEYS.join(', ')}; nothing was installed`,
+      { operation: 'multitenant' },
+    );
   }
   if (options.notice !== undefined && options.notice !== false && typeof options.notice !== 'function') {
     throw new MultitenantError('option notice must be a function or false', { operation: 'multitenant' });

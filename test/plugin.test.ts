@@ -51,6 +51,10 @@ test.serial('options are checked', (t) => {
   });
   t.throws(() => multitenant(sequelize, { strict: 'yes' as never }), { instanceOf: MultitenantError, message: /strict must be a boolean/ });
   t.throws(() => multitenant({} as never), { instanceOf: MultitenantError, message: /takes a Sequelize instance/ });
+  // an unknown key (a typo, an option of a later release) is refused, listing the valid ones
+  const err = t.throws(() => multitenant(sequelize, { strict: true, stirct: true } as never), { instanceOf: MultitenantError });
+  t.regex(err?.message ?? '', /unknown option 'stirct': the options are strict, namespace, writeOnly, notice, audit/);
+  t.throws(() => multitenant(sequelize, { rls: true, x: 1 } as never), { message: /unknown options 'rls', 'x'/ });
 });
 
 test.serial('a tenantKey that names no attribute or column is a clear error at first use', async (t) => {

@@ -65,3 +65,25 @@ test.serial('strict: rows of the tenant table itself can be created with no tena
     ['A', 'B', 'C', 'D'],
   );
 });
+
+test.serial('strict: upserts of the tenant table with no tenant are refused (they may UPDATE an existing store)', async (t) => {
+  const { Store, rows, capture } = t.context;
+  const { sql } = await capture(async () => {
+    await t.throwsAsync(() => Store.upsert({ id: 2, name: 'taken' }), { instanceOf: MissingTenantError, message: /Store\.upsert/ });
+    await t.throwsAsync(() => Store.bulkCreate([{ id: 3, name: 'taken' }], { updateOnDuplicate: ['name'] }), {
+      instanceOf: MissingTenantError,
+    });
+  });
+  t.deepEqual(sql, []);
+  t.deepEqual(
+    (await rows('stores')).map((r) => r.name),
+    ['A', 'B', 'C'],
+  );
+  // creating a store (sign-up) still works, and upserting one is possible inside withoutTenant
+  await Store.bulkCreate([{ id: 4, name: 'D' }], { ignoreDuplicates: true });
+  await withoutTenant(() => Store.upsert({ id: 4, name: 'D2' }));
+  t.deepEqual(
+    (await rows('stores')).map((r) => r.name),
+    ['A', 'B', 'C', 'D2'],
+  );
+});

@@ -20,7 +20,7 @@ test.serial('instance save updates only the current tenant row that shares the i
   if (!apple) return t.fail();
   apple.set('name', 'apple-A2');
   const { sql } = await capture(() => withTenant(1, () => apple.save()));
-  t.regex(sql[0] as string, /UPDATE "products" SET "name"='apple-A2' WHERE \(\("id" = 1 AND "store_id" = 1\) AND "store_id" = 1\)/);
+  t.regex(sql[0] as string, /UPDATE "products" SET "name"='apple-A2' WHERE "id" = 1 AND "store_id" = 1$/);
   t.notRegex(setClause(sql[0] as string), /store_id/);
   const all = await rows('products');
   t.is(product(all, 1, 1)?.name, 'apple-A2');

@@ -1,6 +1,8 @@
 import { Op, type Sequelize } from 'sequelize';
+import { MultitenantError } from '../errors';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import type { PluginState } from '../plugin';
+import { assertClosedConditions, closed } from './closed';
 import { activeScope, type Scope, tenantPredicate } from './scope';
 
 // The parts of Sequelize's validated include tree and of its query generator the join patch reads.
@@ -12,6 +14,9 @@ interface Include {
   subQuery?: boolean;
   subQueryFilter?: boolean;
   or?: boolean;
+  right?: boolean;
+  required?: boolean;
+  on?: unknown;
   where?: unknown;
   through?: { model: AnyModelStatic; as: string; where?: unknown };
 }
@@ -98,9 +103,43 @@ function joinAliases(include: Include): { parentAlias: string; alias: string } {
   return { parentAlias: path, alias: `${path}->${include.as}` };
 }
 
+/** `(<where>) AND <conditions>`: the application's where as one closed term (closed.ts). */
 function and(where: unknown, ...conditions: unknown[]): unknown {
-  const parts = where === undefined || where === null ? conditions : [where, ...conditions];
-  return parts.length === 1 ? parts[0] : { [Op.and]: parts };
+  return where === undefined || where === null ? { [Op.and]: conditions } : { [Op.and]: [closed(where), ...conditions] };
+}
+
+/**
+ * A RIGHT OUTER JOIN keeps every row of its right side whatever the ON says: the tenant predicate in the
+ * ON would filter nothing there. The joined table is replaced by the tenant's rows of it.
+ */
+function rightSideFiltered(g: GeneratorInternals, include: Include, alias: string, scope: Scope): string {
+  const table = g.quoteTable(include.model.getTableName());
+  const predicate = g.whereItemsQuery(tenantPredicate(scope), { model: scope.meta.model });
+  return `(SELECT * FROM ${table} WHERE ${predicate}) AS ${g.quoteIdentifier(alias)}`;
+}
+
+/**
+ * `( through INNER JOIN target ON <on>)` becomes `( through INNER JOIN target ON (<on>) AND <conditions>)`:
+ * the ON, which carries the application's through.where, closed as one term before the tenant conditions.
+ */
+function innerJoinScoped(
+  g: GeneratorInternals,
+  body: string,
+  include: Include,
+  targetAs: string,
+  conditions: string[],
+  scope: Scope,
+): string {
+  const marker = ` INNER JOIN ${g.quoteTable(include.model.getTableName(), targetAs)} ON `;
+  const at = body.indexOf(marker);
+  if (at < 0 || !body.endsWith(')')) {
+    throw new MultitenantError(
+      `cannot scope the belongsToMany join of ${include.as} (${body.slice(0, 80)}…); nothing was sent`,
+      scope.details,
+    );
+  }
+  const on = body.slice(at + marker.length, -1);
+  return `${body.slice(0, at + marker.length)}(${on}) AND ${conditions.join(' AND ')})`;
 }
 
 /**
@@ -113,38 +152,49 @@ function and(where: unknown, ...conditions: unknown[]): unknown {
 export function patchIncludes(g: GeneratorInternals, state: PluginState): void {
   const generateJoin = g.generateJoin;
   g.generateJoin = function scopedJoin(include, topLevelInfo) {
-    const result = generateJoin.call(this, include, topLevelInfo);
     const childMeta = tenantMeta(include.model);
-    if (!childMeta || !include.parent) return result;
+    if (!childMeta || !include.parent) return generateJoin.call(this, include, topLevelInfo);
+    const scope = activeScope(state, include.model, 'find', 'read');
+    if (scope) {
+      assertClosedConditions(include.on, scope);
+      assertClosedConditions(include.where, scope);
+    }
+    let result = generateJoin.call(this, include, topLevelInfo);
     const { parentAlias, alias } = joinAliases(include);
     const parts: string[] = [];
-    const scope = activeScope(state, include.model, 'find', 'read');
     if (scope) parts.push(predicateSql(this, alias, scope));
+    if (scope && include.right && !include.required && /RIGHT/i.test(result.join)) {
+      result = { ...result, body: rightSideFiltered(this, include, alias, scope) };
+    }
     const parentMeta = tenantMeta(include.parent.model);
     if (parentMeta) {
       const ref = parentTenantRef(this, include, parentAlias, parentMeta, topLevelInfo, result);
       parts.push(`${ref} = ${this.quoteIdentifier(alias)}.${this.quoteIdentifier(childMeta.column)}`);
     }
     if (parts.length === 0) return result;
-    const condition = include.or ? `(${result.condition})` : result.condition;
-    return { ...result, condition: `${condition} AND ${parts.join(' AND ')}` };
+    return { ...result, condition: `(${result.condition}) AND ${parts.join(' AND ')}` };
   };
 
   // belongsToMany: `parent LEFT JOIN (through INNER JOIN target ON ...) ON ...`. The inner ON cannot see
   // the parent: it ties through and target (predicates + co-location); the outer ON ties parent and through.
   const generateThroughJoin = g.generateThroughJoin;
   g.generateThroughJoin = function scopedThroughJoin(include, includeAs, parentTableName, topLevelInfo) {
-    const result = generateThroughJoin.call(this, include, includeAs, parentTableName, topLevelInfo);
     const through = include.through;
-    if (!through || !include.parent) return result;
+    if (!through || !include.parent) return generateThroughJoin.call(this, include, includeAs, parentTableName, topLevelInfo);
     const throughMeta = tenantMeta(through.model);
     const targetMeta = tenantMeta(include.model);
+    const throughScope = throughMeta && activeScope(state, through.model, 'find', 'read');
+    const targetScope = targetMeta && activeScope(state, include.model, 'find', 'read');
+    const anyScope = throughScope || targetScope;
+    if (anyScope) {
+      assertClosedConditions(through.where, anyScope);
+      assertClosedConditions(include.where, anyScope);
+    }
+    const result = generateThroughJoin.call(this, include, includeAs, parentTableName, topLevelInfo);
     const throughAs = `${includeAs.internalAs}->${through.as}`;
     const targetAs = includeAs.internalAs;
     const inner: string[] = [];
-    const throughScope = throughMeta && activeScope(state, through.model, 'find', 'read');
     if (throughScope) inner.push(predicateSql(this, throughAs, throughScope));
-    const targetScope = targetMeta && activeScope(state, include.model, 'find', 'read');
     if (targetScope) inner.push(predicateSql(this, targetAs, targetScope));
     if (throughMeta && targetMeta) {
       inner.push(
@@ -152,11 +202,11 @@ export function patchIncludes(g: GeneratorInternals, state: PluginState): void {
       );
     }
     let { body, condition } = result;
-    if (inner.length > 0 && body.endsWith(')')) body = `${body.slice(0, -1)} AND ${inner.join(' AND ')})`;
+    if (inner.length > 0) body = innerJoinScoped(this, body, include, targetAs, inner, anyScope as Scope);
     const parentMeta = tenantMeta(include.parent.model);
     if (parentMeta && throughMeta) {
       const ref = parentTenantRef(this, include, parentTableName, parentMeta, topLevelInfo, result);
-      condition = `${condition} AND ${ref} = ${this.quoteIdentifier(throughAs)}.${this.quoteIdentifier(throughMeta.column)}`;
+      condition = `(${condition}) AND ${ref} = ${this.quoteIdentifier(throughAs)}.${this.quoteIdentifier(throughMeta.column)}`;
     }
     return { ...result, body, condition };
   };
@@ -179,7 +229,10 @@ export function patchIncludes(g: GeneratorInternals, state: PluginState): void {
     const alias = top.through ? top.through.model.name : top.as;
     const conditions: unknown[] = [];
     const scope = activeScope(state, target.model, 'find', 'read');
-    if (scope) conditions.push(tenantPredicate(scope));
+    if (scope) {
+      assertClosedConditions(target.where, scope);
+      conditions.push(tenantPredicate(scope));
+    }
     if (rootMeta) {
       conditions.push(
         this.sequelize.literal(`${this.quoteIdentifier(alias)}.${this.quoteIdentifier(meta.column)} = ${rootColumn(rootMeta)}`),

@@ -53,7 +53,9 @@ export function patchModelMethods(Model: ModelClass): void {
   const bulkCreate = Model.bulkCreate;
   Model.bulkCreate = async function scopedBulkCreate(this: AnyModelStatic & ModelClass, records: readonly Row[], options?: Opts) {
     const state = this.sequelize && stateOf(this.sequelize);
-    const scope = state && Array.isArray(records) && records.length > 0 ? activeScope(state, this, 'bulkCreate', 'insert') : undefined;
+    const upserts = Array.isArray(options?.updateOnDuplicate) && options.updateOnDuplicate.length > 0;
+    const access = upserts ? 'upsert' : 'insert';
+    const scope = state && Array.isArray(records) && records.length > 0 ? activeScope(state, this, 'bulkCreate', access) : undefined;
     if (!scope) return bulkCreate.call(this, records, options);
     const stamped = records.map((r) => stampRow(scope, r, 'attribute'));
     return bulkCreate.call(this, stamped, withField(options, scope.meta.attribute));
@@ -62,7 +64,7 @@ export function patchModelMethods(Model: ModelClass): void {
   const upsert = Model.upsert;
   Model.upsert = async function scopedUpsert(this: AnyModelStatic & ModelClass, values: Row, options?: Opts) {
     const state = this.sequelize && stateOf(this.sequelize);
-    const scope = state && values ? activeScope(state, this, 'upsert', 'insert') : undefined;
+    const scope = state && values ? activeScope(state, this, 'upsert', 'upsert') : undefined;
     if (!scope) return upsert.call(this, values, options);
     return upsert.call(this, stampRow(scope, values, 'attribute'), options);
   };

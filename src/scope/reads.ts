@@ -1,6 +1,8 @@
+import { MultitenantError } from '../errors';
 import { tenantMeta } from '../models';
 import type { PluginState } from '../plugin';
-import { activeScope, guarded, scopedWhere } from './scope';
+import { activeScope, guarded, type Scope, scopedWhere } from './scope';
+import { scopingModel } from './tables';
 import type { QueryInterfaceInternals } from './writes';
 
 type SelectOptions = Parameters<QueryInterfaceInternals['select']>[2] & {
@@ -33,11 +35,22 @@ function withTenantSelected(options: SelectOptions, model: Parameters<typeof ten
  * association getters) and `rawSelect` (count, max, min, sum, aggregate). Both receive options whose
  * `where` already uses column names. Joins are scoped where Sequelize builds them (includes.ts).
  */
+/** `select(null, ['products', 'stores'])` is a cross join no predicate of ours reaches: refused under a scope. */
+function assertOneTable(tableName: unknown, scope: Scope): void {
+  if (!Array.isArray(tableName)) return;
+  throw new MultitenantError(
+    `a select from several tables includes the tenant table of ${scope.meta.name} and cannot be scoped: query the model with include, or run it inside withoutTenant; nothing was sent`,
+    scope.details,
+  );
+}
+
 export function patchReads(qi: QueryInterfaceInternals, state: PluginState): void {
+  const sequelize = qi.sequelize;
   const select = qi.select;
   qi.select = function scopedSelect(model, tableName, options) {
     return guarded(() => {
-      const scope = activeScope(state, model, 'find', 'read');
+      const scope = activeScope(state, scopingModel(sequelize, model, tableName), 'find', 'read');
+      if (scope) assertOneTable(tableName, scope);
       const selected = withTenantSelected(options as SelectOptions, model);
       if (!scope) return select.call(this, model, tableName, selected);
       return select.call(this, model, tableName, { ...selected, where: scopedWhere(options?.where, scope) });
@@ -47,7 +60,8 @@ export function patchReads(qi: QueryInterfaceInternals, state: PluginState): voi
   const rawSelect = qi.rawSelect;
   qi.rawSelect = function scopedRawSelect(tableName, options, attributeSelector, model) {
     return guarded(() => {
-      const scope = activeScope(state, model, 'aggregate', 'read');
+      const scope = activeScope(state, scopingModel(sequelize, model, tableName), 'aggregate', 'read');
+      if (scope) assertOneTable(tableName, scope);
       if (!scope) return rawSelect.call(this, tableName, options, attributeSelector, model);
       return rawSelect.call(this, tableName, { ...options, where: scopedWhere(options?.where, scope) }, attributeSelector, model);
     });

@@ -1,12 +1,16 @@
-import { Op, type Sequelize, type WhereOptions } from 'sequelize';
+import { Op, type WhereOptions } from 'sequelize';
 import { currentFrame } from '../context';
 import { MissingTenantError, type RefusalDetails, TenantMismatchError } from '../errors';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import type { PluginState } from '../plugin';
 import { assertFits, canonical, type Tenant, tenantIdOf, tenantIncludes } from '../tenant';
+import { assertClosedConditions, closed, isFlatCondition } from './closed';
 
-/** How an operation touches rows: reads and writes of existing rows are filtered; inserts are stamped. */
-export type Access = 'read' | 'write' | 'insert';
+/**
+ * How an operation touches rows: reads and writes of existing rows are filtered; inserts are stamped;
+ * an upsert is an insert that may update an existing row (never exempt from strict mode).
+ */
+export type Access = 'read' | 'write' | 'insert' | 'upsert';
 
 /** The tenant scope that applies to one operation on one tenant model. */
 export class Scope {
@@ -46,7 +50,7 @@ export function activeScope(
     }
     return undefined;
   }
-  if (access !== 'insert' && state.options.writeOnly) return undefined;
+  if (access !== 'insert' && access !== 'upsert' && state.options.writeOnly) return undefined;
   const scope = new Scope(meta, tenant, operation);
   assertFits(tenant, meta, scope);
   return scope;
@@ -69,21 +73,28 @@ export function tenantPredicate(scope: Scope, key: 'column' | 'attribute' = 'col
 }
 
 /**
- * ANDs the tenant predicate onto a where of any shape (object, array, literal, `sequelize.where`). A plain
- * object without the tenant column gets it as one more key (its keys are AND-ed: the same SQL a
- * hand-written filter gives); anything else is wrapped in Op.and, so an explicit tenant filter stays.
- * On every query's path: kept to one small allocation in the common case.
+ * ANDs the tenant predicate onto a where of any shape as one closed term (closed.ts). The common flat
+ * object without the tenant column gets it as one more key (the SQL a hand-written filter gives, one
+ * small allocation on every query's path); anything else becomes `((<where>) AND <tenant>)`, after its
+ * raw SQL texts were checked to be closed terms themselves.
  */
 export function scopedWhere(where: unknown, scope: Scope): WhereOptions {
-  const column = scope.meta.column;
   if (where === undefined || where === null || (Array.isArray(where) && where.length === 0)) return tenantPredicate(scope);
-  if (typeof where === 'object' && Object.getPrototypeOf(where) === Object.prototype && !Object.hasOwn(where, column)) {
-    // Object.assign, not a spread: a spread followed by one more key costs ~10× as much in V8.
-    const merged: Record<string | symbol, unknown> = Object.assign({}, where as Record<string | symbol, unknown>);
-    merged[column] = predicateValue(scope);
-    return merged as WhereOptions;
+  if (typeof where === 'object' && isFlatCondition(where)) {
+    const column = scope.meta.column;
+    if (!Object.hasOwn(where, column)) {
+      // Object.assign, not a spread: a spread followed by one more key costs ~10× as much in V8.
+      const merged: Record<string | symbol, unknown> = Object.assign({}, where as Record<string | symbol, unknown>);
+      merged[column] = predicateValue(scope);
+      return merged as WhereOptions;
+    }
+    // `{ id: 1, store_id: 1 }` (an instance's where on a composite key): already pinned inside the tenant.
+    const pinned = (where as Record<string, unknown>)[column];
+    const values = Array.isArray(pinned) ? pinned : [pinned];
+    if (values.length > 0 && values.every((v) => tenantIncludes(scope.tenant, v, scope.meta))) return where as WhereOptions;
   }
-  return { [Op.and]: [where, tenantPredicate(scope)] } as WhereOptions;
+  assertClosedConditions(where, scope);
+  return { [Op.and]: [closed(where), tenantPredicate(scope)] } as WhereOptions;
 }
 
 /** The single tenant a new row belongs to; several tenants cannot own one row. */
@@ -168,20 +179,6 @@ export function assertInstanceInScope(scope: Scope, instance: unknown): void {
       { ...scope.details, received: now },
     );
   }
-}
-
-/** The model a query-interface call is about, from its arguments or, failing that, by table name. */
-export function modelForTable(sequelize: Sequelize, tableName: unknown): AnyModelStatic | undefined {
-  const wanted = typeof tableName === 'object' && tableName !== null ? (tableName as { tableName?: string }).tableName : tableName;
-  const wantedSchema = typeof tableName === 'object' && tableName !== null ? (tableName as { schema?: string }).schema : undefined;
-  const models = (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
-  for (const model of models) {
-    const t = model.getTableName() as unknown as string | { tableName: string; schema?: string };
-    const name = typeof t === 'string' ? t : t.tableName;
-    const schema = typeof t === 'string' ? undefined : t.schema;
-    if (name === wanted && (wantedSchema === undefined || schema === wantedSchema)) return model;
-  }
-  return undefined;
 }
 
 /**

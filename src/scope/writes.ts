@@ -1,18 +1,19 @@
 import type { Sequelize } from 'sequelize';
-import { TenantMismatchError } from '../errors';
+import { MultitenantError, TenantMismatchError } from '../errors';
 import type { AnyModelStatic } from '../models';
 import type { PluginState } from '../plugin';
 import {
   activeScope,
   assertInstanceInScope,
   guarded,
-  modelForTable,
   type Scope,
   scopedWhere,
   stampRow,
   tenantPredicate,
   withoutTenantInSet,
 } from './scope';
+import { scopingModel } from './tables';
+import { assertTruncateStaysGlobal } from './truncate';
 
 type Row = Record<string, unknown>;
 type Options = Record<string, unknown> & { where?: unknown; model?: AnyModelStatic; instance?: unknown };
@@ -36,6 +37,9 @@ export interface QueryInterfaceInternals {
 }
 
 export interface QueryGeneratorInternals {
+  quoteTable(table: unknown): string;
+  whereItemsQuery(where: unknown, options: { model?: AnyModelStatic }): string;
+  deleteQuery(table: unknown, where: unknown, options?: Options & { limit?: unknown }, model?: AnyModelStatic): string;
   insertQuery(table: unknown, values: Row, attributes: unknown, options?: Options): unknown;
   bulkInsertQuery(table: unknown, rows: Row[], options?: Options, attributes?: unknown): unknown;
 }
@@ -63,12 +67,14 @@ function checkConflictTarget(scope: Scope, options: Options, operation: string):
 
 export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): void {
   const sequelize = qi.sequelize;
-  const modelOf = (options: Options | undefined, tableName: unknown) => options?.model ?? modelForTable(sequelize, tableName);
+  // The table decides: a call with no model, or a global model, on a tenant model's table is scoped by it.
+  const modelOf = (model: AnyModelStatic | null | undefined, tableName: unknown) => scopingModel(sequelize, model, tableName);
+  const isUpsert = (options: Options | undefined) => Array.isArray(options?.updateOnDuplicate) && options.updateOnDuplicate.length > 0;
 
   const insert = qi.insert;
   qi.insert = function scopedInsert(instance, tableName, values, options) {
     return guarded(() => {
-      const scope = activeScope(state, instance?.constructor ?? modelOf(options, tableName), 'create', 'insert');
+      const scope = activeScope(state, modelOf(instance?.constructor ?? options?.model, tableName), 'create', 'insert');
       if (!scope) return insert.call(this, instance, tableName, values, options);
       const row = stampRow(scope, values, 'column');
       if (instance && row !== values) instance.dataValues[scope.meta.attribute] = row[scope.meta.column];
@@ -79,7 +85,7 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
   const bulkInsert = qi.bulkInsert;
   qi.bulkInsert = function scopedBulkInsert(tableName, records, options, attributes) {
     return guarded(() => {
-      const scope = activeScope(state, modelOf(options, tableName), 'bulkCreate', 'insert');
+      const scope = activeScope(state, modelOf(options?.model, tableName), 'bulkCreate', isUpsert(options) ? 'upsert' : 'insert');
       if (!scope) return bulkInsert.call(this, tableName, records, options, attributes);
       const rows = records.map((r) => stampRow(scope, r, 'column'));
       return bulkInsert.call(this, tableName, rows, checkConflictTarget(scope, options ?? {}, 'bulkCreate'), attributes);
@@ -89,7 +95,7 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
   const upsert = qi.upsert;
   qi.upsert = function scopedUpsert(tableName, insertValues, updateValues, where, options) {
     return guarded(() => {
-      const scope = activeScope(state, modelOf(options, tableName), 'upsert', 'insert');
+      const scope = activeScope(state, modelOf(options?.model, tableName), 'upsert', 'upsert');
       if (!scope) return upsert.call(this, tableName, insertValues, updateValues, where, options);
       const row = stampRow(scope, insertValues, 'column');
       return upsert.call(this, tableName, row, withoutTenantInSet(scope, updateValues), where, options);
@@ -101,16 +107,35 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
   const insertQuery = generator.insertQuery;
   generator.insertQuery = function scopedInsertQuery(table, values, attributes, options) {
     if (options?.updateOnDuplicate && options.model) {
-      const scope = activeScope(state, options.model, 'upsert', 'insert');
+      const scope = activeScope(state, options.model, 'upsert', 'upsert');
       if (scope) return insertQuery.call(this, table, values, attributes, checkConflictTarget(scope, options, 'upsert'));
     }
     return insertQuery.call(this, table, values, attributes, options);
   };
 
+  // destroy({ limit }) sends `DELETE FROM t WHERE <key> IN (SELECT <key> FROM t WHERE <where> LIMIT n)`: the
+  // inner SELECT got the tenant from bulkDelete; the outer DELETE needs it too, for a declared key that
+  // lacks the tenant column matches every tenant's row with that key.
+  const deleteQuery = generator.deleteQuery;
+  generator.deleteQuery = function scopedDeleteQuery(table, where, options, model) {
+    const sql = deleteQuery.call(this, table, where, options, model);
+    if (!options?.limit || !model) return sql;
+    const scope = activeScope(state, modelOf(model, table), 'destroy', 'write');
+    if (!scope) return sql;
+    const head = `DELETE FROM ${this.quoteTable(table)} WHERE `;
+    if (!sql.startsWith(head)) {
+      throw new MultitenantError(
+        `cannot scope the outer statement of destroy({ limit }) (${sql.slice(0, 60)}…); nothing was sent`,
+        scope.details,
+      );
+    }
+    return `${head}${this.whereItemsQuery(tenantPredicate(scope), { model: scope.meta.model })} AND ${sql.slice(head.length)}`;
+  };
+
   const update = qi.update;
   qi.update = function scopedUpdate(instance, tableName, values, where, options) {
     return guarded(() => {
-      const scope = activeScope(state, instance.constructor, 'save', 'write');
+      const scope = activeScope(state, modelOf(instance?.constructor, tableName), 'save', 'write');
       if (!scope) return update.call(this, instance, tableName, values, where, options);
       assertInstanceInScope(scope, instance);
       const set = { ...values };
@@ -123,7 +148,7 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
   const bulkUpdate = qi.bulkUpdate;
   qi.bulkUpdate = function scopedBulkUpdate(tableName, values, where, options, attributes) {
     return guarded(() => {
-      const scope = activeScope(state, modelOf(options, tableName), 'update', 'write');
+      const scope = activeScope(state, modelOf(options?.model, tableName), 'update', 'write');
       if (!scope) return bulkUpdate.call(this, tableName, values, where, options, attributes);
       const set = withoutTenantInSet(scope, values);
       if (Object.keys(set).length === 0) return options?.returning ? [] : 0;
@@ -134,7 +159,7 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
   const del = qi.delete;
   qi.delete = function scopedDelete(instance, tableName, where, options) {
     return guarded(() => {
-      const scope = activeScope(state, instance.constructor, 'destroy', 'write');
+      const scope = activeScope(state, modelOf(instance?.constructor, tableName), 'destroy', 'write');
       if (!scope) return del.call(this, instance, tableName, where, options);
       assertInstanceInScope(scope, instance);
       return del.call(this, instance, tableName, scopedWhere(where, scope), options);
@@ -144,8 +169,13 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
   const bulkDelete = qi.bulkDelete;
   qi.bulkDelete = function scopedBulkDelete(tableName, where, options, model) {
     return guarded(() => {
-      const scope = activeScope(state, model ?? modelOf(options, tableName), 'destroy', 'write');
-      if (!scope) return bulkDelete.call(this, tableName, where, options, model);
+      const scope = activeScope(state, modelOf(model ?? options?.model, tableName), 'destroy', 'write');
+      if (!scope) {
+        if (!options?.truncate || !options.cascade) return bulkDelete.call(this, tableName, where, options, model);
+        return assertTruncateStaysGlobal(state, sequelize, tableName, options).then(() =>
+          bulkDelete.call(this, tableName, where, options, model),
+        );
+      }
       if (options?.truncate) {
         // TRUNCATE empties the table for every tenant: under a tenant it becomes DELETE ... WHERE tenant.
         const { truncate: _t, cascade: _c, restartIdentity: _r, ...rest } = options;
@@ -159,7 +189,7 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
     const arithmetic = qi[name];
     qi[name] = function scopedArithmetic(model, tableName, where, amounts, extra, options) {
       return guarded(() => {
-        const scope = activeScope(state, model, name, 'write');
+        const scope = activeScope(state, modelOf(model, tableName), name, 'write');
         if (!scope) return arithmetic.call(this, model, tableName, where, amounts, extra, options);
         if (Object.hasOwn(amounts, scope.meta.column)) {
           throw new TenantMismatchError(`refused to ${name} the tenant column ${scope.meta.column}; nothing was written`, scope.details);

@@ -1,0 +1,84 @@
+import type { Sequelize } from 'sequelize';
+import type { AnyModelStatic } from '../models';
+
+// A query-interface call names its table (a string, `{ tableName, schema }`, `schema.table`, the object
+// `Model.getTableName()` returns) and maybe a model. The TABLE decides whether the call is scoped: a call
+// with no model, or with a global model, on a tenant model's table is scoped by that tenant model.
+
+interface TableRef {
+  readonly table: string;
+  readonly schema: string | undefined;
+}
+
+/** The table a query-interface argument names, or undefined when it names none that can be known. */
+export function tableRef(name: unknown): TableRef | undefined {
+  if (typeof name === 'string') {
+    const dot = name.indexOf('.');
+    return dot > 0 ? { schema: name.slice(0, dot), table: name.slice(dot + 1) } : { table: name, schema: undefined };
+  }
+  if (name && (typeof name === 'object' || typeof name === 'function')) {
+    const { tableName, schema } = name as { tableName?: unknown; schema?: unknown };
+    if (typeof tableName === 'string') return { table: tableName, schema: typeof schema === 'string' && schema ? schema : undefined };
+  }
+  return undefined;
+}
+
+/** Same table, unless both name a schema and the schemas differ (an unnamed schema may be the search_path's). */
+function sameTable(a: TableRef, b: TableRef): boolean {
+  return a.table === b.table && (a.schema === undefined || b.schema === undefined || a.schema === b.schema);
+}
+
+interface Index {
+  readonly models: readonly AnyModelStatic[];
+  readonly length: number;
+  /** Tenant models (those with a `tenantKey` option) by table name. */
+  readonly byTable: Map<string, Array<{ ref: TableRef; model: AnyModelStatic }>>;
+}
+const indexes = new WeakMap<Sequelize, Index>();
+
+function tenantTables(sequelize: Sequelize): Index['byTable'] {
+  const models = (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
+  const cached = indexes.get(sequelize);
+  if (cached && cached.models === models && cached.length === models.length) return cached.byTable;
+  const byTable: Index['byTable'] = new Map();
+  for (const model of models) {
+    if ((model as unknown as { options?: { tenantKey?: unknown } }).options?.tenantKey == null) continue;
+    const ref = tableRef(model.getTableName());
+    if (!ref) continue;
+    const list = byTable.get(ref.table) ?? [];
+    list.push({ ref, model });
+    byTable.set(ref.table, list);
+  }
+  indexes.set(sequelize, { models, length: models.length, byTable });
+  return byTable;
+}
+
+/**
+ * The model that scopes a call on `tableName`: a tenant model whose table it is (`model` itself when it
+ * is one of them), else `model`. On every query's path: a model on its own table is answered at once.
+ */
+export function scopingModel(
+  sequelize: Sequelize,
+  model: AnyModelStatic | null | undefined,
+  tableName: unknown,
+): AnyModelStatic | undefined {
+  if (Array.isArray(tableName)) return severalTables(sequelize, model, tableName);
+  if (model && (model as unknown as { options?: { tenantKey?: unknown } }).options?.tenantKey != null) {
+    const own = model.getTableName() as unknown;
+    if (own === tableName || tableName === undefined) return model;
+  }
+  const ref = tableRef(tableName);
+  const candidates = ref && tenantTables(sequelize).get(ref.table);
+  if (!ref || !candidates) return model ?? undefined;
+  const matching = candidates.filter((c) => sameTable(c.ref, ref));
+  return matching.find((c) => c.model === model)?.model ?? matching[0]?.model ?? model ?? undefined;
+}
+
+/** The first tenant model among several tables (`select(null, ['products', 'stores'])`), else `model`. */
+function severalTables(sequelize: Sequelize, model: AnyModelStatic | null | undefined, tables: unknown[]): AnyModelStatic | undefined {
+  for (const t of tables) {
+    const tenant = scopingModel(sequelize, undefined, Array.isArray(t) ? t[0] : t);
+    if (tenant) return tenant;
+  }
+  return model ?? undefined;
+}
