@@ -2,11 +2,15 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { MultitenantError } from './errors';
 import { normalizeTenant, type Tenant, type TenantId, type TenantInput, tenantIdOf } from './tenant';
 
-/** What the context holds for one async flow. */
+/**
+ * What the context holds for one unit of work (a request, a job, a `withTenant` block). Every unit of work
+ * gets a frame of its own; `setCurrentTenant` writes into the innermost one, so what it sets ends with
+ * that unit of work. Nothing is ever entered into a context that outlives it.
+ */
 export interface Frame {
-  readonly tenant: Tenant | undefined;
+  tenant: Tenant | undefined;
   /** True inside `withoutTenant`: queries run unscoped, also in strict mode. */
-  readonly bypass: boolean;
+  bypass: boolean;
 }
 
 /**
@@ -26,14 +30,12 @@ export interface ClsNamespace {
 interface Backend {
   get(): Frame | undefined;
   run<T>(frame: Frame, fn: () => T): T;
-  enter(frame: Frame): void;
 }
 
 const als = new AsyncLocalStorage<Frame>();
 const alsBackend: Backend = {
   get: () => als.getStore(),
   run: (frame, fn) => als.run(frame, fn),
-  enter: (frame) => als.enterWith(frame),
 };
 
 const KEY = 'sequelize-multitenant:frame';
@@ -49,10 +51,6 @@ function clsBackend(ns: ClsNamespace): Backend {
           ns.set(KEY, frame);
           return fn();
         }),
-      enter: (frame) => {
-        if (!ns.active) ns.enter(ns.createContext());
-        ns.set(KEY, frame);
-      },
     };
     clsBackends.set(ns, backend);
   }
@@ -134,25 +132,56 @@ export function withoutTenant<T>(fn: () => T): T {
 }
 
 /**
- * Sets the current tenant for the rest of the calling async context (and what it starts).
- * Prefer `withTenant` or `tenantMiddleware`, which undo it for you.
+ * Runs `fn` as a unit of work of its own with no tenant yet: `setCurrentTenant` inside it sets the tenant
+ * for the rest of this unit of work (and what it starts), and for nothing outside it. For a job, a message
+ * handler or a script; web requests get theirs from `tenantMiddleware`.
  * @example
- * setCurrentTenant(42);
- * await Product.findAll(); // WHERE store_id = 42
+ * queue.process((job) => withTenantContext(async () => {
+ *   setCurrentTenant(job.data.storeId);
+ *   await Product.findAll(); // WHERE store_id = job.data.storeId
+ * }));
  */
-export function setCurrentTenant(tenant: TenantInput): void {
-  const normalized = normalizeTenant(tenant, { operation: 'setCurrentTenant' });
-  backend().enter({ tenant: normalized, bypass: false });
+export function withTenantContext<T>(fn: () => T): T {
+  return backend().run({ tenant: undefined, bypass: false }, fn);
+}
+
+function innermostFrame(operation: string): Frame {
+  const frame = backend().get();
+  if (!frame) {
+    throw new MultitenantError(
+      'no unit of work to set the tenant in: call it inside tenantMiddleware() (a request), withTenantContext(fn) (a job, a script) or withTenant(tenant, fn); a tenant set outside them would outlive the work it was set for',
+      { operation },
+    );
+  }
+  return frame;
 }
 
 /**
- * Removes the current tenant for the rest of the calling async context.
+ * Sets the current tenant for the rest of the current unit of work: the request (`tenantMiddleware`),
+ * the `withTenantContext`, `withTenant` or `withoutTenant` block it runs in. Outside any of them it throws
+ * a `MultitenantError`: a tenant set there would be seen by whatever runs next in that async context.
+ * @example
+ * app.use(tenantMiddleware());
+ * app.use((req, res, next) => { setCurrentTenant(req.user.storeId); next(); });
+ */
+export function setCurrentTenant(tenant: TenantInput): void {
+  const normalized = normalizeTenant(tenant, { operation: 'setCurrentTenant' });
+  const frame = innermostFrame('setCurrentTenant');
+  frame.tenant = normalized;
+  frame.bypass = false;
+}
+
+/**
+ * Removes the current tenant for the rest of the current unit of work (no-op outside any).
  * @example
  * unsetCurrentTenant();
  * getCurrentTenant(); // undefined
  */
 export function unsetCurrentTenant(): void {
-  backend().enter({ tenant: undefined, bypass: false });
+  const frame = backend().get();
+  if (!frame) return;
+  frame.tenant = undefined;
+  frame.bypass = false;
 }
 
 /**

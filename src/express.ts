@@ -20,16 +20,18 @@ export interface TenantMiddlewareOptions {
 type Next = (err?: unknown) => void;
 
 /**
- * Express middleware (Express 4 and 5) that runs the rest of the request with the tenant that
- * `resolveTenant(req)` returns — async handlers, body parsers placed before or after it, streaming
- * responses, error handlers. The tenant is gone when the request ends. A resolver that throws or
- * rejects, or returns an invalid tenant, reaches `next(err)`.
+ * Express middleware (Express 4 and 5) that runs the rest of the request as a unit of work of its own,
+ * with the tenant that `resolveTenant(req)` returns — async handlers, body parsers placed before or
+ * after it, streaming responses, error handlers. `setCurrentTenant` in a later middleware sets the tenant
+ * of this request only. The tenant is gone when the request ends; the next request on the same
+ * keep-alive connection starts with none. A resolver that throws or rejects, or returns an invalid
+ * tenant, reaches `next(err)`. Without a resolver the request starts with no tenant.
  * @example
  * app.use(tenantMiddleware((req) => req.header('x-store-id')));
- * app.use(tenantMiddleware<express.Request>(async (req) => req.user?.storeId, { required: true }));
+ * app.use(tenantMiddleware()); // then setCurrentTenant(...) in your auth middleware
  */
 export function tenantMiddleware<Req extends IncomingMessage = IncomingMessage, Res extends ServerResponse = ServerResponse>(
-  resolveTenant: (req: Req) => ResolvedTenant | Promise<ResolvedTenant>,
+  resolveTenant: (req: Req) => ResolvedTenant | Promise<ResolvedTenant> = () => undefined,
   options: TenantMiddlewareOptions = {},
 ): (req: Req, res: Res, next: Next) => void {
   if (typeof resolveTenant !== 'function') throw new TypeError('tenantMiddleware(resolveTenant): resolveTenant must be a function');

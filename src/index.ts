@@ -11,6 +11,7 @@ export {
   unsetCurrentTenant,
   withoutTenant,
   withTenant,
+  withTenantContext,
 } from './context';
 export type { RefusalDetails } from './errors';
 export {

@@ -8,10 +8,12 @@ import {
   getCurrentTenant,
   getCurrentTenantId,
   InvalidTenantError,
+  MultitenantError,
   setCurrentTenant,
   unsetCurrentTenant,
   withoutTenant,
   withTenant,
+  withTenantContext,
 } from '../../src/index';
 import { type Fixture, ORG_A } from './fixture';
 
@@ -32,6 +34,47 @@ export function contextSuite(test: TestFn<Fixture>, expectedBackend: RegExp): vo
       unsetCurrentTenant();
       t.is(getCurrentTenant(), undefined);
       t.is(getCurrentTenantId(), undefined);
+    });
+  });
+
+  test.serial('setCurrentTenant outside any unit of work refuses (it would outlive it); unset is a no-op there', async (t) => {
+    await new Promise<void>((resolve) => {
+      // a fresh async context: no request, job or block around it
+      setImmediate(() => {
+        t.throws(() => setCurrentTenant(1), { instanceOf: MultitenantError, message: /no unit of work to set the tenant in/ });
+        t.notThrows(() => unsetCurrentTenant());
+        t.is(getCurrentTenantId(), undefined);
+        resolve();
+      });
+    });
+  });
+
+  test.serial('withTenantContext: what setCurrentTenant sets inside ends with it; concurrent ones never see each other', async (t) => {
+    const { Product } = t.context;
+    await t.context.reset();
+    const job = (tenant: number, wait: number) =>
+      withTenantContext(async () => {
+        const before = getCurrentTenantId();
+        await sleep(wait);
+        setCurrentTenant(tenant);
+        await sleep(5 - wait);
+        const rows = await Product.findAll();
+        return [before, getCurrentTenantId(), [...new Set(rows.map((r) => r.get('store_id')))]];
+      });
+    t.deepEqual(await Promise.all([job(1, 1), job(2, 3), job(1, 0)]), [
+      [undefined, 1, [1]],
+      [undefined, 2, [2]],
+      [undefined, 1, [1]],
+    ]);
+    t.is(getCurrentTenantId(), undefined);
+    // set inside withTenant(1) changes that block only
+    await withTenant(3, async () => {
+      await withTenant(1, async () => {
+        setCurrentTenant(2);
+        await sleep(1);
+        t.is(getCurrentTenantId(), 2);
+      });
+      t.is(getCurrentTenantId(), 3);
     });
   });
 

@@ -6,7 +6,14 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestFn } from 'ava';
 import type { NextFunction, Request, Response } from 'express';
-import { getCurrentTenantId, InvalidTenantError, MissingTenantError, tenantMiddleware } from '../../src/index';
+import {
+  getCurrentTenantId,
+  InvalidTenantError,
+  MissingTenantError,
+  MultitenantError,
+  setCurrentTenant,
+  tenantMiddleware,
+} from '../../src/index';
 import { createFixture, type Fixture } from './fixture';
 
 type Express = typeof import('express');
@@ -70,6 +77,23 @@ function makeApp(express: Express, f: Fixture, bodyFirst: boolean) {
       res.end();
     }),
   );
+  // The django-multitenant pattern: a later middleware sets the tenant of the request it runs in.
+  app.use('/set', (req, _res, next) => {
+    const h = req.header('x-set-store');
+    if (h) setCurrentTenant(Number(h));
+    next();
+  });
+  app.get('/set/whoami', whoami);
+  app.post(
+    '/set/products',
+    wrap(async (req, res) => {
+      await sleep(Number(req.body.wait ?? 0));
+      const made = await f.Product.create({ name: req.body.name });
+      await sleep(Number(req.body.wait ?? 0));
+      const rows = await f.Product.findAll({ attributes: ['store_id'] });
+      res.status(201).json({ tenant: getCurrentTenantId() ?? null, made: made.get('store_id'), seen: rows.map((r) => r.get('store_id')) });
+    }),
+  );
   app.get('/boom', () => {
     throw new Error('handler threw');
   });
@@ -80,10 +104,25 @@ function makeApp(express: Express, f: Fixture, bodyFirst: boolean) {
       throw new Error('async handler threw');
     }),
   );
-  app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
-    const status = err instanceof InvalidTenantError ? 400 : err instanceof MissingTenantError ? 401 : 500;
-    res.status(status).json({ error: err.name, message: err.message, tenant: getCurrentTenantId() ?? null });
+  app.use(errorHandler);
+  return app;
+}
+
+function errorHandler(err: Error, _req: Request, res: Response, _next: NextFunction) {
+  const status = err instanceof InvalidTenantError ? 400 : err instanceof MissingTenantError ? 401 : 500;
+  res.status(status).json({ error: err.name, message: err.message, tenant: getCurrentTenantId() ?? null });
+}
+
+/** An application that forgot tenantMiddleware and sets the tenant by hand. */
+function bareApp(express: Express) {
+  const app = express();
+  app.use((req, _res, next) => {
+    const h = req.header('x-set-store');
+    if (h) setCurrentTenant(Number(h));
+    next();
   });
+  app.get('/whoami', (_req, res) => res.json({ tenant: getCurrentTenantId() ?? null }));
+  app.use(errorHandler);
   return app;
 }
 
@@ -97,6 +136,9 @@ export function expressSuite(test: TestFn<Ctx>): void {
         await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
         servers[`${name}${bodyFirst ? ' json-first' : ''}`] = { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
       }
+      const bare = http.createServer(bareApp(express));
+      await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve));
+      servers[`${name} bare`] = { server: bare, url: `http://127.0.0.1:${(bare.address() as AddressInfo).port}` };
     }
     t.context = { f, servers };
   });
@@ -247,6 +289,62 @@ export function expressSuite(test: TestFn<Ctx>): void {
       );
       t.is(new Set(seen.map((s) => s[1])).size, 1, 'all requests went over one socket');
     });
+
+    test.serial(
+      `${name}: setCurrentTenant in a later middleware sets this request's tenant only, never the next one on the socket`,
+      async (t) => {
+        const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+        const seen: Array<[unknown, number]> = [];
+        for (const h of ['1', '', '2', '', '']) {
+          const r = await request(`${url(t)}/set/whoami`, { agent, headers: h ? { 'x-set-store': h } : {} });
+          seen.push([r.body.tenant, r.body.port]);
+        }
+        agent.destroy();
+        t.deepEqual(
+          seen.map((s) => s[0]),
+          [1, null, 2, null, null],
+        );
+        t.is(new Set(seen.map((s) => s[1])).size, 1, 'all requests went over one socket');
+      },
+    );
+
+    test.serial(`${name}: concurrent requests that set their tenant by hand each read and write only their own rows`, async (t) => {
+      await t.context.f.reset();
+      const replies = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => {
+          const tenant = (i % 2) + 1;
+          return request(`${url(t)}/set/products`, {
+            method: 'POST',
+            headers: { 'x-set-store': String(tenant) },
+            body: { name: `hand-${i}`, wait: (i * 7) % 5 },
+          }).then((r) => ({ r, tenant }));
+        }),
+      );
+      const wrong = replies.filter(
+        ({ r, tenant }) => r.body.tenant !== tenant || r.body.made !== tenant || r.body.seen.some((s: number) => s !== tenant),
+      );
+      t.deepEqual(wrong, []);
+      const made = (await t.context.f.rows('products', 'store_id, id')).filter((p) => String(p.name).startsWith('hand-'));
+      t.deepEqual(
+        made.map((p) => (Number(String(p.name).slice(5)) % 2 === 0 ? p.store_id === 1 : p.store_id === 2)).filter((ok) => !ok),
+        [],
+      );
+    });
+
+    test.serial(
+      `${name}: without tenantMiddleware, setCurrentTenant refuses (it would outlive the request); nothing carries over`,
+      async (t) => {
+        const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+        const bare = t.context.servers[`${name} bare`]?.url as string;
+        const first = await request(`${bare}/whoami`, { agent, headers: { 'x-set-store': '1' } });
+        t.is(first.status, 500);
+        t.is(first.body.error, MultitenantError.name);
+        t.regex(first.body.message, /no unit of work to set the tenant in/);
+        const next = await request(`${bare}/whoami`, { agent });
+        t.is(next.body.tenant, null);
+        agent.destroy();
+      },
+    );
 
     test.serial(`${name}: 450 concurrent requests alternating three tenants: 0 rows of the wrong tenant`, async (t) => {
       await t.context.f.reset();
