@@ -140,6 +140,47 @@ test.serial('findOrCreate fills the tenant; a where naming another tenant is ref
   );
 });
 
+test.serial('findOrCreate racing within one tenant returns [row, false] to the loser, like plain Sequelize', async (t) => {
+  const { Product, Coupon, rows } = t.context;
+  // Both finds miss before either create lands: a hook holds every create back for a moment.
+  const hold = () => new Promise<void>((resolve) => setTimeout(resolve, 40));
+  Product.addHook('beforeCreate', 'race', hold);
+  Coupon.addHook('beforeCreate', 'race', hold);
+  try {
+    const race = await withTenant(1, () =>
+      Promise.all([1, 2, 3].map(() => Product.findOrCreate({ where: { id: 7 }, defaults: { name: 'raced' } }))),
+    );
+    t.deepEqual(
+      race.map(([row]) => [row.get('id'), row.get('store_id')]),
+      [
+        [7, 1],
+        [7, 1],
+        [7, 1],
+      ],
+    );
+    t.true(race.filter(([, created]) => created).length >= 1);
+    // a key whose tenant column has another name and a BIGINT type (read back as a string)
+    const coupons = await withTenant(2, () =>
+      Promise.all([1, 2].map(() => Coupon.findOrCreate({ where: { code: 'RACE' }, defaults: { uses: 1 } }))),
+    );
+    t.deepEqual(
+      coupons.map(([c]) => c.get('code')),
+      ['RACE', 'RACE'],
+    );
+  } finally {
+    Product.removeHook('beforeCreate', 'race');
+    Coupon.removeHook('beforeCreate', 'race');
+  }
+  t.deepEqual(
+    (await rows('products', 'store_id, id')).filter((r) => r.id === 7).map((r) => r.store_id),
+    [1],
+  );
+  t.deepEqual(
+    (await rows('coupons', 'shop_ref, code')).filter((r) => r.code === 'RACE').map((r) => String(r.shop_ref)),
+    ['2'],
+  );
+});
+
 pgOnly(test)('with no tenant set, create is a plain insert', async (t) => {
   const { Note, rows } = t.context;
   await Note.create({ body: 'orphan' });

@@ -3,12 +3,14 @@ import { TenantMismatchError } from '../errors';
 import type { AnyModelStatic } from '../models';
 import { stateOf } from '../plugin';
 import { tenantIncludes } from '../tenant';
+import { assertThroughValues } from './prevalidate';
 import { activeScope, type Scope } from './scope';
 
 interface AssociationLike {
   source: AnyModelStatic & { sequelize?: Sequelize };
   target: AnyModelStatic;
   accessors: Record<string, string>;
+  through?: { model: AnyModelStatic };
 }
 type Method = (this: AssociationLike, source: unknown, ...rest: unknown[]) => Promise<unknown>;
 type AssociationClass = { prototype: Record<string, Method> };
@@ -67,6 +69,11 @@ export function patchAssociations(classes: Record<string, AssociationClass | und
           if (TAKES_TARGETS.has(name)) {
             const targetScope = activeScope(state, this.target, operation, 'read');
             if (targetScope) assertRows(targetScope, rest[0], 'target');
+          }
+          // belongsToMany set/add/create send several statements (links removed, added, updated): the
+          // through values are checked before the first one.
+          if (kind === 'BelongsToMany' && this.through && (name === 'set' || name === 'add' || name === 'create')) {
+            assertThroughValues(state, this.through.model, rest[1], name === 'create' ? [] : rest[0], operation);
           }
         }
         return original.call(this, source, ...rest);

@@ -1,7 +1,8 @@
 import type { Sequelize } from 'sequelize';
 import type { AnyModelStatic } from '../models';
 import { stateOf } from '../plugin';
-import { activeScope, guarded, stampRow, tenantToWrite } from './scope';
+import { assertCreateTree } from './prevalidate';
+import { activeScope, guarded, IN_FIND_OR_CREATE, stampRow, tenantToWrite } from './scope';
 
 type Row = Record<string, unknown>;
 type Opts = (Row & { fields?: string[] }) | undefined;
@@ -9,11 +10,13 @@ interface ModelClass {
   prototype: { save(options?: Opts): Promise<unknown> };
   bulkCreate(records: readonly Row[], options?: Opts): Promise<unknown>;
   upsert(values: Row, options?: Opts): Promise<unknown>;
+  findOrCreate(options: Opts): Promise<unknown>;
 }
 interface InstanceLike {
   constructor: AnyModelStatic & { sequelize?: Sequelize };
   isNewRecord: boolean;
   dataValues: Row;
+  _options?: { include?: unknown };
   setDataValue(key: string, value: unknown): void;
 }
 
@@ -45,6 +48,8 @@ export function patchModelMethods(Model: ModelClass): void {
       const { attribute } = scope.meta;
       const value = this.dataValues[attribute];
       const written = tenantToWrite(scope, value);
+      // A create with includes sends the parent, then its children: all are checked before the first INSERT.
+      if (this._options?.include) assertCreateTree(state, this as unknown as Parameters<typeof assertCreateTree>[1], 'create');
       if (written !== value) this.setDataValue(attribute, written);
       return save.call(this, withField(options, attribute));
     });
@@ -58,7 +63,27 @@ export function patchModelMethods(Model: ModelClass): void {
     const scope = state && Array.isArray(records) && records.length > 0 ? activeScope(state, this, 'bulkCreate', access) : undefined;
     if (!scope) return bulkCreate.call(this, records, options);
     const stamped = records.map((r) => stampRow(scope, r, 'attribute'));
+    if (state && options?.include) {
+      // Parents are inserted before their children: check every included row first.
+      for (const record of stamped) {
+        const built = (this as unknown as { build(v: Row, o: Row): unknown }).build(record, {
+          isNewRecord: true,
+          include: options.include,
+        });
+        assertCreateTree(state, built as Parameters<typeof assertCreateTree>[1], 'bulkCreate');
+      }
+    }
     return bulkCreate.call(this, stamped, withField(options, scope.meta.attribute));
+  };
+
+  // findOrCreate's unique-violation branch reads every field of the violated key from `where`: the tenant
+  // column the application never wrote there made it throw a TypeError. The INSERT below it drops the
+  // tenant column from the error's fields (writes.ts), so the loser of a race gets [row, false].
+  const findOrCreate = Model.findOrCreate;
+  Model.findOrCreate = function scopedFindOrCreate(this: AnyModelStatic & ModelClass, options: Opts) {
+    const state = this.sequelize && stateOf(this.sequelize);
+    if (!state || !options || typeof options !== 'object') return findOrCreate.call(this, options);
+    return findOrCreate.call(this, { ...options, [IN_FIND_OR_CREATE]: true });
   };
 
   const upsert = Model.upsert;

@@ -12,6 +12,9 @@ import { assertClosedConditions, closed, isFlatCondition } from './closed';
  */
 export type Access = 'read' | 'write' | 'insert' | 'upsert';
 
+/** Marks the options of a findOrCreate on their way to the INSERT (methods.ts, writes.ts). */
+export const IN_FIND_OR_CREATE: unique symbol = Symbol('sequelize-multitenant:findOrCreate');
+
 /** The tenant scope that applies to one operation on one tenant model. */
 export class Scope {
   constructor(

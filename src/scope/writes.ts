@@ -1,4 +1,4 @@
-import type { Sequelize } from 'sequelize';
+import { type Sequelize, UniqueConstraintError } from 'sequelize';
 import { MultitenantError, TenantMismatchError } from '../errors';
 import type { AnyModelStatic } from '../models';
 import type { PluginState } from '../plugin';
@@ -6,6 +6,7 @@ import {
   activeScope,
   assertInstanceInScope,
   guarded,
+  IN_FIND_OR_CREATE,
   type Scope,
   scopedWhere,
   stampRow,
@@ -78,7 +79,13 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
       if (!scope) return insert.call(this, instance, tableName, values, options);
       const row = stampRow(scope, values, 'column');
       if (instance && row !== values) instance.dataValues[scope.meta.attribute] = row[scope.meta.column];
-      return insert.call(this, instance, tableName, row, options);
+      const sent = insert.call(this, instance, tableName, row, options);
+      if (!(options as Record<symbol, unknown> | undefined)?.[IN_FIND_OR_CREATE]) return sent;
+      const column = scope.meta.column;
+      return sent.catch((err: { fields?: Record<string, unknown> } | undefined) => {
+        if (err instanceof UniqueConstraintError && err.fields && Object.hasOwn(err.fields, column)) delete err.fields[column];
+        throw err;
+      });
     });
   };
 
