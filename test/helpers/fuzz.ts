@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { type Model, Op, UniqueConstraintError } from 'sequelize';
 import { TenantMismatchError, withoutTenant, withTenant } from '../../src/index';
 import type { Fixture } from './fixture';
+import { type Cond, condition, holds, nameTable, sqlText, TABLE_NAMINGS, TOP_FORMS, type TopForm, topWhere } from './fuzz-shapes';
 
 const TENANTS = [1, 2, 3] as const;
 type T = (typeof TENANTS)[number];
@@ -60,7 +61,25 @@ export type Operation =
   | { k: 'unlinkPurchases'; t: T; id: number }
   | { k: 'addTag'; t: T; id: number; tag: number }
   | { k: 'crossWhere'; t: T; pick: number }
-  | { k: 'several'; ts: T[] };
+  | { k: 'several'; ts: T[] }
+  | { k: 'condFind'; t: T; cond: Cond; form: TopForm; pick: number; viaScope: boolean }
+  | { k: 'condCount'; t: T; cond: Cond; form: TopForm; pick: number }
+  | { k: 'condUpdate'; t: T; cond: Cond; form: TopForm; pick: number; price: number }
+  | { k: 'condDestroy'; t: T; cond: Cond; form: TopForm; pick: number }
+  | { k: 'condInclude'; t: T; cond: Cond; form: TopForm; pick: number; at: 'where' | 'on'; join: Join; limit: number | null }
+  | { k: 'condThrough'; t: T; cond: Cond; form: TopForm; pick: number; required: boolean }
+  | { k: 'qiSelect'; t: T; cond: Cond; form: TopForm; pick: number; naming: Naming }
+  | { k: 'qiUpdate'; t: T; cond: Cond; form: TopForm; pick: number; naming: Naming; price: number }
+  | { k: 'qiDelete'; t: T; cond: Cond; form: TopForm; pick: number; naming: Naming }
+  | { k: 'qiIncrement'; t: T; cond: Cond; form: TopForm; pick: number; naming: Naming };
+type Join = 'left' | 'required' | 'right' | 'separate' | 'or';
+type Naming = (typeof TABLE_NAMINGS)[number];
+
+const productCond = condition('id', 'price', 6, 60);
+const purchaseCond = condition('product_id', 'qty', 4, 9);
+const linkCond = condition('tag_id', 'id', 2, 40);
+const shape = { form: fc.constantFrom<TopForm>(...TOP_FORMS), pick: fc.nat(80) };
+const naming = fc.constantFrom<Naming>(...TABLE_NAMINGS);
 
 export const operation: fc.Arbitrary<Operation> = fc.oneof(
   fc.record({ k: fc.constant('findAll' as const), t, min: price, desc: fc.boolean(), limit: fc.option(fc.integer({ min: 1, max: 4 })) }),
@@ -84,11 +103,33 @@ export const operation: fc.Arbitrary<Operation> = fc.oneof(
   fc.record({ k: fc.constant('addTag' as const), t, id, tag: fc.integer({ min: 1, max: 2 }) }),
   fc.record({ k: fc.constant('crossWhere' as const), t, pick: fc.nat(1) }),
   fc.record({ k: fc.constant('several' as const), ts: fc.uniqueArray(t, { minLength: 2, maxLength: 3 }) }),
+  fc.record({ k: fc.constant('condFind' as const), t, cond: productCond, ...shape, viaScope: fc.boolean() }),
+  fc.record({ k: fc.constant('condCount' as const), t, cond: productCond, ...shape }),
+  fc.record({ k: fc.constant('condUpdate' as const), t, cond: productCond, ...shape, price }),
+  fc.record({ k: fc.constant('condDestroy' as const), t, cond: productCond, ...shape }),
+  fc.record({
+    k: fc.constant('condInclude' as const),
+    t,
+    cond: purchaseCond,
+    ...shape,
+    at: fc.constantFrom('where' as const, 'on' as const),
+    join: fc.constantFrom<Join>('left', 'required', 'right', 'separate', 'or'),
+    limit: fc.option(fc.integer({ min: 1, max: 3 })),
+  }),
+  fc.record({ k: fc.constant('condThrough' as const), t, cond: linkCond, ...shape, required: fc.boolean() }),
+  fc.record({ k: fc.constant('qiSelect' as const), t, cond: productCond, ...shape, naming }),
+  fc.record({ k: fc.constant('qiUpdate' as const), t, cond: productCond, ...shape, naming, price }),
+  fc.record({ k: fc.constant('qiDelete' as const), t, cond: productCond, ...shape, naming }),
+  fc.record({ k: fc.constant('qiIncrement' as const), t, cond: productCond, ...shape, naming }),
 );
+
+/** The current schema (public, or the test schema on Citus), for `{ tableName, schema }` namings. */
+let schema = 'public';
 
 // biome-ignore lint/suspicious/noExplicitAny: rows with includes
 type Row = Model & Record<string, any>;
 const byId = <X extends { id: number }>(a: X, b: X) => a.id - b.id;
+const pair = (a: unknown[], b: unknown[]) => (a[0] as number) - (b[0] as number) || (a[1] as number) - (b[1] as number);
 
 async function seed(f: Fixture): Promise<void> {
   await f.reset();
@@ -350,6 +391,132 @@ async function step(f: Fixture, w: World, op: Operation): Promise<World> {
       same('explicit other tenant in where', (await withTenant(op.t, () => Product.findAll({ where: { store_id: o } }))).length, 0);
       return w;
     }
+    case 'condFind': {
+      const where = topWhere(f.sequelize, op.cond, op.form, op.pick);
+      const read = () => {
+        if (!op.viaScope) return Product.findAll({ where: where as never });
+        Product.addScope('fuzz', { where: where as never }, { override: true });
+        return Product.scope('fuzz').findAll();
+      };
+      const rows = await withTenant(op.t, read);
+      same(
+        `findAll where ${op.form}: ${sqlText(op.cond)}`,
+        rows.map((r) => [r.get('store_id'), r.get('id')]).sort(pair),
+        products.filter((p) => holds(op.cond, p)).map((p) => [p.store, p.id]),
+      );
+      return w;
+    }
+    case 'condCount': {
+      const n = await withTenant(op.t, () => Product.count({ where: topWhere(f.sequelize, op.cond, op.form, op.pick) as never }));
+      same(`count where ${op.form}: ${sqlText(op.cond)}`, n, products.filter((p) => holds(op.cond, p)).length);
+      return w;
+    }
+    case 'condUpdate': {
+      await withTenant(op.t, () =>
+        Product.update({ price: op.price }, { where: topWhere(f.sequelize, op.cond, op.form, op.pick) as never }),
+      );
+      return { ...w, products: w.products.map((p) => (mine(p) && holds(op.cond, p) ? { ...p, price: op.price } : p)) };
+    }
+    case 'condDestroy': {
+      await withTenant(op.t, () => Product.destroy({ where: topWhere(f.sequelize, op.cond, op.form, op.pick) as never }));
+      return { ...w, products: w.products.filter((p) => !(mine(p) && holds(op.cond, p))) };
+    }
+    case 'condInclude': {
+      // Isolation, whatever the join kind: every row that comes back, at every level, is the tenant's.
+      const cond = topWhere(f.sequelize, op.cond, op.form, op.pick, 'Purchases');
+      const include: Record<string, unknown> = { model: Purchase, required: op.join === 'required' };
+      if (op.join === 'right') include.right = true;
+      if (op.join === 'separate') include.separate = true;
+      if (op.at === 'on' && op.join !== 'separate') {
+        include.on = f.sequelize.literal(`"Purchases"."product_id" = "Product"."id" OR ${sqlText(op.cond, 'Purchases')}`);
+      } else {
+        // Sequelize itself cannot take a literal where on a separate include (HasMany.get pushes onto it).
+        include.where = op.join === 'separate' ? topWhere(f.sequelize, op.cond, 'pure object', op.pick) : cond;
+        if (op.join === 'or') include.or = true;
+      }
+      const rows = (await withTenant(op.t, () =>
+        Product.findAll({ include: [include as never], ...(op.limit ? { limit: op.limit, order: [['id', 'ASC']] } : {}) }),
+      )) as Row[];
+      const stores = rows.flatMap((p) => [
+        p.get('store_id') ?? op.t, // a RIGHT JOIN row without a product has no product columns
+        ...((p.Purchases as Row[]) ?? []).map((u) => u.get('store_id')),
+      ]);
+      same(
+        `include ${op.join} ${op.at} ${op.form}: ${sqlText(op.cond)}`,
+        [...new Set(stores)].filter((s) => s !== op.t),
+        [],
+      );
+      if (op.join === 'left' && !op.limit && op.at === 'where') {
+        same('include left keeps every product', rows.map((p) => p.get('id')).sort(), products.map((p) => p.id).sort());
+      }
+      return w;
+    }
+    case 'condThrough': {
+      const where = topWhere(f.sequelize, op.cond, op.form, op.pick, 'Tags->ProductTag');
+      const rows = (await withTenant(op.t, () =>
+        Product.findAll({ include: [{ model: Tag, required: op.required, through: { where: where as never } }] }),
+      )) as Row[];
+      const stores = rows.flatMap((p) => [
+        p.get('store_id'),
+        ...(p.Tags as Row[]).flatMap((g) => [g.get('store_id'), (g.ProductTag as Row).get('store_id')]),
+      ]);
+      same(
+        `through.where ${op.form}: ${sqlText(op.cond)}`,
+        [...new Set(stores)].filter((s) => s !== op.t),
+        [],
+      );
+      return w;
+    }
+    case 'qiSelect': {
+      const rows = (await withTenant(op.t, () =>
+        f.sequelize.getQueryInterface().select(null as never, nameTable('products', op.naming, schema) as string, {
+          where: topWhere(f.sequelize, op.cond, op.form, op.pick) as never,
+        }),
+      )) as Array<{ id: number; store_id: number }>;
+      same(
+        `queryInterface.select(${op.naming}) ${op.form}: ${sqlText(op.cond)}`,
+        rows.map((r) => [r.store_id, r.id]).sort(pair),
+        products.filter((p) => holds(op.cond, p)).map((p) => [p.store, p.id]),
+      );
+      return w;
+    }
+    case 'qiUpdate': {
+      await withTenant(op.t, () =>
+        f.sequelize
+          .getQueryInterface()
+          .bulkUpdate(
+            nameTable('products', op.naming, schema) as string,
+            { price: op.price },
+            topWhere(f.sequelize, op.cond, op.form, op.pick) as never,
+            {},
+          ),
+      );
+      return { ...w, products: w.products.map((p) => (mine(p) && holds(op.cond, p) ? { ...p, price: op.price } : p)) };
+    }
+    case 'qiDelete': {
+      await withTenant(op.t, () =>
+        f.sequelize
+          .getQueryInterface()
+          .bulkDelete(nameTable('products', op.naming, schema) as string, topWhere(f.sequelize, op.cond, op.form, op.pick) as never, {}),
+      );
+      return { ...w, products: w.products.filter((p) => !(mine(p) && holds(op.cond, p))) };
+    }
+    case 'qiIncrement': {
+      const qi = f.sequelize.getQueryInterface() as unknown as {
+        increment(m: null, t: unknown, w: unknown, a: object, e: object, o: object): Promise<unknown>;
+      };
+      await withTenant(op.t, () =>
+        qi.increment(
+          null,
+          nameTable('products', op.naming, schema),
+          topWhere(f.sequelize, op.cond, op.form, op.pick),
+          { stock: 1 },
+          {},
+          {},
+        ),
+      );
+      return { ...w, products: w.products.map((p) => (mine(p) && holds(op.cond, p) ? { ...p, stock: p.stock + 1 } : p)) };
+    }
     case 'several': {
       same(
         'several tenants',
@@ -370,18 +537,27 @@ export interface FuzzReport {
 /** Runs the property: `runs` random sequences of up to `length` operations; throws on the first violation. */
 export async function fuzz(f: Fixture, options: { runs: number; seed: number; length?: number }): Promise<FuzzReport> {
   let operations = 0;
-  await fc.assert(
-    fc.asyncProperty(fc.array(operation, { minLength: 10, maxLength: options.length ?? 40, size: 'max' }), async (ops) => {
-      await seed(f);
-      let w = sorted(await load(f));
-      for (const op of ops) {
-        w = sorted(await step(f, w, op));
-        operations++;
-        const db = sorted(await load(f));
-        same(`database after ${JSON.stringify(op)}`, db, w);
-      }
-    }),
-    { numRuns: options.runs, seed: options.seed, endOnFailure: false },
-  );
+  const [[current]] = (await withoutTenant(() => f.sequelize.query('SELECT current_schema() AS s'))) as [Array<{ s: string }>, unknown];
+  schema = current?.s ?? 'public';
+  try {
+    await fc.assert(
+      fc.asyncProperty(fc.array(operation, { minLength: 10, maxLength: options.length ?? 40, size: 'max' }), async (ops) => {
+        await seed(f);
+        let w = sorted(await load(f));
+        for (const op of ops) {
+          w = sorted(await step(f, w, op));
+          operations++;
+          const db = sorted(await load(f));
+          same(`database after ${JSON.stringify(op)}`, db, w);
+        }
+      }),
+      { numRuns: options.runs, seed: options.seed, endOnFailure: false },
+    );
+  } catch (err) {
+    // fast-check keeps the failing operation's own error as the cause: show it with the counterexample.
+    const cause = (err as { cause?: unknown }).cause;
+    const detail = cause instanceof Error ? `\n${cause.name}: ${cause.message}` : '';
+    throw new Error(`${(err as Error).message}${detail}`);
+  }
   return { runs: options.runs, operations, seed: options.seed };
 }
