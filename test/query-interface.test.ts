@@ -7,10 +7,14 @@ import { createFixture, type Fixture } from './helpers/fixture';
 interface Ctx extends Fixture {
   strictFixture: Fixture;
 }
+/** The schema the tables live in: public, or the test's own schema on Citus (search_path). */
+let schema = 'public';
 const test = anyTest as TestFn<Ctx>;
 test.before(async (t) => {
   const f = await createFixture();
   t.context = Object.assign(f, { strictFixture: await createFixture({ strict: true }) });
+  const [rows] = await withoutTenant(() => f.sequelize.query('SELECT current_schema() AS s'));
+  schema = (rows as Array<{ s: string }>)[0]?.s ?? 'public';
 });
 test.after.always(async (t) => {
   await t.context?.close();
@@ -25,17 +29,10 @@ test.beforeEach(async (t) => {
 type QI = any;
 const namings = (f: Fixture): Array<[string, unknown]> => [
   ['a string', 'notes'],
-  ['{ tableName, schema }', { tableName: 'notes', schema: onCitusSchema() }],
+  ['{ tableName, schema }', { tableName: 'notes', schema }],
   ['{ tableName }', { tableName: 'notes' }],
   ['Model.getTableName()', f.Note.getTableName()],
 ];
-/** On Citus the tests run in a schema of their own (search_path); elsewhere in public. */
-function onCitusSchema(): string {
-  return process.env.MULTITENANT_TEST_DB === 'citus'
-    ? (/search_path=(\w+)/.exec(decodeURIComponent(process.env.CITUS_URL ?? ''))?.[1] ?? 'public')
-    : 'public';
-}
-
 test.serial('select and rawSelect without a model are scoped by the table, however it is named', async (t) => {
   const { sequelize, Note, Category, capture } = t.context;
   const qi: QI = sequelize.getQueryInterface();
@@ -116,8 +113,8 @@ test.serial('strict mode: queryInterface calls on a tenant table with no tenant 
   const calls: Array<() => Promise<unknown>> = [
     () => qi.select(null, 'notes', {}),
     () => qi.rawSelect('notes', {}, 'id'),
-    () => qi.bulkUpdate({ tableName: 'notes', schema: onCitusSchema() }, { body: 'x' }, {}, {}),
-    () => qi.bulkDelete({ tableName: 'notes', schema: onCitusSchema() }, {}, {}),
+    () => qi.bulkUpdate({ tableName: 'notes', schema }, { body: 'x' }, {}, {}),
+    () => qi.bulkDelete({ tableName: 'notes', schema }, {}, {}),
     () => qi.increment(null, 'notes', {}, { id: 1 }, {}, {}),
     () => qi.insert(null, 'notes', { body: 'x' }, {}),
   ];

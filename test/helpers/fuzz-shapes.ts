@@ -106,7 +106,15 @@ function pureObject(x: Cond): unknown {
   }
 }
 
-export const TOP_FORMS = ['literal', 'literal under a key', 'sequelize.where', 'object', 'pure object', 'array', 'Op.and of a literal'] as const;
+export const TOP_FORMS = [
+  'literal',
+  'literal under a key',
+  'sequelize.where',
+  'object',
+  'pure object',
+  'array',
+  'Op.and of a literal',
+] as const;
 export type TopForm = (typeof TOP_FORMS)[number];
 
 /**
