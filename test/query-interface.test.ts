@@ -123,3 +123,34 @@ test.serial('strict mode: queryInterface calls on a tenant table with no tenant 
   });
   t.deepEqual(sql, []);
 });
+
+test.serial('a model without tenantKey defined on a tenant table is scoped by the table, as root and as include', async (t) => {
+  const { sequelize, Purchase, capture } = t.context;
+  const { DataTypes } = await import('sequelize');
+  const ProductView = sequelize.define(
+    'ProductView',
+    { id: { type: DataTypes.INTEGER, primaryKey: true }, store_id: DataTypes.INTEGER, name: DataTypes.STRING },
+    { tableName: 'products', timestamps: false },
+  );
+  Purchase.belongsTo(ProductView, { foreignKey: 'product_id', constraints: false });
+  try {
+    const roots = await withTenant(1, () => ProductView.findAll());
+    t.deepEqual([...new Set(roots.map((r) => r.get('store_id')))], [1]);
+    const { result, sql } = await capture(() =>
+      withTenant(2, () => Purchase.findAll({ include: [{ model: ProductView, required: true }] })),
+    );
+    const seen = (result as unknown as Array<{ get(k: string): unknown; ProductView: { get(k: string): unknown } }>).map((u) => [
+      u.get('store_id'),
+      u.ProductView.get('store_id'),
+    ]);
+    t.true(seen.length > 0);
+    t.deepEqual(
+      seen.filter(([a, b]) => a !== 2 || b !== 2),
+      [],
+    );
+    t.regex(sql[0] as string, /"ProductView"."store_id" = 2/);
+  } finally {
+    sequelize.modelManager.removeModel(ProductView);
+    delete (Purchase as unknown as { associations: Record<string, unknown> }).associations.ProductView;
+  }
+});

@@ -4,6 +4,7 @@ import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import type { PluginState } from '../plugin';
 import { assertClosedConditions, closed } from './closed';
 import { activeScope, type Scope, tenantPredicate } from './scope';
+import { scopingModel } from './tables';
 
 // The parts of Sequelize's validated include tree and of its query generator the join patch reads.
 interface Include {
@@ -150,11 +151,16 @@ function innerJoinScoped(
  * includes under a `limit` get the same two conditions.
  */
 export function patchIncludes(g: GeneratorInternals, state: PluginState): void {
+  // The table decides, as for the query interface: a model without tenantKey on a tenant table is scoped.
+  const tenantModel = (model: AnyModelStatic) => scopingModel(g.sequelize, model, model.getTableName()) as AnyModelStatic;
+  const metaOf = (model: AnyModelStatic) => tenantMeta(tenantModel(model));
+  const scopeOf = (model: AnyModelStatic) => activeScope(state, tenantModel(model), 'find', 'read');
+
   const generateJoin = g.generateJoin;
   g.generateJoin = function scopedJoin(include, topLevelInfo) {
-    const childMeta = tenantMeta(include.model);
+    const childMeta = metaOf(include.model);
     if (!childMeta || !include.parent) return generateJoin.call(this, include, topLevelInfo);
-    const scope = activeScope(state, include.model, 'find', 'read');
+    const scope = scopeOf(include.model);
     if (scope) {
       assertClosedConditions(include.on, scope);
       assertClosedConditions(include.where, scope);
@@ -166,7 +172,7 @@ export function patchIncludes(g: GeneratorInternals, state: PluginState): void {
     if (scope && include.right && !include.required && /RIGHT/i.test(result.join)) {
       result = { ...result, body: rightSideFiltered(this, include, alias, scope) };
     }
-    const parentMeta = tenantMeta(include.parent.model);
+    const parentMeta = metaOf(include.parent.model);
     if (parentMeta) {
       const ref = parentTenantRef(this, include, parentAlias, parentMeta, topLevelInfo, result);
       parts.push(`${ref} = ${this.quoteIdentifier(alias)}.${this.quoteIdentifier(childMeta.column)}`);
@@ -181,10 +187,10 @@ export function patchIncludes(g: GeneratorInternals, state: PluginState): void {
   g.generateThroughJoin = function scopedThroughJoin(include, includeAs, parentTableName, topLevelInfo) {
     const through = include.through;
     if (!through || !include.parent) return generateThroughJoin.call(this, include, includeAs, parentTableName, topLevelInfo);
-    const throughMeta = tenantMeta(through.model);
-    const targetMeta = tenantMeta(include.model);
-    const throughScope = throughMeta && activeScope(state, through.model, 'find', 'read');
-    const targetScope = targetMeta && activeScope(state, include.model, 'find', 'read');
+    const throughMeta = metaOf(through.model);
+    const targetMeta = metaOf(include.model);
+    const throughScope = throughMeta && scopeOf(through.model);
+    const targetScope = targetMeta && scopeOf(include.model);
     const anyScope = throughScope || targetScope;
     if (anyScope) {
       assertClosedConditions(through.where, anyScope);
@@ -203,7 +209,7 @@ export function patchIncludes(g: GeneratorInternals, state: PluginState): void {
     }
     let { body, condition } = result;
     if (inner.length > 0) body = innerJoinScoped(this, body, include, targetAs, inner, anyScope as Scope);
-    const parentMeta = tenantMeta(include.parent.model);
+    const parentMeta = metaOf(include.parent.model);
     if (parentMeta && throughMeta) {
       const ref = parentTenantRef(this, include, parentTableName, parentMeta, topLevelInfo, result);
       condition = `(${condition}) AND ${ref} = ${this.quoteIdentifier(throughAs)}.${this.quoteIdentifier(throughMeta.column)}`;
@@ -221,14 +227,14 @@ export function patchIncludes(g: GeneratorInternals, state: PluginState): void {
     let top = include;
     while (top.parent?.parent) top = top.parent;
     const root = top.parent as Include;
-    const rootMeta = tenantMeta(root.model);
+    const rootMeta = metaOf(root.model);
     const rootColumn = (meta: TenantMeta) => `${this.quoteTable(root.as || root.model.name)}.${this.quoteIdentifier(meta.column)}`;
     const target = top.through ?? top;
-    const meta = tenantMeta(target.model);
+    const meta = metaOf(target.model);
     if (!meta) return subQueryFilter.call(this, include, includeAs, topLevelInfo);
     const alias = top.through ? top.through.model.name : top.as;
     const conditions: unknown[] = [];
-    const scope = activeScope(state, target.model, 'find', 'read');
+    const scope = scopeOf(target.model);
     if (scope) {
       assertClosedConditions(target.where, scope);
       conditions.push(tenantPredicate(scope));
