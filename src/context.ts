@@ -100,14 +100,32 @@ export function contextBackendName(): string {
   return `cls-hooked:${ns?.name ?? 'unnamed'}`;
 }
 
-/** The frame in force for the calling async flow (internal). */
+/** Every store a frame was ever put in: the backend can change while units of work are running. */
+const used: Backend[] = [];
+
+/**
+ * The frame in force for the calling async flow (internal). The current store first; then the others
+ * frames were put in, so that a `Sequelize.useCLS(ns)` called while a block runs on another store
+ * does not make the block's tenant disappear.
+ */
 export function currentFrame(): Frame | undefined {
-  return backend().get();
+  const current = backend();
+  const frame = current.get();
+  if (frame || used.length === 0 || (used.length === 1 && used[0] === current)) return frame;
+  for (let i = used.length - 1; i >= 0; i--) {
+    const other = used[i] as Backend;
+    if (other === current) continue;
+    const found = other.get();
+    if (found) return found;
+  }
+  return undefined;
 }
 
 /** Runs `fn` with `frame` (internal; the middleware uses it). */
 export function runInFrame<T>(frame: Frame, fn: () => T): T {
-  return backend().run(frame, fn);
+  const current = backend();
+  if (!used.includes(current)) used.push(current);
+  return current.run(frame, fn);
 }
 
 /**
@@ -119,7 +137,7 @@ export function runInFrame<T>(frame: Frame, fn: () => T): T {
  */
 export function withTenant<T>(tenant: TenantInput, fn: () => T): T {
   const normalized = normalizeTenant(tenant, { operation: 'withTenant' });
-  return backend().run({ tenant: normalized, bypass: false }, fn);
+  return runInFrame({ tenant: normalized, bypass: false }, fn);
 }
 
 /**
@@ -128,7 +146,7 @@ export function withTenant<T>(tenant: TenantInput, fn: () => T): T {
  * const all = await withoutTenant(() => Product.count()); // every tenant's rows
  */
 export function withoutTenant<T>(fn: () => T): T {
-  return backend().run({ tenant: undefined, bypass: true }, fn);
+  return runInFrame({ tenant: undefined, bypass: true }, fn);
 }
 
 /**
@@ -142,11 +160,11 @@ export function withoutTenant<T>(fn: () => T): T {
  * }));
  */
 export function withTenantContext<T>(fn: () => T): T {
-  return backend().run({ tenant: undefined, bypass: false }, fn);
+  return runInFrame({ tenant: undefined, bypass: false }, fn);
 }
 
 function innermostFrame(operation: string): Frame {
-  const frame = backend().get();
+  const frame = currentFrame();
   if (!frame) {
     throw new MultitenantError(
       'no unit of work to set the tenant in: call it inside tenantMiddleware() (a request), withTenantContext(fn) (a job, a script) or withTenant(tenant, fn); a tenant set outside them would outlive the work it was set for',
@@ -178,7 +196,7 @@ export function setCurrentTenant(tenant: TenantInput): void {
  * getCurrentTenant(); // undefined
  */
 export function unsetCurrentTenant(): void {
-  const frame = backend().get();
+  const frame = currentFrame();
   if (!frame) return;
   frame.tenant = undefined;
   frame.bypass = false;
@@ -190,7 +208,7 @@ export function unsetCurrentTenant(): void {
  * withTenant(store, () => getCurrentTenant() === store); // true
  */
 export function getCurrentTenant(): TenantInput | undefined {
-  return backend().get()?.tenant?.input;
+  return currentFrame()?.tenant?.input;
 }
 
 /**
@@ -199,6 +217,6 @@ export function getCurrentTenant(): TenantInput | undefined {
  * withTenant(store, () => getCurrentTenantId()); // store.id
  */
 export function getCurrentTenantId(): TenantId | TenantId[] | undefined {
-  const tenant = backend().get()?.tenant;
+  const tenant = currentFrame()?.tenant;
   return tenant ? tenantIdOf(tenant) : undefined;
 }

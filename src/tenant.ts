@@ -45,6 +45,13 @@ function isInstance(value: object): value is SequelizeModel {
   return !!ctor && typeof ctor.rawAttributes === 'object' && Array.isArray(ctor.primaryKeyAttributes);
 }
 
+/** A real model instance (not an object that only looks like one): it can be read. */
+function isReadableInstance(value: object): value is SequelizeModel {
+  return (
+    isInstance(value) && typeof (value as { getDataValue?: unknown }).getDataValue === 'function' && typeof value.constructor === 'function'
+  );
+}
+
 function show(value: unknown): string {
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'number' && Number.isNaN(value)) return 'NaN';
@@ -79,7 +86,11 @@ function fromInstance(instance: SequelizeModel, details: RefusalDetails): Tenant
 }
 
 function one(value: unknown, details: RefusalDetails): TenantId {
-  if (typeof value === 'object' && value !== null && isInstance(value)) return fromInstance(value, details);
+  if (typeof value === 'object' && value !== null && isInstance(value)) {
+    if (!isReadableInstance(value))
+      throw new InvalidTenantError('an object that only looks like a model instance is no tenant', { ...details, value });
+    return fromInstance(value, details);
+  }
   if (canonical(value) === undefined) {
     throw new InvalidTenantError(
       `invalid tenant ${show(value)}: a tenant is a model instance, an integer, a non-empty string, a bigint, or an array of those`,

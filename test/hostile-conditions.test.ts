@@ -168,6 +168,11 @@ test.serial(
       '"id" = 1 /* x */',
       '"id" = 1; DELETE FROM products',
       `"name" = 'x`,
+      // PostgreSQL reads é$$ as a name, not as the start of a dollar-quoted string: the parentheses count
+      '(SELECT true AS é$$) IS NOT NULL) OR ((SELECT true AS é$$) IS NOT NULL',
+      // an E'' string only where E starts a token; a backslash in a plain string depends on a setting
+      `éE'\\' ) OR (true'`,
+      `"name" = 'a\\' ) OR (true --'`,
     ];
     const { sql } = await capture(async () => {
       for (const text of bad) {
@@ -193,6 +198,24 @@ test.serial(
     t.deepEqual(names(ok), ['apple-A', 'pear-A']);
   },
 );
+
+test.serial('sequelize.json conditions: their raw path and unescaped values are checked like a literal', async (t) => {
+  const { Product, sequelize, rows, capture } = t.context;
+  const before = await rows('products', 'store_id, id');
+  const { sql } = await capture(async () => {
+    for (const where of [
+      sequelize.json("data->>'a' IS NOT NULL OR true) OR (true"),
+      sequelize.json({ data: { a: "x' OR true) OR ('1'='1" } }),
+    ]) {
+      await t.throwsAsync(() => withTenant(1, () => Product.findAll({ where: where as never })), { instanceOf: UnsafeConditionError });
+      await t.throwsAsync(() => withTenant(1, () => Product.update({ price: 0 }, { where: where as never })), {
+        instanceOf: UnsafeConditionError,
+      });
+    }
+  });
+  t.deepEqual(sql, []);
+  t.deepEqual(await rows('products', 'store_id, id'), before);
+});
 
 test.serial('an inner statement carries the tenant too: destroy with limit on a model whose declared key lacks the tenant', async (t) => {
   const { sequelize, capture } = t.context;

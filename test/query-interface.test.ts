@@ -32,6 +32,8 @@ const namings = (f: Fixture): Array<[string, unknown]> => [
   ['{ tableName, schema }', { tableName: 'notes', schema }],
   ['{ tableName }', { tableName: 'notes' }],
   ['Model.getTableName()', f.Note.getTableName()],
+  ['a quoted string', '"notes"'],
+  ['{ tableName: quoted }', { tableName: '"notes"' }],
 ];
 test.serial('select and rawSelect without a model are scoped by the table, however it is named', async (t) => {
   const { sequelize, Note, Category, capture } = t.context;

@@ -79,6 +79,18 @@ test.serial('strict: upserts of the tenant table with no tenant are refused (the
     (await rows('stores')).map((r) => r.name),
     ['A', 'B', 'C'],
   );
+  // an insert that may update, however it is spelled, is an upsert
+  await t.throwsAsync(() => Store.create({ id: 2, name: 'taken' }, { updateOnDuplicate: ['name'], upsertKeys: ['id'] } as never), {
+    instanceOf: MissingTenantError,
+  });
+  const qi = Store.sequelize?.getQueryInterface() as unknown as { insert(...a: unknown[]): Promise<unknown> };
+  await t.throwsAsync(() => qi.insert(null, 'stores', { id: 3, name: 'taken' }, { updateOnDuplicate: ['name'], upsertKeys: ['id'] }), {
+    instanceOf: MissingTenantError,
+  });
+  t.deepEqual(
+    (await rows('stores')).map((r) => r.name),
+    ['A', 'B', 'C'],
+  );
   // creating a store (sign-up) still works, and upserting one is possible inside withoutTenant
   await Store.bulkCreate([{ id: 4, name: 'D' }], { ignoreDuplicates: true });
   await withoutTenant(() => Store.upsert({ id: 4, name: 'D2' }));

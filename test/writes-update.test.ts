@@ -1,4 +1,5 @@
 import anyTest, { type TestFn } from 'ava';
+import { DataTypes } from 'sequelize';
 import { TenantMismatchError, UnscopedQueryError, withoutTenant, withTenant } from '../src/index';
 import { onCitus, pgOnly } from './helpers/db';
 import { auditMode, createFixture, type Fixture } from './helpers/fixture';
@@ -313,4 +314,89 @@ test.serial('raw sequelize.query is not rewritten (on Citus, routerOnly catches 
   }
   const [rows] = await raw();
   t.deepEqual(rows, [{ n: 5 }]);
+});
+
+test.serial(
+  'every path to ON CONFLICT ... DO UPDATE is checked: create({ updateOnDuplicate }), queryInterface upsert/insert with any model or none',
+  async (t) => {
+    const { Note, Category, sequelize, rows, capture } = t.context;
+    // biome-ignore lint/suspicious/noExplicitAny: the query interface's loose signatures
+    const qi: any = sequelize.getQueryInterface();
+    const before = await rows('notes');
+    const { sql } = await capture(async () => {
+      await t.throwsAsync(
+        () =>
+          withTenant(1, () =>
+            Note.create({ id: 2, body: 'taken' }, { updateOnDuplicate: ['body', 'acc_id'], upsertKeys: ['id'] } as never),
+          ),
+        { instanceOf: TenantMismatchError, message: /ON CONFLICT \(id\) does not include the tenant column acc_id/ },
+      );
+      await t.throwsAsync(
+        () => withTenant(1, () => qi.upsert('notes', { id: 2, body: 'taken' }, { body: 'taken' }, { id: 2 }, { model: Category })),
+        {
+          instanceOf: TenantMismatchError,
+        },
+      );
+      await t.throwsAsync(
+        () => withTenant(1, () => qi.insert(null, 'notes', { id: 2, body: 'taken' }, { updateOnDuplicate: ['body'], upsertKeys: ['id'] })),
+        { instanceOf: TenantMismatchError },
+      );
+      await t.throwsAsync(
+        () => withTenant(1, () => qi.bulkInsert('notes', [{ id: 2, body: 'taken' }], { updateOnDuplicate: ['body'], upsertKeys: ['id'] })),
+        { instanceOf: TenantMismatchError },
+      );
+    });
+    t.deepEqual(
+      sql.filter((s) => /^INSERT/.test(s)),
+      [],
+    );
+    t.deepEqual(await rows('notes'), before);
+  },
+);
+
+test.serial('an instance read without its tenant column, written under another tenant: refused, nothing written', async (t) => {
+  const { sequelize, Purchase, Product } = t.context;
+  // The declared key is id; the table's key is (store_id, id): tenants share ids.
+  await withoutTenant(async () => {
+    await sequelize.query(
+      'CREATE TABLE IF NOT EXISTS tickets (store_id int NOT NULL, id int NOT NULL, title text, hits int NOT NULL DEFAULT 0, PRIMARY KEY (store_id, id))',
+    );
+    await sequelize.query(`TRUNCATE tickets; INSERT INTO tickets VALUES (1, 1, 'a1', 0), (2, 1, 'b1', 0)`);
+  });
+  const Ticket = sequelize.define(
+    'Ticket',
+    {
+      id: { type: DataTypes.INTEGER, primaryKey: true },
+      store_id: { type: DataTypes.INTEGER, allowNull: false },
+      title: DataTypes.STRING,
+      hits: DataTypes.INTEGER,
+    },
+    { tableName: 'tickets', timestamps: false, tenantKey: 'store_id' },
+  );
+  const tickets = async () => (await withoutTenant(() => sequelize.query('SELECT * FROM tickets ORDER BY store_id, id')))[0];
+  try {
+    const before = await tickets();
+    const partial = await withTenant(2, () => Ticket.findOne({ where: { id: 1 }, attributes: ['id', 'title', 'hits'] }));
+    if (!partial) return t.fail();
+    t.is(partial.get('store_id'), undefined);
+    partial.set('title', 'wrong row');
+    await t.throwsAsync(() => withTenant(1, () => partial.save()), { instanceOf: TenantMismatchError, message: /read under tenant 2/ });
+    await t.throwsAsync(() => withTenant(1, () => partial.increment('hits')), { instanceOf: TenantMismatchError });
+    await t.throwsAsync(() => withTenant(1, () => partial.destroy()), { instanceOf: TenantMismatchError });
+    t.deepEqual(await tickets(), before);
+    // under its own tenant the same instance writes its own row
+    await withTenant(2, () => partial.save());
+    t.deepEqual(
+      (await tickets()).map((r) => (r as { title: string }).title),
+      ['a1', 'wrong row'],
+    );
+    // association methods: a target read without its tenant column under another tenant is refused
+    const purchase = await withTenant(2, () => Purchase.findOne({ where: { id: 2 }, attributes: ['id'] }));
+    const apple = await withTenant(1, () => Product.findOne({ where: { id: 1 } }));
+    // biome-ignore lint/suspicious/noExplicitAny: association method
+    await t.throwsAsync(() => withTenant(1, () => (apple as any).addPurchase(purchase)), { instanceOf: TenantMismatchError });
+  } finally {
+    await withoutTenant(() => sequelize.query('DROP TABLE tickets'));
+    sequelize.modelManager.removeModel(Ticket);
+  }
 });

@@ -4,7 +4,7 @@ import type { AnyModelStatic } from '../models';
 import { stateOf } from '../plugin';
 import { tenantIncludes } from '../tenant';
 import { assertThroughValues } from './prevalidate';
-import { activeScope, type Scope } from './scope';
+import { activeScope, assertReadUnderScope, type Scope } from './scope';
 
 interface AssociationLike {
   source: AnyModelStatic & { sequelize?: Sequelize };
@@ -36,7 +36,10 @@ function assertRows(scope: Scope, rows: unknown, role: string): void {
   for (const row of Array.isArray(rows) ? rows : [rows]) {
     if (!row || typeof row !== 'object' || !('dataValues' in row)) continue; // a key, or nothing
     const value = rowTenant(row, scope.meta.attribute);
-    if (value === undefined || value === null) continue;
+    if (value === undefined || value === null) {
+      assertReadUnderScope(scope, row, `the ${role}`);
+      continue;
+    }
     if (!tenantIncludes(scope.tenant, value, scope.meta)) {
       throw new TenantMismatchError(`the ${role} ${scope.meta.name} row belongs to tenant ${String(value)}; nothing was read or written`, {
         ...scope.details,

@@ -30,12 +30,30 @@ function rawTexts(method: Record<string, unknown>): unknown[] {
       return [method.type];
     case 'Where':
       return [method.comparator];
+    case 'Json':
+      // `sequelize.json(path)` copies the path as it is; `sequelize.json({ a: value })` writes `= '<value>'`
+      // without escaping the value.
+      return [method.path, ...jsonConditionValues(method.conditions).map((v) => `'${v}'`)];
     default:
       return [];
   }
 }
 
-/** Why `text` is not a closed SQL term, or undefined when it is. PostgreSQL lexical rules. */
+function jsonConditionValues(conditions: unknown): string[] {
+  if (conditions === null || conditions === undefined) return [];
+  if (typeof conditions !== 'object') return [String(conditions)];
+  return Object.values(conditions).flatMap(jsonConditionValues);
+}
+
+/** What PostgreSQL's lexer takes as a character of an identifier: letters, digits, _, $ and every non-ASCII character. */
+const IDENTIFIER_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/;
+const isIdentifierChar = (c: string | undefined) => c !== undefined && IDENTIFIER_CHAR.test(c);
+
+/**
+ * Why `text` is not a closed SQL term, or undefined when it is. Follows PostgreSQL's lexer where a
+ * difference would matter; where the meaning depends on a setting (a backslash in a plain string under
+ * standard_conforming_strings) the text is refused rather than guessed.
+ */
 export function unclosedReason(text: string): string | undefined {
   let depth = 0;
   const n = text.length;
@@ -43,19 +61,21 @@ export function unclosedReason(text: string): string | undefined {
     const c = text[i] as string;
     const next = text[i + 1];
     if (c === "'" || c === '"') {
-      // 'it''s', "a""b"; E'\'' strings also end at an unescaped quote.
-      const escapes = c === "'" && /[eE]/.test(text[i - 1] ?? '') && !/[\w$]/.test(text[i - 2] ?? '');
+      // 'it''s', "a""b"; an E'...' string (E starting a token) takes backslash escapes.
+      const escapes = c === "'" && (text[i - 1] === 'E' || text[i - 1] === 'e') && !isIdentifierChar(text[i - 2]);
       let j = i + 1;
       for (; j < n; j++) {
-        if (escapes && text[j] === '\\') j++;
-        else if (text[j] === c) {
+        if (text[j] === '\\' && c === "'") {
+          if (!escapes) return 'a backslash in a string (its meaning depends on standard_conforming_strings)';
+          j++;
+        } else if (text[j] === c) {
           if (text[j + 1] === c) j++;
           else break;
         }
       }
       if (j >= n) return `an unterminated ${c === "'" ? 'string' : 'quoted identifier'}`;
       i = j;
-    } else if (c === '$' && !/[\w$]/.test(text[i - 1] ?? '')) {
+    } else if (c === '$' && !isIdentifierChar(text[i - 1])) {
       const tag = /^\$(?:[A-Za-z_\u0080-\uffff][\w\u0080-\uffff]*)?\$/.exec(text.slice(i));
       if (!tag) continue; // a bind parameter ($1) or a lone $
       const end = text.indexOf(tag[0], i + tag[0].length);

@@ -3,7 +3,7 @@ import { MultitenantError } from '../errors';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import type { PluginState } from '../plugin';
 import { assertClosedConditions, closed } from './closed';
-import { activeScope, type Scope, tenantPredicate } from './scope';
+import { activeScope, type Scope, selects, tenantPredicate } from './scope';
 import { scopingModel } from './tables';
 
 // The parts of Sequelize's validated include tree and of its query generator the join patch reads.
@@ -49,11 +49,6 @@ export interface GeneratorInternals {
 /** `"alias"."store_id" = 7` (or `IN (...)`), escaped by Sequelize itself. */
 function predicateSql(g: GeneratorInternals, alias: string, scope: Scope): string {
   return g.whereItemsQuery(tenantPredicate(scope), { prefix: g.sequelize.literal(g.quoteIdentifier(alias)), model: scope.meta.model });
-}
-
-/** Is `attribute` among the (mapped) attributes a query selects: `'a'` or `['column', 'a']`? */
-function selects(attributes: unknown[] | undefined, attribute: string): boolean {
-  return !!attributes?.some((a) => a === attribute || (Array.isArray(a) && a[1] === attribute));
 }
 
 /**

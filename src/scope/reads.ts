@@ -1,11 +1,12 @@
 import { MultitenantError } from '../errors';
 import { tenantMeta } from '../models';
 import type { PluginState } from '../plugin';
-import { activeScope, guarded, type Scope, scopedWhere } from './scope';
+import { activeScope, guarded, rememberReadTenant, type Scope, scopedWhere, selects } from './scope';
 import { scopingModel } from './tables';
 import type { QueryInterfaceInternals } from './writes';
 
 type SelectOptions = Parameters<QueryInterfaceInternals['select']>[2] & {
+  raw?: boolean;
   include?: unknown[];
   attributes?: unknown[];
   subQuery?: boolean;
@@ -24,8 +25,7 @@ function withTenantSelected(options: SelectOptions, model: Parameters<typeof ten
   if (!subQuery || !options.include?.length || !Array.isArray(options.attributes)) return options;
   const meta = tenantMeta(model);
   if (!meta) return options;
-  const selected = options.attributes.some((a) => a === meta.attribute || (Array.isArray(a) && a[1] === meta.attribute));
-  if (selected) return options;
+  if (selects(options.attributes, meta.attribute)) return options;
   const attribute = meta.attribute === meta.column ? meta.column : [meta.column, meta.attribute];
   return { ...options, attributes: [...options.attributes, attribute] };
 }
@@ -53,7 +53,13 @@ export function patchReads(qi: QueryInterfaceInternals, state: PluginState): voi
       if (scope) assertOneTable(tableName, scope);
       const selected = withTenantSelected(options as SelectOptions, model);
       if (!scope) return select.call(this, model, tableName, selected);
-      return select.call(this, model, tableName, { ...selected, where: scopedWhere(options?.where, scope) });
+      const sent = select.call(this, model, tableName, { ...selected, where: scopedWhere(options?.where, scope) });
+      // Instances read without their tenant column cannot say whose they are: remember it for writes through them.
+      if (selected.raw || !Array.isArray(selected.attributes) || selects(selected.attributes, scope.meta.attribute)) return sent;
+      return sent.then((rows) => {
+        rememberReadTenant(rows, scope);
+        return rows;
+      });
     });
   };
 

@@ -158,6 +158,33 @@ export function withoutTenantInSet<T extends Record<string, unknown>>(scope: Sco
   return copy;
 }
 
+/** Is `attribute` among the (mapped) attributes a query selects: `'a'` or `['column', 'a']`? */
+export function selects(attributes: unknown[] | undefined, attribute: string): boolean {
+  return !!attributes?.some((a) => a === attribute || (Array.isArray(a) && a[1] === attribute));
+}
+
+/** The tenant(s) an instance was read under, for instances read without their tenant column (reads.ts). */
+const readUnder = new WeakMap<object, Tenant>();
+
+/** Remembers the tenant rows were read under, when the rows do not carry their tenant column (one row for `plain`). */
+export function rememberReadTenant(rows: unknown, scope: Scope): void {
+  for (const row of Array.isArray(rows) ? rows : [rows]) if (row && typeof row === 'object') readUnder.set(row, scope.tenant);
+}
+
+/** Refuses an instance read, without its tenant column, under a tenant other than the current one(s). */
+export function assertReadUnderScope(scope: Scope, instance: object, role = 'this'): void {
+  const under = readUnder.get(instance);
+  if (!under) return;
+  for (const key of under.keys) {
+    if (!scope.tenant.keys.has(key)) {
+      throw new TenantMismatchError(
+        `${role} ${scope.meta.name} row was read under tenant ${tenantIdOf(under)} (without its ${scope.meta.attribute}); nothing was written`,
+        { ...scope.details, received: tenantIdOf(under) },
+      );
+    }
+  }
+}
+
 /**
  * Refuses to write through an instance that was loaded from another tenant, or whose tenant value was
  * changed since it was loaded. The caller then drops the (unchanged) tenant column from the SET list.
@@ -169,6 +196,7 @@ export function assertInstanceInScope(scope: Scope, instance: unknown): void {
   const loaded = inst._previousDataValues?.[attribute];
   const now = inst.dataValues?.[attribute];
   const known = (v: unknown) => v !== undefined && v !== null;
+  if (!known(loaded)) assertReadUnderScope(scope, inst);
   if (known(loaded) && !tenantIncludes(scope.tenant, loaded, scope.meta)) {
     throw new TenantMismatchError(`this ${scope.meta.name} row belongs to tenant ${String(loaded)}; nothing was written`, {
       ...scope.details,

@@ -10,17 +10,35 @@ interface TableRef {
   readonly schema: string | undefined;
 }
 
+/**
+ * A name as PostgreSQL will see it: Sequelize's quoteIdentifier drops every `"` before quoting
+ * (`'"products"'` names products); without quoting (`quoteIdentifiers: false`) PostgreSQL folds case.
+ */
+function identifier(name: string, folds: boolean): string {
+  const bare = name.replace(/"/g, '');
+  return folds ? bare.toLowerCase() : bare;
+}
+
 /** The table a query-interface argument names, or undefined when it names none that can be known. */
-export function tableRef(name: unknown): TableRef | undefined {
+export function tableRef(name: unknown, folds = false): TableRef | undefined {
   if (typeof name === 'string') {
     const dot = name.indexOf('.');
-    return dot > 0 ? { schema: name.slice(0, dot), table: name.slice(dot + 1) } : { table: name, schema: undefined };
+    return dot > 0
+      ? { schema: identifier(name.slice(0, dot), folds), table: identifier(name.slice(dot + 1), folds) }
+      : { table: identifier(name, folds), schema: undefined };
   }
   if (name && (typeof name === 'object' || typeof name === 'function')) {
     const { tableName, schema } = name as { tableName?: unknown; schema?: unknown };
-    if (typeof tableName === 'string') return { table: tableName, schema: typeof schema === 'string' && schema ? schema : undefined };
+    if (typeof tableName === 'string') {
+      return { table: identifier(tableName, folds), schema: typeof schema === 'string' && schema ? identifier(schema, folds) : undefined };
+    }
   }
   return undefined;
+}
+
+/** True when the instance sends identifiers unquoted (`quoteIdentifiers: false`), so PostgreSQL folds their case. */
+function foldsCase(sequelize: Sequelize): boolean {
+  return (sequelize as unknown as { options?: { quoteIdentifiers?: boolean } }).options?.quoteIdentifiers === false;
 }
 
 /** Same table, unless both name a schema and the schemas differ (an unnamed schema may be the search_path's). */
@@ -41,9 +59,10 @@ function tenantTables(sequelize: Sequelize): Index['byTable'] {
   const cached = indexes.get(sequelize);
   if (cached && cached.models === models && cached.length === models.length) return cached.byTable;
   const byTable: Index['byTable'] = new Map();
+  const folds = foldsCase(sequelize);
   for (const model of models) {
     if ((model as unknown as { options?: { tenantKey?: unknown } }).options?.tenantKey == null) continue;
-    const ref = tableRef(model.getTableName());
+    const ref = tableRef(model.getTableName(), folds);
     if (!ref) continue;
     const list = byTable.get(ref.table) ?? [];
     list.push({ ref, model });
@@ -67,7 +86,7 @@ export function scopingModel(
     const own = model.getTableName() as unknown;
     if (own === tableName || tableName === undefined) return model;
   }
-  const ref = tableRef(tableName);
+  const ref = tableRef(tableName, foldsCase(sequelize));
   const candidates = ref && tenantTables(sequelize).get(ref.table);
   if (!ref || !candidates) return model ?? undefined;
   const matching = candidates.filter((c) => sameTable(c.ref, ref));

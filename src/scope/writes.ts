@@ -75,7 +75,8 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
   const insert = qi.insert;
   qi.insert = function scopedInsert(instance, tableName, values, options) {
     return guarded(() => {
-      const scope = activeScope(state, modelOf(instance?.constructor ?? options?.model, tableName), 'create', 'insert');
+      const access = isUpsert(options) ? 'upsert' : 'insert';
+      const scope = activeScope(state, modelOf(instance?.constructor ?? options?.model, tableName), 'create', access);
       if (!scope) return insert.call(this, instance, tableName, values, options);
       const row = stampRow(scope, values, 'column');
       if (instance && row !== values) instance.dataValues[scope.meta.attribute] = row[scope.meta.column];
@@ -95,7 +96,7 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
       const scope = activeScope(state, modelOf(options?.model, tableName), 'bulkCreate', isUpsert(options) ? 'upsert' : 'insert');
       if (!scope) return bulkInsert.call(this, tableName, records, options, attributes);
       const rows = records.map((r) => stampRow(scope, r, 'column'));
-      return bulkInsert.call(this, tableName, rows, checkConflictTarget(scope, options ?? {}, 'bulkCreate'), attributes);
+      return bulkInsert.call(this, tableName, rows, options, attributes);
     });
   };
 
@@ -112,12 +113,18 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
   // Sequelize settles the upsert conflict target inside queryInterface.upsert: check it where the SQL is built.
   const generator = qi.queryGenerator;
   const insertQuery = generator.insertQuery;
+  // Every ON CONFLICT ... DO UPDATE is written by these two: checked here whatever path reached them
+  // (upsert, bulkCreate, create({ updateOnDuplicate }), queryInterface calls with any model or none).
   generator.insertQuery = function scopedInsertQuery(table, values, attributes, options) {
-    if (options?.updateOnDuplicate && options.model) {
-      const scope = activeScope(state, options.model, 'upsert', 'upsert');
-      if (scope) return insertQuery.call(this, table, values, attributes, checkConflictTarget(scope, options, 'upsert'));
-    }
-    return insertQuery.call(this, table, values, attributes, options);
+    if (!isUpsert(options)) return insertQuery.call(this, table, values, attributes, options);
+    const scope = activeScope(state, modelOf(options?.model, table), 'upsert', 'upsert');
+    return insertQuery.call(this, table, values, attributes, scope ? checkConflictTarget(scope, options ?? {}, 'upsert') : options);
+  };
+  const bulkInsertQuery = generator.bulkInsertQuery;
+  generator.bulkInsertQuery = function scopedBulkInsertQuery(table, rows, options, attributes) {
+    if (!isUpsert(options)) return bulkInsertQuery.call(this, table, rows, options, attributes);
+    const scope = activeScope(state, modelOf(options?.model, table), 'bulkCreate', 'upsert');
+    return bulkInsertQuery.call(this, table, rows, scope ? checkConflictTarget(scope, options ?? {}, 'bulkCreate') : options, attributes);
   };
 
   // destroy({ limit }) sends `DELETE FROM t WHERE <key> IN (SELECT <key> FROM t WHERE <where> LIMIT n)`: the

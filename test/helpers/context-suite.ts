@@ -165,6 +165,8 @@ export function contextSuite(test: TestFn<Fixture>, expectedBackend: RegExp): vo
       Store.build({ name: 'no id' }),
       new Date(),
       Symbol('x'),
+      // an object that only looks like an instance
+      { constructor: { rawAttributes: {}, primaryKeyAttributes: ['id'] }, id: 1 },
     ];
     for (const value of bad) {
       const err = t.throws(() => withTenant(value as never, () => 1), { instanceOf: InvalidTenantError }, String(value?.toString?.()));

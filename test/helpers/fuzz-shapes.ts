@@ -148,11 +148,13 @@ export function topWhere(s: Sequelize, x: Cond, form: TopForm, pick: number, pre
 }
 
 /** Ways to name a table in a queryInterface call. */
-export const TABLE_NAMINGS = ['string', '{ tableName }', '{ tableName, schema }'] as const;
+export const TABLE_NAMINGS = ['string', '"quoted"', '{ tableName }', '{ tableName, schema }'] as const;
 export function nameTable(table: string, how: (typeof TABLE_NAMINGS)[number], schema: string): unknown {
   switch (how) {
     case 'string':
       return table;
+    case '"quoted"':
+      return `"${table}"`;
     case '{ tableName }':
       return { tableName: table };
     case '{ tableName, schema }':
