@@ -110,21 +110,22 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
     });
   };
 
-  // Sequelize settles the upsert conflict target inside queryInterface.upsert: check it where the SQL is built.
+  // Every ON CONFLICT ... DO UPDATE is written by these two, where Sequelize has settled its conflict
+  // target: checked here whatever path reached them (upsert, bulkCreate, create({ updateOnDuplicate }),
+  // queryInterface calls with any model or none).
   const generator = qi.queryGenerator;
+  const checkedConflict = (table: unknown, options: Options | undefined, operation: 'upsert' | 'bulkCreate') => {
+    if (!isUpsert(options)) return options;
+    const scope = activeScope(state, modelOf(options?.model, table), operation, 'upsert');
+    return scope ? checkConflictTarget(scope, options ?? {}, operation) : options;
+  };
   const insertQuery = generator.insertQuery;
-  // Every ON CONFLICT ... DO UPDATE is written by these two: checked here whatever path reached them
-  // (upsert, bulkCreate, create({ updateOnDuplicate }), queryInterface calls with any model or none).
   generator.insertQuery = function scopedInsertQuery(table, values, attributes, options) {
-    if (!isUpsert(options)) return insertQuery.call(this, table, values, attributes, options);
-    const scope = activeScope(state, modelOf(options?.model, table), 'upsert', 'upsert');
-    return insertQuery.call(this, table, values, attributes, scope ? checkConflictTarget(scope, options ?? {}, 'upsert') : options);
+    return insertQuery.call(this, table, values, attributes, checkedConflict(table, options, 'upsert'));
   };
   const bulkInsertQuery = generator.bulkInsertQuery;
   generator.bulkInsertQuery = function scopedBulkInsertQuery(table, rows, options, attributes) {
-    if (!isUpsert(options)) return bulkInsertQuery.call(this, table, rows, options, attributes);
-    const scope = activeScope(state, modelOf(options?.model, table), 'bulkCreate', 'upsert');
-    return bulkInsertQuery.call(this, table, rows, scope ? checkConflictTarget(scope, options ?? {}, 'bulkCreate') : options, attributes);
+    return bulkInsertQuery.call(this, table, rows, checkedConflict(table, options, 'bulkCreate'), attributes);
   };
 
   // destroy({ limit }) sends `DELETE FROM t WHERE <key> IN (SELECT <key> FROM t WHERE <where> LIMIT n)`: the

@@ -14,12 +14,15 @@ export type Cond =
 
 /** A condition over two integer columns (`key`, `num`) with small constants, up to three levels deep. */
 export function condition(key: string, num: string, kMax: number, nMax: number): fc.Arbitrary<Cond> {
+  // On Citus a join whose ON PostgreSQL folds to a constant `false` loses its co-location equality and is
+  // refused ("complex joins are only supported when ..."): an error, not a leak — no constants there.
+  const constants = process.env.MULTITENANT_TEST_DB === 'citus' ? [] : [fc.record({ c: fc.constant('const' as const), v: fc.boolean() })];
   const { tree } = fc.letrec<{ tree: Cond }>((tie) => ({
     tree: fc.oneof(
       { depthSize: 'small', withCrossShrink: true },
       fc.record({ c: fc.constant('eq' as const), col: fc.constant(key), k: fc.integer({ min: 1, max: kMax }) }),
       fc.record({ c: fc.constant('gte' as const), col: fc.constant(num), k: fc.integer({ min: 0, max: nMax }) }),
-      fc.record({ c: fc.constant('const' as const), v: fc.boolean() }),
+      ...constants,
       fc.record({ c: fc.constantFrom('and' as const, 'or' as const), a: tie('tree'), b: tie('tree') }),
       fc.record({ c: fc.constant('not' as const), a: tie('tree') }),
     ),
