@@ -128,16 +128,39 @@ export function runInFrame<T>(frame: Frame, fn: () => T): T {
   return current.run(frame, fn);
 }
 
+type Stepper = { next(...a: unknown[]): unknown; return?(...a: unknown[]): unknown; throw?(...a: unknown[]): unknown };
+
 /**
- * Runs `fn` with `tenant` as the current tenant and returns what `fn` returns (a promise stays a promise).
+ * A generator (sync or async) or another iterator returned by a block runs its body when it is iterated,
+ * usually after the block has returned: each step is run in the block's frame.
+ */
+function bindIterator<T>(frame: Frame, result: T): T {
+  if (!result || typeof result !== 'object' || typeof (result as unknown as Stepper).next !== 'function') return result;
+  const isAsync = Symbol.asyncIterator in result;
+  if (!isAsync && !(Symbol.iterator in result)) return result;
+  const inner = result as unknown as Stepper;
+  const step =
+    (method: 'next' | 'return' | 'throw') =>
+    (...args: unknown[]) =>
+      runInFrame(frame, () => (inner[method] as (...a: unknown[]) => unknown).apply(inner, args));
+  const bound: Record<string | symbol, unknown> = { next: step('next') };
+  if (typeof inner.return === 'function') bound.return = step('return');
+  if (typeof inner.throw === 'function') bound.throw = step('throw');
+  bound[isAsync ? Symbol.asyncIterator : Symbol.iterator] = () => bound;
+  return bound as T;
+}
+
+/**
+ * Runs `fn` with `tenant` as the current tenant and returns what `fn` returns (a promise stays a promise;
+ * a generator or iterator runs each of its steps with `tenant`, wherever it is iterated).
  * The previous tenant is back afterwards, also when `fn` throws.
  * @example
  * const products = await withTenant(store, () => Product.findAll());
  * await withTenant([1, 2], async () => Product.count()); // several tenants: WHERE store_id IN (1, 2)
  */
 export function withTenant<T>(tenant: TenantInput, fn: () => T): T {
-  const normalized = normalizeTenant(tenant, { operation: 'withTenant' });
-  return runInFrame({ tenant: normalized, bypass: false }, fn);
+  const frame: Frame = { tenant: normalizeTenant(tenant, { operation: 'withTenant' }), bypass: false };
+  return bindIterator(frame, runInFrame(frame, fn));
 }
 
 /**
@@ -146,7 +169,8 @@ export function withTenant<T>(tenant: TenantInput, fn: () => T): T {
  * const all = await withoutTenant(() => Product.count()); // every tenant's rows
  */
 export function withoutTenant<T>(fn: () => T): T {
-  return runInFrame({ tenant: undefined, bypass: true }, fn);
+  const frame: Frame = { tenant: undefined, bypass: true };
+  return bindIterator(frame, runInFrame(frame, fn));
 }
 
 /**
@@ -160,7 +184,8 @@ export function withoutTenant<T>(fn: () => T): T {
  * }));
  */
 export function withTenantContext<T>(fn: () => T): T {
-  return runInFrame({ tenant: undefined, bypass: false }, fn);
+  const frame: Frame = { tenant: undefined, bypass: false };
+  return bindIterator(frame, runInFrame(frame, fn));
 }
 
 function innermostFrame(operation: string): Frame {

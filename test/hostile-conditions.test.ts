@@ -199,6 +199,49 @@ test.serial(
   },
 );
 
+test.serial('a cast type is checked as Sequelize sends it (upper-cased: ß becomes SS, a dollar-quote tag changes)', async (t) => {
+  const { Product, sequelize, rows, capture } = t.context;
+  const type = 'bpchar($éß$5$ÉSS$)) IS NOT NULL)) OR TRUE OR (((($éß$x$ÉSS$ IS NOT NULL)';
+  const before = await rows('products', 'store_id, id');
+  const { sql } = await capture(async () => {
+    await t.throwsAsync(() => withTenant(1, () => Product.findAll({ where: sequelize.cast('a', type) as never })), {
+      instanceOf: UnsafeConditionError,
+    });
+    await t.throwsAsync(() => withTenant(1, () => Product.update({ name: 'x' }, { where: sequelize.cast('a', type) as never })), {
+      instanceOf: UnsafeConditionError,
+    });
+  });
+  t.deepEqual(sql, []);
+  t.deepEqual(await rows('products', 'store_id, id'), before);
+});
+
+test.serial(
+  'the conditions of includes of global models, and of a global root, are checked too (a comment would cut off the tenant conditions)',
+  async (t) => {
+    const { Product, Category, sequelize, capture } = t.context;
+    const comment = sequelize.literal('true --');
+    const { sql } = await capture(async () => {
+      for (const include of [
+        { model: Category, on: comment },
+        { model: Category, where: comment, required: false },
+      ]) {
+        await t.throwsAsync(() => withTenant(1, () => Product.findAll({ include: [include as never] })), {
+          instanceOf: UnsafeConditionError,
+        });
+        await t.throwsAsync(() => withTenant(1, () => Product.count({ include: [include as never] })), {
+          instanceOf: UnsafeConditionError,
+        });
+      }
+      // a global root under a limit: its where sits before the tenant join in the SQL
+      await t.throwsAsync(
+        () => withTenant(1, () => Category.findAll({ where: sequelize.literal('true) AS x --'), include: [Product], limit: 1 })),
+        { instanceOf: UnsafeConditionError },
+      );
+    });
+    t.deepEqual(sql, []);
+  },
+);
+
 test.serial('sequelize.json conditions: their raw path and unescaped values are checked like a literal', async (t) => {
   const { Product, sequelize, rows, capture } = t.context;
   const before = await rows('products', 'store_id, id');

@@ -156,3 +156,28 @@ test.serial('a model without tenantKey defined on a tenant table is scoped by th
     delete (Purchase as unknown as { associations: Record<string, unknown> }).associations.ProductView;
   }
 });
+
+test.serial('quoteIdentifiers: false — a name PostgreSQL reads past its whitespace and case still names the tenant table', async (t) => {
+  const { sequelize, rows } = t.context;
+  const options = (sequelize as unknown as { options: { quoteIdentifiers?: boolean } }).options;
+  const qi: QI = sequelize.getQueryInterface();
+  const before = options.quoteIdentifiers;
+  options.quoteIdentifiers = false; // Sequelize now sends table names unquoted: PostgreSQL folds and trims them
+  try {
+    const read = await withTenant(1, () => qi.select(null, ' products', { where: {} }));
+    t.deepEqual([...new Set((read as Array<{ store_id: number }>).map((r) => r.store_id))], [1]);
+    await withTenant(1, () => qi.bulkUpdate('products ', { name: 'renamed' }, { id: 2 }, {}));
+    await withTenant(1, () => qi.bulkDelete('\tPRODUCTS', { id: 1 }, {}));
+  } finally {
+    options.quoteIdentifiers = before;
+  }
+  t.deepEqual(
+    (await rows('products', 'store_id, id')).map((r) => [r.store_id, r.id, r.name]),
+    [
+      [1, 2, 'renamed'],
+      [2, 1, 'apple-B'],
+      [2, 2, 'pear-B'],
+      [2, 3, 'plum-B'],
+    ],
+  );
+});

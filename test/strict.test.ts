@@ -99,3 +99,20 @@ test.serial('strict: upserts of the tenant table with no tenant are refused (the
     ['A', 'B', 'C', 'D2'],
   );
 });
+
+test.serial('strict: a store created with nested tenant rows and no tenant is refused whole (the children would need one)', async (t) => {
+  const { Store, Product, rows, capture } = t.context;
+  const { sql } = await capture(async () => {
+    await t.throwsAsync(() => Store.create({ name: 'half', Products: [{ name: 'child' }] } as never, { include: [Product] }), {
+      instanceOf: MissingTenantError,
+    });
+    await t.throwsAsync(() => Store.bulkCreate([{ name: 'half', Products: [{ name: 'child' }] }] as never, { include: [Product] }), {
+      instanceOf: MissingTenantError,
+    });
+  });
+  t.deepEqual(sql, []);
+  t.deepEqual(
+    (await rows('stores')).map((r) => r.name),
+    ['A', 'B', 'C'],
+  );
+});

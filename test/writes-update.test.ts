@@ -390,6 +390,18 @@ test.serial('an instance read without its tenant column, written under another t
       (await tickets()).map((r) => (r as { title: string }).title),
       ['a1', 'wrong row'],
     );
+    // under several tenants a write through an instance is narrowed to the instance's own tenant
+    const own = await withTenant(1, () => Ticket.findOne({ where: { id: 1 } }));
+    own?.set('title', 'only a1');
+    await withTenant([1, 2], () => own?.save());
+    await withTenant([1, 2], () => own?.increment('hits'));
+    t.deepEqual(
+      (await tickets()).map((r) => [(r as { title: string }).title, (r as { hits: number }).hits]),
+      [
+        ['only a1', 1],
+        ['wrong row', 0],
+      ],
+    );
     // association methods: a target read without its tenant column under another tenant is refused
     const purchase = await withTenant(2, () => Purchase.findOne({ where: { id: 2 }, attributes: ['id'] }));
     const apple = await withTenant(1, () => Product.findOne({ where: { id: 1 } }));

@@ -1,10 +1,11 @@
 import type { Sequelize } from 'sequelize';
+import { runInFrame } from '../context';
 import { TenantMismatchError } from '../errors';
 import type { AnyModelStatic } from '../models';
 import { stateOf } from '../plugin';
 import { tenantIncludes } from '../tenant';
 import { assertThroughValues } from './prevalidate';
-import { activeScope, assertReadUnderScope, type Scope } from './scope';
+import { activeScope, assertReadUnderScope, insertTenant, narrowToInstance, type Scope } from './scope';
 
 interface AssociationLike {
   source: AnyModelStatic & { sequelize?: Sequelize };
@@ -24,6 +25,13 @@ const METHODS: Record<string, readonly string[]> = {
 };
 /** The methods whose second argument names target rows (instances or keys). */
 const TAKES_TARGETS = new Set(['has', 'set', 'add', 'remove']);
+/** The methods that may INSERT rows (of the through model for belongsToMany, else of the target). */
+const MAY_INSERT: Record<string, ReadonlySet<string>> = {
+  HasMany: new Set(['create']),
+  BelongsToMany: new Set(['set', 'add', 'create']),
+  HasOne: new Set(['set', 'create']),
+  BelongsTo: new Set(['create']),
+};
 
 const patched = new WeakSet<object>();
 
@@ -77,6 +85,17 @@ export function patchAssociations(classes: Record<string, AssociationClass | und
           // through values are checked before the first one.
           if (kind === 'BelongsToMany' && this.through && (name === 'set' || name === 'add' || name === 'create')) {
             assertThroughValues(state, this.through.model, rest[1], name === 'create' ? [] : rest[0], operation);
+          }
+          // Under several tenants a source row belongs to one of them: its associations are that tenant's.
+          if (sourceScope?.tenant.many) {
+            const own = narrowToInstance(sourceScope, source, 'the source');
+            return runInFrame({ tenant: own.tenant, bypass: false }, () => original.call(this, source, ...rest));
+          }
+          // A global source under several tenants: a row it would create could belong to any of them.
+          if (MAY_INSERT[kind]?.has(name)) {
+            const inserted = kind === 'BelongsToMany' ? this.through?.model : this.target;
+            const insertScope = inserted && activeScope(state, inserted, operation, 'insert');
+            if (insertScope?.tenant.many) insertTenant(insertScope);
           }
         }
         return original.call(this, source, ...rest);

@@ -19,7 +19,7 @@ export function closed(where: unknown): unknown {
 
 const SequelizeMethod = (Utils as unknown as { SequelizeMethod: abstract new (...args: never[]) => object }).SequelizeMethod;
 
-/** The raw texts of a Sequelize method object that reach the SQL unescaped. */
+/** The raw texts of a Sequelize method object that reach the SQL unescaped, as they are sent. */
 function rawTexts(method: Record<string, unknown>): unknown[] {
   switch (method.constructor?.name) {
     case 'Literal':
@@ -27,7 +27,8 @@ function rawTexts(method: Record<string, unknown>): unknown[] {
     case 'Fn':
       return [method.fn];
     case 'Cast':
-      return [method.type];
+      // Sequelize sends the type upper-cased (`'ß'` becomes `'SS'`): check what is sent.
+      return [typeof method.type === 'string' ? method.type.toUpperCase() : method.type];
     case 'Where':
       return [method.comparator];
     case 'Json':
@@ -146,4 +147,26 @@ export function isFlatCondition(where: object): boolean {
 function isPlainValue(value: unknown): boolean {
   const type = typeof value;
   return value === null || type === 'string' || type === 'number' || type === 'boolean' || type === 'bigint' || value instanceof Date;
+}
+
+interface IncludeConditions {
+  on?: unknown;
+  where?: unknown;
+  through?: { where?: unknown };
+  include?: IncludeConditions[];
+}
+
+/**
+ * The conditions of every include of a statement, at every level — of tenant and global models alike:
+ * a comment in a global include's ON would cut off the tenant conditions that follow it in the SQL.
+ */
+export function assertIncludeConditions(includes: unknown, scope: Scope): void {
+  if (!Array.isArray(includes)) return;
+  for (const include of includes as IncludeConditions[]) {
+    if (!include || typeof include !== 'object') continue;
+    assertClosedConditions(include.on, scope);
+    assertClosedConditions(include.where, scope);
+    assertClosedConditions(include.through?.where, scope);
+    assertIncludeConditions(include.include, scope);
+  }
 }

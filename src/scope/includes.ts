@@ -2,7 +2,7 @@ import { Op, type Sequelize } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import type { PluginState } from '../plugin';
-import { assertClosedConditions, closed } from './closed';
+import { closed } from './closed';
 import { activeScope, type Scope, selects, tenantPredicate } from './scope';
 import { scopingModel } from './tables';
 
@@ -139,6 +139,8 @@ function innerJoinScoped(
 }
 
 /**
+ * (The raw SQL of every include's conditions was checked for closedness before the statement was built:
+ * reads.ts, assertIncludeConditions.)
  * Every JOIN of a tenant model gets, in its ON: the tenant predicate (when a tenant scopes the query)
  * and the co-location equality `child.tenant = parent.tenant` (when both are tenant models, also with
  * no tenant: it is what Citus needs to push the join down). Conditions are added to the ON, never as an
@@ -156,10 +158,6 @@ export function patchIncludes(g: GeneratorInternals, state: PluginState): void {
     const childMeta = metaOf(include.model);
     if (!childMeta || !include.parent) return generateJoin.call(this, include, topLevelInfo);
     const scope = scopeOf(include.model);
-    if (scope) {
-      assertClosedConditions(include.on, scope);
-      assertClosedConditions(include.where, scope);
-    }
     let result = generateJoin.call(this, include, topLevelInfo);
     const { parentAlias, alias } = joinAliases(include);
     const parts: string[] = [];
@@ -187,10 +185,6 @@ export function patchIncludes(g: GeneratorInternals, state: PluginState): void {
     const throughScope = throughMeta && scopeOf(through.model);
     const targetScope = targetMeta && scopeOf(include.model);
     const anyScope = throughScope || targetScope;
-    if (anyScope) {
-      assertClosedConditions(through.where, anyScope);
-      assertClosedConditions(include.where, anyScope);
-    }
     const result = generateThroughJoin.call(this, include, includeAs, parentTableName, topLevelInfo);
     const throughAs = `${includeAs.internalAs}->${through.as}`;
     const targetAs = includeAs.internalAs;
@@ -230,10 +224,7 @@ export function patchIncludes(g: GeneratorInternals, state: PluginState): void {
     const alias = top.through ? top.through.model.name : top.as;
     const conditions: unknown[] = [];
     const scope = scopeOf(target.model);
-    if (scope) {
-      assertClosedConditions(target.where, scope);
-      conditions.push(tenantPredicate(scope));
-    }
+    if (scope) conditions.push(tenantPredicate(scope));
     if (rootMeta) {
       conditions.push(
         this.sequelize.literal(`${this.quoteIdentifier(alias)}.${this.quoteIdentifier(meta.column)} = ${rootColumn(rootMeta)}`),

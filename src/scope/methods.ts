@@ -43,13 +43,14 @@ export function patchModelMethods(Model: ModelClass): void {
     const state = model.sequelize && stateOf(model.sequelize);
     if (!state || !this.isNewRecord) return save.call(this, options);
     return guarded(() => {
+      // A create with includes sends the parent, then its children: all are checked before the first
+      // INSERT — also when the parent itself needs no tenant (a store created in strict mode).
+      if (this._options?.include) assertCreateTree(state, this as unknown as Parameters<typeof assertCreateTree>[1], 'create');
       const scope = activeScope(state, model, 'create', 'insert');
       if (!scope) return save.call(this, options);
       const { attribute } = scope.meta;
       const value = this.dataValues[attribute];
       const written = tenantToWrite(scope, value);
-      // A create with includes sends the parent, then its children: all are checked before the first INSERT.
-      if (this._options?.include) assertCreateTree(state, this as unknown as Parameters<typeof assertCreateTree>[1], 'create');
       if (written !== value) this.setDataValue(attribute, written);
       return save.call(this, withField(options, attribute));
     });
@@ -61,9 +62,8 @@ export function patchModelMethods(Model: ModelClass): void {
     const upserts = Array.isArray(options?.updateOnDuplicate) && options.updateOnDuplicate.length > 0;
     const access = upserts ? 'upsert' : 'insert';
     const scope = state && Array.isArray(records) && records.length > 0 ? activeScope(state, this, 'bulkCreate', access) : undefined;
-    if (!scope) return bulkCreate.call(this, records, options);
-    const stamped = records.map((r) => stampRow(scope, r, 'attribute'));
-    if (state && options?.include) {
+    const stamped = scope ? records.map((r) => stampRow(scope, r, 'attribute')) : records;
+    if (state && options?.include && Array.isArray(records)) {
       // Parents are inserted before their children: check every included row first.
       for (const record of stamped) {
         const built = (this as unknown as { build(v: Row, o: Row): unknown }).build(record, {
@@ -73,6 +73,7 @@ export function patchModelMethods(Model: ModelClass): void {
         assertCreateTree(state, built as Parameters<typeof assertCreateTree>[1], 'bulkCreate');
       }
     }
+    if (!scope) return bulkCreate.call(this, records, options);
     return bulkCreate.call(this, stamped, withField(options, scope.meta.attribute));
   };
 

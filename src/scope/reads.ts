@@ -1,6 +1,8 @@
 import { MultitenantError } from '../errors';
+import type { AnyModelStatic } from '../models';
 import { tenantMeta } from '../models';
 import type { PluginState } from '../plugin';
+import { assertClosedConditions, assertIncludeConditions } from './closed';
 import { activeScope, guarded, rememberReadTenant, type Scope, scopedWhere, selects } from './scope';
 import { scopingModel } from './tables';
 import type { QueryInterfaceInternals } from './writes';
@@ -44,13 +46,44 @@ function assertOneTable(tableName: unknown, scope: Scope): void {
   );
 }
 
+interface IncludeModels {
+  model?: AnyModelStatic;
+  through?: { model?: AnyModelStatic };
+  include?: IncludeModels[];
+}
+
 export function patchReads(qi: QueryInterfaceInternals, state: PluginState): void {
   const sequelize = qi.sequelize;
+  /** The scope of the first tenant model joined anywhere in the include tree. */
+  const includedScope = (includes: unknown, operation: string): Scope | undefined => {
+    if (!Array.isArray(includes)) return undefined;
+    for (const include of includes as IncludeModels[]) {
+      for (const model of [include?.model, include?.through?.model]) {
+        const scope = model && activeScope(state, scopingModel(sequelize, model, model.getTableName()), operation, 'read');
+        if (scope) return scope;
+      }
+      const nested = includedScope(include?.include, operation);
+      if (nested) return nested;
+    }
+    return undefined;
+  };
+  /**
+   * A statement that touches a tenant table anywhere has all its raw condition SQL checked — the root
+   * where (also of a global root) and every include's on / where / through.where.
+   */
+  const checkConditions = (options: { where?: unknown; include?: unknown } | undefined, scope: Scope | undefined, operation: string) => {
+    if (!options?.include) return;
+    const statementScope = scope ?? includedScope(options.include, operation);
+    if (!statementScope) return;
+    if (!scope) assertClosedConditions(options.where, statementScope);
+    assertIncludeConditions(options.include, statementScope);
+  };
   const select = qi.select;
   qi.select = function scopedSelect(model, tableName, options) {
     return guarded(() => {
       const scope = activeScope(state, scopingModel(sequelize, model, tableName), 'find', 'read');
       if (scope) assertOneTable(tableName, scope);
+      checkConditions(options as { include?: unknown }, scope, 'find');
       const selected = withTenantSelected(options as SelectOptions, model);
       if (!scope) return select.call(this, model, tableName, selected);
       const sent = select.call(this, model, tableName, { ...selected, where: scopedWhere(options?.where, scope) });
@@ -68,6 +101,7 @@ export function patchReads(qi: QueryInterfaceInternals, state: PluginState): voi
     return guarded(() => {
       const scope = activeScope(state, scopingModel(sequelize, model, tableName), 'aggregate', 'read');
       if (scope) assertOneTable(tableName, scope);
+      checkConditions(options as { include?: unknown }, scope, 'aggregate');
       if (!scope) return rawSelect.call(this, tableName, options, attributeSelector, model);
       return rawSelect.call(this, tableName, { ...options, where: scopedWhere(options?.where, scope) }, attributeSelector, model);
     });

@@ -3,7 +3,7 @@ import { currentFrame } from '../context';
 import { MissingTenantError, type RefusalDetails, TenantMismatchError } from '../errors';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import type { PluginState } from '../plugin';
-import { assertFits, canonical, type Tenant, tenantIdOf, tenantIncludes } from '../tenant';
+import { assertFits, canonical, normalizeTenant, type Tenant, tenantIdOf, tenantIncludes } from '../tenant';
 import { assertClosedConditions, closed, isFlatCondition } from './closed';
 
 /**
@@ -183,6 +183,27 @@ export function assertReadUnderScope(scope: Scope, instance: object, role = 'thi
       );
     }
   }
+}
+
+/**
+ * Under several tenants (`withTenant([1, 2])`), a write through one instance is narrowed to the tenant
+ * the instance belongs to: its where (`id = 1`, a declared key without the tenant column) must not
+ * reach the other tenants' rows that share the key. Refused when that tenant cannot be known.
+ */
+export function narrowToInstance(scope: Scope, instance: unknown, role = 'this'): Scope {
+  if (!scope.tenant.many || !instance || typeof instance !== 'object') return scope;
+  const inst = instance as { _previousDataValues?: Record<string, unknown>; dataValues?: Record<string, unknown> };
+  const { attribute } = scope.meta;
+  const value = inst._previousDataValues?.[attribute] ?? inst.dataValues?.[attribute];
+  if (value !== undefined && value !== null) {
+    return new Scope(scope.meta, normalizeTenant(value, scope.details), scope.operation);
+  }
+  const under = readUnder.get(instance);
+  if (under && !under.many) return new Scope(scope.meta, under, scope.operation);
+  throw new TenantMismatchError(
+    `under several tenants, ${role} ${scope.meta.name} row's tenant is not known (it was read without ${attribute}); nothing was written`,
+    scope.details,
+  );
 }
 
 /**

@@ -8,7 +8,14 @@ import type { AnyModelStatic } from '../models';
 interface TableRef {
   readonly table: string;
   readonly schema: string | undefined;
+  /**
+   * Unquoted names (`quoteIdentifiers: false`) reach PostgreSQL's lexer as they are: whitespace and
+   * comments fall away (`' products'` is products). Every name-like token is then a candidate.
+   */
+  readonly tokens?: readonly string[];
 }
+
+const NAME_TOKEN = /[a-z_\u0080-\uffff][a-z0-9_$\u0080-\uffff]*/g;
 
 /**
  * A name as PostgreSQL will see it: Sequelize's quoteIdentifier drops every `"` before quoting
@@ -21,16 +28,22 @@ function identifier(name: string, folds: boolean): string {
 
 /** The table a query-interface argument names, or undefined when it names none that can be known. */
 export function tableRef(name: unknown, folds = false): TableRef | undefined {
+  const withTokens = (ref: TableRef): TableRef => (folds ? { ...ref, tokens: ref.table.match(NAME_TOKEN) ?? [] } : ref);
   if (typeof name === 'string') {
     const dot = name.indexOf('.');
-    return dot > 0
-      ? { schema: identifier(name.slice(0, dot), folds), table: identifier(name.slice(dot + 1), folds) }
-      : { table: identifier(name, folds), schema: undefined };
+    return withTokens(
+      dot > 0
+        ? { schema: identifier(name.slice(0, dot), folds), table: identifier(name.slice(dot + 1), folds) }
+        : { table: identifier(name, folds), schema: undefined },
+    );
   }
   if (name && (typeof name === 'object' || typeof name === 'function')) {
     const { tableName, schema } = name as { tableName?: unknown; schema?: unknown };
     if (typeof tableName === 'string') {
-      return { table: identifier(tableName, folds), schema: typeof schema === 'string' && schema ? identifier(schema, folds) : undefined };
+      return withTokens({
+        table: identifier(tableName, folds),
+        schema: typeof schema === 'string' && schema ? identifier(schema, folds).trim() : undefined,
+      });
     }
   }
   return undefined;
@@ -49,6 +62,7 @@ function sameTable(a: TableRef, b: TableRef): boolean {
 interface Index {
   readonly models: readonly AnyModelStatic[];
   readonly length: number;
+  readonly folds: boolean;
   /** Tenant models (those with a `tenantKey` option) by table name. */
   readonly byTable: Map<string, Array<{ ref: TableRef; model: AnyModelStatic }>>;
 }
@@ -56,10 +70,10 @@ const indexes = new WeakMap<Sequelize, Index>();
 
 function tenantTables(sequelize: Sequelize): Index['byTable'] {
   const models = (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
-  const cached = indexes.get(sequelize);
-  if (cached && cached.models === models && cached.length === models.length) return cached.byTable;
-  const byTable: Index['byTable'] = new Map();
   const folds = foldsCase(sequelize);
+  const cached = indexes.get(sequelize);
+  if (cached && cached.models === models && cached.length === models.length && cached.folds === folds) return cached.byTable;
+  const byTable: Index['byTable'] = new Map();
   for (const model of models) {
     if ((model as unknown as { options?: { tenantKey?: unknown } }).options?.tenantKey == null) continue;
     const ref = tableRef(model.getTableName(), folds);
@@ -68,7 +82,7 @@ function tenantTables(sequelize: Sequelize): Index['byTable'] {
     list.push({ ref, model });
     byTable.set(ref.table, list);
   }
-  indexes.set(sequelize, { models, length: models.length, byTable });
+  indexes.set(sequelize, { models, length: models.length, folds, byTable });
   return byTable;
 }
 
@@ -87,10 +101,14 @@ export function scopingModel(
     if (own === tableName || tableName === undefined) return model;
   }
   const ref = tableRef(tableName, foldsCase(sequelize));
-  const candidates = ref && tenantTables(sequelize).get(ref.table);
-  if (!ref || !candidates) return model ?? undefined;
-  const matching = candidates.filter((c) => sameTable(c.ref, ref));
-  return matching.find((c) => c.model === model)?.model ?? matching[0]?.model ?? model ?? undefined;
+  if (!ref) return model ?? undefined;
+  const index = tenantTables(sequelize);
+  for (const table of ref.tokens ?? [ref.table]) {
+    const matching = (index.get(table) ?? []).filter((c) => sameTable(c.ref, { ...ref, table }));
+    const found = matching.find((c) => c.model === model)?.model ?? matching[0]?.model;
+    if (found) return found;
+  }
+  return model ?? undefined;
 }
 
 /** The first tenant model among several tables (`select(null, ['products', 'stores'])`), else `model`. */

@@ -7,6 +7,7 @@ import {
   assertInstanceInScope,
   guarded,
   IN_FIND_OR_CREATE,
+  narrowToInstance,
   type Scope,
   scopedWhere,
   stampRow,
@@ -156,7 +157,7 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
       const set = { ...values };
       delete set[scope.meta.column];
       if (Object.keys(set).length === 0) return [instance, 0];
-      return update.call(this, instance, tableName, set, scopedWhere(where, scope), options);
+      return update.call(this, instance, tableName, set, scopedWhere(where, narrowToInstance(scope, instance)), options);
     });
   };
 
@@ -177,7 +178,7 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
       const scope = activeScope(state, modelOf(instance?.constructor, tableName), 'destroy', 'write');
       if (!scope) return del.call(this, instance, tableName, where, options);
       assertInstanceInScope(scope, instance);
-      return del.call(this, instance, tableName, scopedWhere(where, scope), options);
+      return del.call(this, instance, tableName, scopedWhere(where, narrowToInstance(scope, instance)), options);
     });
   };
 
@@ -210,7 +211,8 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
           throw new TenantMismatchError(`refused to ${name} the tenant column ${scope.meta.column}; nothing was written`, scope.details);
         }
         if (options?.instance) assertInstanceInScope(scope, options.instance);
-        return arithmetic.call(this, model, tableName, scopedWhere(where, scope), amounts, withoutTenantInSet(scope, extra), options);
+        const own = options?.instance ? narrowToInstance(scope, options.instance) : scope;
+        return arithmetic.call(this, model, tableName, scopedWhere(where, own), amounts, withoutTenantInSet(scope, extra), options);
       });
     };
   }
