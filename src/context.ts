@@ -152,7 +152,8 @@ function bindIterator<T>(frame: Frame, result: T): T {
 
 /**
  * Runs `fn` with `tenant` as the current tenant and returns what `fn` returns (a promise stays a promise;
- * a generator or iterator runs each of its steps with `tenant`, wherever it is iterated).
+ * a generator — or an iterator with `Symbol.iterator` / `Symbol.asyncIterator` — runs each of its steps
+ * with `tenant`, wherever it is iterated).
  * The previous tenant is back afterwards, also when `fn` throws.
  * @example
  * const products = await withTenant(store, () => Product.findAll());

@@ -92,3 +92,42 @@ test.serial('generators returned by a block run every step with its tenant, wher
   });
   t.deepEqual(await Promise.all([...sync]), [3]);
 });
+
+test.serial('a target of another tenant handed to a narrowed association method is refused before any SQL', async (t) => {
+  const { Product, Purchase, Tag, Category, rows, capture } = t.context;
+  const p1 = (await withTenant(1, () => Product.findOne({ where: { id: 1 } }))) as Row;
+  const u2 = (await withTenant(2, () => Purchase.findByPk(2))) as Row;
+  const t2 = (await withTenant(2, () => Tag.findOne({ where: { id: 2 } }))) as Row;
+  const x2 = (await withTenant(2, () => Product.findOne({ where: { id: 2 } }))) as Row;
+  const pu1 = (await withTenant(1, () => Purchase.findByPk(1))) as Row;
+  const category = (await withTenant(1, () => Category.findByPk(1))) as Row;
+  const before = {
+    purchases: await rows('purchases', 'store_id, id'),
+    links: await rows('product_tags', 'store_id, id'),
+    products: await rows('products', 'store_id, id'),
+  };
+  const { sql } = await capture(async () => {
+    for (const call of [
+      () => p1.addPurchase(u2),
+      () => p1.addTag(t2),
+      () => p1.setFirstPurchase(u2), // hasOne set: would unlink the old first purchase, then refuse
+      () => pu1.setProduct(x2),
+      () => category.addProduct(x2), // a global source: whose product 2 is it?
+      () => category.removeProduct(x2),
+    ]) {
+      await t.throwsAsync(() => withTenant([1, 2], call), { instanceOf: TenantMismatchError });
+    }
+  });
+  t.deepEqual(
+    sql.filter((s) => /^(INSERT|UPDATE|DELETE)/.test(s)),
+    [],
+  );
+  t.deepEqual(
+    {
+      purchases: await rows('purchases', 'store_id, id'),
+      links: await rows('product_tags', 'store_id, id'),
+      products: await rows('products', 'store_id, id'),
+    },
+    before,
+  );
+});

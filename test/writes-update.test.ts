@@ -359,9 +359,9 @@ test.serial('an instance read without its tenant column, written under another t
   // The declared key is id; the table's key is (store_id, id): tenants share ids.
   await withoutTenant(async () => {
     await sequelize.query(
-      'CREATE TABLE IF NOT EXISTS tickets (store_id int NOT NULL, id int NOT NULL, title text, hits int NOT NULL DEFAULT 0, PRIMARY KEY (store_id, id))',
+      'CREATE TABLE IF NOT EXISTS tickets (store_id int NOT NULL, id int NOT NULL, title text, hits int NOT NULL DEFAULT 0, product_id int, PRIMARY KEY (store_id, id))',
     );
-    await sequelize.query(`TRUNCATE tickets; INSERT INTO tickets VALUES (1, 1, 'a1', 0), (2, 1, 'b1', 0)`);
+    await sequelize.query(`TRUNCATE tickets; INSERT INTO tickets VALUES (1, 1, 'a1', 0, 1), (2, 1, 'b1', 0, 1)`);
   });
   const Ticket = sequelize.define(
     'Ticket',
@@ -370,9 +370,11 @@ test.serial('an instance read without its tenant column, written under another t
       store_id: { type: DataTypes.INTEGER, allowNull: false },
       title: DataTypes.STRING,
       hits: DataTypes.INTEGER,
+      product_id: DataTypes.INTEGER,
     },
     { tableName: 'tickets', timestamps: false, tenantKey: 'store_id' },
   );
+  Product.hasMany(Ticket, { foreignKey: 'product_id', constraints: false });
   const tickets = async () => (await withoutTenant(() => sequelize.query('SELECT * FROM tickets ORDER BY store_id, id')))[0];
   try {
     const before = await tickets();
@@ -381,6 +383,22 @@ test.serial('an instance read without its tenant column, written under another t
     t.is(partial.get('store_id'), undefined);
     partial.set('title', 'wrong row');
     await t.throwsAsync(() => withTenant(1, () => partial.save()), { instanceOf: TenantMismatchError, message: /read under tenant 2/ });
+    // the same for a row read as an include, and for a row an UPDATE ... RETURNING gave back
+    const parent = (await withTenant(2, () =>
+      Product.findOne({ where: { id: 1 }, include: [{ model: Ticket, attributes: ['id', 'title'] }] }),
+    )) as unknown as {
+      Tickets: Array<{ update(v: object): Promise<unknown>; destroy(): Promise<unknown> }>;
+    };
+    await t.throwsAsync(() => withTenant(1, () => parent.Tickets[0]?.update({ title: 'via include' }) as Promise<unknown>), {
+      instanceOf: TenantMismatchError,
+    });
+    await t.throwsAsync(() => withTenant(1, () => parent.Tickets[0]?.destroy() as Promise<unknown>), { instanceOf: TenantMismatchError });
+    const [, [returned]] = (await withTenant(2, () =>
+      Ticket.update({ hits: 0 }, { where: { id: 1 }, returning: ['id', 'title'] }),
+    )) as unknown as [number, Array<{ update(v: object): Promise<unknown> }>];
+    await t.throwsAsync(() => withTenant(1, () => returned?.update({ title: 'via returning' }) as Promise<unknown>), {
+      instanceOf: TenantMismatchError,
+    });
     await t.throwsAsync(() => withTenant(1, () => partial.increment('hits')), { instanceOf: TenantMismatchError });
     await t.throwsAsync(() => withTenant(1, () => partial.destroy()), { instanceOf: TenantMismatchError });
     t.deepEqual(await tickets(), before);
@@ -410,5 +428,6 @@ test.serial('an instance read without its tenant column, written under another t
   } finally {
     await withoutTenant(() => sequelize.query('DROP TABLE tickets'));
     sequelize.modelManager.removeModel(Ticket);
+    delete (Product as unknown as { associations: Record<string, unknown> }).associations.Tickets;
   }
 });

@@ -57,6 +57,47 @@ function assertRows(scope: Scope, rows: unknown, role: string): void {
   }
 }
 
+/** The methods that write target rows they are handed (by key: ambiguous across several tenants). */
+const WRITES_TARGETS = new Set(['set', 'add', 'remove']);
+
+/**
+ * The targets and through values an association method is handed, checked before its first statement
+ * under the tenant it runs with: another tenant's instance is refused; under several tenants a global
+ * source cannot say whose rows its keys name, nor whose a row it would create is.
+ */
+function assertArguments(
+  state: NonNullable<ReturnType<typeof stateOf>>,
+  association: AssociationLike,
+  kind: string,
+  name: string,
+  operation: string,
+  rest: unknown[],
+): void {
+  if (TAKES_TARGETS.has(name)) {
+    const targetScope = activeScope(state, association.target, operation, 'read');
+    if (targetScope) {
+      assertRows(targetScope, rest[0], 'target');
+      if (targetScope.tenant.many && WRITES_TARGETS.has(name)) {
+        throw new TenantMismatchError(
+          `under several tenants the ${targetScope.meta.name} rows named by key could be any of them's; run ${operation} inside withTenant(oneTenant, ...); nothing was written`,
+          targetScope.details,
+        );
+      }
+    }
+  }
+  // belongsToMany set/add/create send several statements (links removed, added, updated): the through
+  // values are checked before the first one.
+  if (kind === 'BelongsToMany' && association.through && (name === 'set' || name === 'add' || name === 'create')) {
+    assertThroughValues(state, association.through.model, rest[1], name === 'create' ? [] : rest[0], operation);
+  }
+  // A row it would create under several tenants could belong to any of them.
+  if (MAY_INSERT[kind]?.has(name)) {
+    const inserted = kind === 'BelongsToMany' ? association.through?.model : association.target;
+    const insertScope = inserted && activeScope(state, inserted, operation, 'insert');
+    if (insertScope?.tenant.many) insertTenant(insertScope);
+  }
+}
+
 /**
  * Association methods (`product.getPurchases()`, `setTags`, `addPurchase`, ...) run scoped queries of
  * the target and through models already. What is left is the instances they are handed: a source
@@ -73,32 +114,21 @@ export function patchAssociations(classes: Record<string, AssociationClass | und
       if (typeof original !== 'function') continue;
       cls.prototype[name] = async function scopedAssociationMethod(this: AssociationLike, source: unknown, ...rest: unknown[]) {
         const state = this.source.sequelize && stateOf(this.source.sequelize);
-        if (state) {
-          const operation = this.accessors[name] ?? name;
-          const sourceScope = activeScope(state, this.source, operation, 'read');
-          if (sourceScope) assertRows(sourceScope, source, 'source');
-          if (TAKES_TARGETS.has(name)) {
-            const targetScope = activeScope(state, this.target, operation, 'read');
-            if (targetScope) assertRows(targetScope, rest[0], 'target');
-          }
-          // belongsToMany set/add/create send several statements (links removed, added, updated): the
-          // through values are checked before the first one.
-          if (kind === 'BelongsToMany' && this.through && (name === 'set' || name === 'add' || name === 'create')) {
-            assertThroughValues(state, this.through.model, rest[1], name === 'create' ? [] : rest[0], operation);
-          }
-          // Under several tenants a source row belongs to one of them: its associations are that tenant's.
-          if (sourceScope?.tenant.many) {
-            const own = narrowToInstance(sourceScope, source, 'the source');
-            return runInFrame({ tenant: own.tenant, bypass: false }, () => original.call(this, source, ...rest));
-          }
-          // A global source under several tenants: a row it would create could belong to any of them.
-          if (MAY_INSERT[kind]?.has(name)) {
-            const inserted = kind === 'BelongsToMany' ? this.through?.model : this.target;
-            const insertScope = inserted && activeScope(state, inserted, operation, 'insert');
-            if (insertScope?.tenant.many) insertTenant(insertScope);
-          }
+        if (!state) return original.call(this, source, ...rest);
+        const operation = this.accessors[name] ?? name;
+        const sourceScope = activeScope(state, this.source, operation, 'read');
+        if (sourceScope) assertRows(sourceScope, source, 'source');
+        const call = () => {
+          assertArguments(state, this, kind, name, operation, rest);
+          return original.call(this, source, ...rest);
+        };
+        // Under several tenants a source row belongs to one of them: its associations — and the targets
+        // it is handed, checked inside — are that tenant's.
+        if (sourceScope?.tenant.many) {
+          const own = narrowToInstance(sourceScope, source, 'the source');
+          return runInFrame({ tenant: own.tenant, bypass: false }, call);
         }
-        return original.call(this, source, ...rest);
+        return call();
       };
     }
   }

@@ -87,8 +87,10 @@ export function patchReads(qi: QueryInterfaceInternals, state: PluginState): voi
       const selected = withTenantSelected(options as SelectOptions, model);
       if (!scope) return select.call(this, model, tableName, selected);
       const sent = select.call(this, model, tableName, { ...selected, where: scopedWhere(options?.where, scope) });
-      // Instances read without their tenant column cannot say whose they are: remember it for writes through them.
-      if (selected.raw || !Array.isArray(selected.attributes) || selects(selected.attributes, scope.meta.attribute)) return sent;
+      // Instances read without their tenant column cannot say whose they are: remember it for writes through
+      // them — the root's, and the included rows' at every level.
+      const rootHasTenant = !Array.isArray(selected.attributes) || selects(selected.attributes, scope.meta.attribute);
+      if (selected.raw || (rootHasTenant && !selected.include?.length)) return sent;
       return sent.then((rows) => {
         rememberReadTenant(rows, scope);
         return rows;

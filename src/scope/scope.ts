@@ -166,9 +166,25 @@ export function selects(attributes: unknown[] | undefined, attribute: string): b
 /** The tenant(s) an instance was read under, for instances read without their tenant column (reads.ts). */
 const readUnder = new WeakMap<object, Tenant>();
 
-/** Remembers the tenant rows were read under, when the rows do not carry their tenant column (one row for `plain`). */
+/**
+ * Remembers the tenant rows were read under, for the rows that do not carry their tenant column — at
+ * the root of a find (one row for `plain`), in its includes at every level, or returned by an UPDATE.
+ */
 export function rememberReadTenant(rows: unknown, scope: Scope): void {
-  for (const row of Array.isArray(rows) ? rows : [rows]) if (row && typeof row === 'object') readUnder.set(row, scope.tenant);
+  for (const row of Array.isArray(rows) ? rows : [rows]) {
+    if (!row || typeof row !== 'object' || !('dataValues' in row)) continue;
+    const inst = row as {
+      constructor: AnyModelStatic;
+      dataValues: Record<string, unknown>;
+      _options?: { include?: Array<{ as?: string }> };
+    };
+    const meta = tenantMeta(inst.constructor);
+    if (meta && (inst.dataValues[meta.attribute] === undefined || inst.dataValues[meta.attribute] === null))
+      readUnder.set(row, scope.tenant);
+    for (const include of inst._options?.include ?? []) {
+      if (include?.as) rememberReadTenant(inst.dataValues[include.as], scope);
+    }
+  }
 }
 
 /** Refuses an instance read, without its tenant column, under a tenant other than the current one(s). */

@@ -8,6 +8,7 @@ import {
   guarded,
   IN_FIND_OR_CREATE,
   narrowToInstance,
+  rememberReadTenant,
   type Scope,
   scopedWhere,
   stampRow,
@@ -65,6 +66,12 @@ function checkConflictTarget(scope: Scope, options: Options, operation: string):
     );
   }
   return { ...options, updateOnDuplicate: update.filter((c) => c !== column) };
+}
+
+/** Rows an UPDATE ... RETURNING gave back, with the tenant they were written under remembered (scope.ts). */
+function remembered<R>(rows: R, scope: Scope): R {
+  rememberReadTenant(Array.isArray(rows) ? rows.flat() : rows, scope);
+  return rows;
 }
 
 export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): void {
@@ -168,7 +175,8 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
       if (!scope) return bulkUpdate.call(this, tableName, values, where, options, attributes);
       const set = withoutTenantInSet(scope, values);
       if (Object.keys(set).length === 0) return options?.returning ? [] : 0;
-      return bulkUpdate.call(this, tableName, set, scopedWhere(where, scope), options, attributes);
+      const sent = bulkUpdate.call(this, tableName, set, scopedWhere(where, scope), options, attributes);
+      return options?.returning ? sent.then((rows) => remembered(rows, scope)) : sent;
     });
   };
 
@@ -212,7 +220,8 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
         }
         if (options?.instance) assertInstanceInScope(scope, options.instance);
         const own = options?.instance ? narrowToInstance(scope, options.instance) : scope;
-        return arithmetic.call(this, model, tableName, scopedWhere(where, own), amounts, withoutTenantInSet(scope, extra), options);
+        const sent = arithmetic.call(this, model, tableName, scopedWhere(where, own), amounts, withoutTenantInSet(scope, extra), options);
+        return options?.returning ? sent.then((rows) => remembered(rows, scope)) : sent;
       });
     };
   }
