@@ -2,14 +2,9 @@ import anyTest, { type TestFn } from 'ava';
 import type { Model } from 'sequelize';
 import { Op } from 'sequelize';
 import { withoutTenant, withTenant } from '../src/index';
-import { createFixture, type Fixture } from './helpers/fixture';
+import { type Fixture, fixtureTests } from './helpers/fixture';
 
-const test = anyTest as TestFn<Fixture>;
-test.before(async (t) => {
-  t.context = await createFixture();
-});
-test.after.always(async (t) => t.context?.close());
-test.beforeEach(async (t) => t.context.reset());
+const test = fixtureTests(anyTest as TestFn<Fixture>);
 
 // biome-ignore lint/suspicious/noExplicitAny: rows with includes
 type Row = Model & Record<string, any>;

@@ -1,14 +1,9 @@
 import anyTest, { type TestFn } from 'ava';
 import { InvalidTenantError, TenantMismatchError, withTenant } from '../src/index';
 import { pgOnly } from './helpers/db';
-import { createFixture, type Fixture, ORG_A } from './helpers/fixture';
+import { type Fixture, fixtureTests, ORG_A } from './helpers/fixture';
 
-const test = anyTest as TestFn<Fixture>;
-test.before(async (t) => {
-  t.context = await createFixture();
-});
-test.after.always(async (t) => t.context?.close());
-test.beforeEach(async (t) => t.context.reset());
+const test = fixtureTests(anyTest as TestFn<Fixture>);
 
 const storeIds = async (f: Fixture, table = 'products') => (await f.rows(table)).map((r) => r.store_id);
 

@@ -2,14 +2,9 @@ import anyTest, { type TestFn } from 'ava';
 import { DataTypes } from 'sequelize';
 import { TenantMismatchError, UnscopedQueryError, withoutTenant, withTenant } from '../src/index';
 import { onCitus, pgOnly } from './helpers/db';
-import { auditMode, createFixture, type Fixture } from './helpers/fixture';
+import { auditMode, type Fixture, fixtureTests } from './helpers/fixture';
 
-const test = anyTest as TestFn<Fixture>;
-test.before(async (t) => {
-  t.context = await createFixture();
-});
-test.after.always(async (t) => t.context?.close());
-test.beforeEach(async (t) => t.context.reset());
+const test = fixtureTests(anyTest as TestFn<Fixture>);
 
 type Row = Record<string, unknown>;
 const product = (rows: Row[], id: number, store: number) => rows.find((r) => r.id === id && r.store_id === store);

@@ -1,5 +1,6 @@
 // A Sequelize connected to a fresh test database, the parity schema (two tenants holding the same
 // primary keys), and every SQL statement captured through Sequelize's `logging` option.
+import type { TestFn } from 'ava';
 import { DataTypes, type Model, type ModelStatic, Sequelize } from 'sequelize';
 import { type MultitenantOptions, multitenant, routerOnly, withoutTenant } from '../../src/index';
 import { createTestDatabase, onCitus, type TestDatabase } from './db';
@@ -282,6 +283,19 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
   };
   await fixture.reset();
   return fixture;
+}
+
+/**
+ * The ava test function of a file that runs on one fixture: created before the file's tests, closed
+ * after them, reset (both tenants seeded again) before each.
+ */
+export function fixtureTests(anyTest: TestFn<Fixture>, options?: MultitenantOptions): TestFn<Fixture> {
+  anyTest.before(async (t) => {
+    t.context = await createFixture(options);
+  });
+  anyTest.after.always(async (t) => t.context?.close());
+  anyTest.beforeEach(async (t) => t.context.reset());
+  return anyTest;
 }
 
 /** The statements of a capture that touch `table` (by its quoted name). */
