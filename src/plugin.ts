@@ -4,6 +4,7 @@ import { checkTenantModel } from './citus/checks';
 import { patchAssociationFactories, patchCreateTable, patchModelSync } from './citus/schema';
 import { type ClsNamespace, configureNamespace, watchSequelizeClass } from './context';
 import { MultitenantError } from './errors';
+import { assertInternals } from './internals';
 import type { AnyModelStatic } from './models';
 import type { NoticeHandler } from './notice';
 import { patchAssociations } from './scope/associations';
@@ -109,6 +110,8 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   const existing = states.get(sequelize);
   if (existing && options === undefined) return sequelize;
   const resolved = resolveOptions(options ?? {});
+  // Every Sequelize internal wrapped below is checked first: a missing one fails the install whole.
+  if (!existing) assertInternals(sequelize);
   configureNamespace(resolved.namespace);
   watchSequelizeClass(ctor);
   if (existing) {
