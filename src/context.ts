@@ -150,6 +150,11 @@ function bindIterator<T>(frame: Frame, result: T): T {
   return bound as T;
 }
 
+/** A block (withTenant, withoutTenant, withTenantContext): `fn` in a frame of its own, an iterator it returns bound to it. */
+function runBlock<T>(frame: Frame, fn: () => T): T {
+  return bindIterator(frame, runInFrame(frame, fn));
+}
+
 /**
  * Runs `fn` with `tenant` as the current tenant and returns what `fn` returns (a promise stays a promise;
  * a generator — or an iterator with `Symbol.iterator` / `Symbol.asyncIterator` — runs each of its steps
@@ -160,8 +165,7 @@ function bindIterator<T>(frame: Frame, result: T): T {
  * await withTenant([1, 2], async () => Product.count()); // several tenants: WHERE store_id IN (1, 2)
  */
 export function withTenant<T>(tenant: TenantInput, fn: () => T): T {
-  const frame: Frame = { tenant: normalizeTenant(tenant, { operation: 'withTenant' }), bypass: false };
-  return bindIterator(frame, runInFrame(frame, fn));
+  return runBlock({ tenant: normalizeTenant(tenant, { operation: 'withTenant' }), bypass: false }, fn);
 }
 
 /**
@@ -170,8 +174,7 @@ export function withTenant<T>(tenant: TenantInput, fn: () => T): T {
  * const all = await withoutTenant(() => Product.count()); // every tenant's rows
  */
 export function withoutTenant<T>(fn: () => T): T {
-  const frame: Frame = { tenant: undefined, bypass: true };
-  return bindIterator(frame, runInFrame(frame, fn));
+  return runBlock({ tenant: undefined, bypass: true }, fn);
 }
 
 /**
@@ -185,8 +188,7 @@ export function withoutTenant<T>(fn: () => T): T {
  * }));
  */
 export function withTenantContext<T>(fn: () => T): T {
-  const frame: Frame = { tenant: undefined, bypass: false };
-  return bindIterator(frame, runInFrame(frame, fn));
+  return runBlock({ tenant: undefined, bypass: false }, fn);
 }
 
 function innermostFrame(operation: string): Frame {

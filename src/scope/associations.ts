@@ -5,7 +5,7 @@ import type { AnyModelStatic } from '../models';
 import { stateOf } from '../plugin';
 import { tenantIncludes } from '../tenant';
 import { assertThroughValues } from './prevalidate';
-import { activeScope, assertReadUnderScope, insertTenant, narrowToInstance, type Scope } from './scope';
+import { activeScope, assertReadUnderScope, insertTenant, instanceTenantValue, narrowToInstance, type Scope } from './scope';
 
 interface AssociationLike {
   source: AnyModelStatic & { sequelize?: Sequelize };
@@ -35,15 +35,10 @@ const MAY_INSERT: Record<string, ReadonlySet<string>> = {
 
 const patched = new WeakSet<object>();
 
-function rowTenant(row: unknown, attribute: string): unknown {
-  const r = row as { _previousDataValues?: Record<string, unknown>; dataValues?: Record<string, unknown> };
-  return r?._previousDataValues?.[attribute] ?? r?.dataValues?.[attribute];
-}
-
 function assertRows(scope: Scope, rows: unknown, role: string): void {
   for (const row of Array.isArray(rows) ? rows : [rows]) {
     if (!row || typeof row !== 'object' || !('dataValues' in row)) continue; // a key, or nothing
-    const value = rowTenant(row, scope.meta.attribute);
+    const value = instanceTenantValue(row, scope.meta.attribute);
     if (value === undefined || value === null) {
       assertReadUnderScope(scope, row, `the ${role}`);
       continue;

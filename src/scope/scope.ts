@@ -201,6 +201,12 @@ export function assertReadUnderScope(scope: Scope, instance: object, role = 'thi
   }
 }
 
+/** The tenant value an instance holds: as loaded (`_previousDataValues`), else as set. */
+export function instanceTenantValue(instance: unknown, attribute: string): unknown {
+  const inst = instance as { _previousDataValues?: Record<string, unknown>; dataValues?: Record<string, unknown> } | null;
+  return inst?._previousDataValues?.[attribute] ?? inst?.dataValues?.[attribute];
+}
+
 /**
  * Under several tenants (`withTenant([1, 2])`), a write through one instance is narrowed to the tenant
  * the instance belongs to: its where (`id = 1`, a declared key without the tenant column) must not
@@ -208,9 +214,8 @@ export function assertReadUnderScope(scope: Scope, instance: object, role = 'thi
  */
 export function narrowToInstance(scope: Scope, instance: unknown, role = 'this'): Scope {
   if (!scope.tenant.many || !instance || typeof instance !== 'object') return scope;
-  const inst = instance as { _previousDataValues?: Record<string, unknown>; dataValues?: Record<string, unknown> };
   const { attribute } = scope.meta;
-  const value = inst._previousDataValues?.[attribute] ?? inst.dataValues?.[attribute];
+  const value = instanceTenantValue(instance, attribute);
   if (value !== undefined && value !== null) {
     return new Scope(scope.meta, normalizeTenant(value, scope.details), scope.operation);
   }
