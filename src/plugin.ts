@@ -1,5 +1,6 @@
 import type { Sequelize } from 'sequelize';
 import { type AuditMode, assertParserInstalled, installAuditor } from './audit/auditor';
+import { assertCanary, type CanaryReport } from './canary';
 import { checkTenantModel } from './citus/checks';
 import { patchAssociationFactories, patchCreateTable, patchModelSync } from './citus/schema';
 import { type ClsNamespace, configureNamespace, watchSequelizeClass } from './context';
@@ -53,6 +54,8 @@ export interface MultitenantOptions {
 /** Per-Sequelize-instance state (internal). */
 export interface PluginState {
   options: Required<Pick<MultitenantOptions, 'strict' | 'writeOnly'>> & MultitenantOptions;
+  /** The last install-time canary run (its cost is in `bench/canary.ts`). */
+  canary?: CanaryReport;
 }
 
 const states = new WeakMap<Sequelize, PluginState>();
@@ -116,6 +119,8 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   watchSequelizeClass(ctor);
   if (existing) {
     existing.options = resolved;
+    // Switching writeOnly off makes reads and filters scoped: prove it again for the new mode.
+    existing.canary = assertCanary(sequelize, { filters: !resolved.writeOnly });
     return sequelize;
   }
   const state: PluginState = { options: resolved };
@@ -134,6 +139,8 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
     (m) => checkTenantModel(m, 'sync'),
   );
   states.set(sequelize, state);
+  // Prove the wrappers are on the paths Sequelize takes: build (never send) representative SQL and check it.
+  state.canary = assertCanary(sequelize, { filters: !resolved.writeOnly });
   // Keys Citus would reject are said once per model: now for the models already defined, then as each is defined.
   const modelsNow = (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
   for (const model of modelsNow) checkTenantModel(model, 'define');
