@@ -77,6 +77,7 @@ export function missingInternals(sequelize: Sequelize): string[] {
   if (typeof (Utils as unknown as Record<string, unknown>).SequelizeMethod !== 'function') missing.push('Utils.SequelizeMethod');
   const models = (sequelize as unknown as { modelManager?: { models?: unknown } }).modelManager?.models;
   if (!Array.isArray(models)) missing.push('Sequelize#modelManager.models');
+  if (!isFunction(sequelize as unknown as Bag, 'sync')) missing.push('Sequelize#sync');
   return missing;
 }
 

@@ -2,7 +2,7 @@ import type { Sequelize } from 'sequelize';
 import { type AuditMode, assertParserInstalled, installAuditor } from './audit/auditor';
 import { assertCanary, type CanaryReport } from './canary';
 import { checkTenantModel } from './citus/checks';
-import { patchAssociationFactories, patchCreateTable, patchModelSync } from './citus/schema';
+import { patchAssociationFactories, patchCreateTable, patchModelSync, patchSequelizeSync } from './citus/schema';
 import { type ClsNamespace, configureNamespace, watchSequelizeClass } from './context';
 import { MultitenantError } from './errors';
 import { assertInternals } from './internals';
@@ -133,6 +133,7 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   patchAssociationFactories(ctor.Model as Record<string, unknown>);
   installAuditor((sequelize as unknown as { dialect: { Query: Parameters<typeof installAuditor>[0] } }).dialect.Query, stateOf);
   patchModelSync(ctor.Model as Parameters<typeof patchModelSync>[0], (s) => states.has(s));
+  patchSequelizeSync(sequelize, () => states.has(sequelize));
   patchCreateTable(
     qi as unknown as Parameters<typeof patchCreateTable>[0],
     () => states.has(sequelize),

@@ -184,8 +184,54 @@ serial('migration helpers: a no-op with a notice on plain PostgreSQL; the tenant
       'FOREIGN KEY (store_id, product_id) REFERENCES products(store_id, id) ON DELETE CASCADE',
     ),
   );
-  await t.throwsAsync(() => addTenantForeignKey(qi, 'reviews', { ...options, name: 'x', onDelete: 'SET NULL' as never }), {
-    instanceOf: TypeError,
+  const setNull = await t.throwsAsync(() => addTenantForeignKey(qi, 'reviews', { ...options, name: 'x', onDelete: 'SET NULL' as never }), {
+    instanceOf: MultitenantError,
+  });
+  t.regex(
+    setNull?.message ?? '',
+    /^reviews\.addTenantForeignKey: onDelete SET NULL is not allowed .* it would clear or change the tenant column too; nothing was changed/,
+  );
+  // the same key under another name is the same key: not added twice
+  t.false(await addTenantForeignKey(qi, 'reviews', { ...options, name: 'reviews_other_name_fkey' }));
+  // a parent without the tenant column, a missing table: refused before any statement
+  await sequelize.query('CREATE TABLE currencies (id bigint PRIMARY KEY)');
+  const noTenant = await t.throwsAsync(
+    () => addTenantForeignKey(qi, 'reviews', { ...options, references: { table: 'currencies', columns: ['id'] } }),
+    { instanceOf: MultitenantError },
+  );
+  t.regex(noTenant?.message ?? '', /table currencies has no column store_id: the parent must be a tenant table/);
+  await t.throwsAsync(() => addTenantForeignKey(qi, 'nowhere', options), {
+    instanceOf: MultitenantError,
+    message: /table nowhere does not exist/,
+  });
+  // a constraint of that name holding another key: refused, not skipped
+  await sequelize.query('CREATE TABLE notes (id bigint, store_id bigint, product_id bigint, PRIMARY KEY (store_id, id))');
+  await sequelize.query('ALTER TABLE notes ADD CONSTRAINT notes_store_id_product_id_fkey CHECK (id > 0)');
+  await t.throwsAsync(() => addTenantForeignKey(qi, 'notes', options), {
+    instanceOf: MultitenantError,
+    message: /a constraint named "notes_store_id_product_id_fkey" already holds CHECK/,
+  });
+});
+
+serial('addTenantForeignKey on a long multibyte table name: two keys, two constraints, both enforced', async (t) => {
+  const { sequelize } = t.context;
+  const qi = sequelize.getQueryInterface();
+  // 30 characters, 60 bytes: both default names pass PostgreSQL's 63 bytes and must not truncate to one
+  const table = 'строки_заказов_покупателей_мск';
+  await sequelize.query(
+    `CREATE TABLE "${table}" (id bigint, store_id bigint, product_id bigint, other_product_id bigint, PRIMARY KEY (store_id, id))`,
+  );
+  const base = { tenantColumn: 'store_id', references: { table: 'products', columns: ['id'] } };
+  t.true(await addTenantForeignKey(qi, table, { ...base, columns: ['product_id'] }));
+  t.true(await addTenantForeignKey(qi, table, { ...base, columns: ['other_product_id'] }));
+  const [names] = await sequelize.query(
+    `SELECT conname, octet_length(conname::text) AS bytes FROM pg_constraint WHERE conrelid = '"${table}"'::regclass AND contype = 'f' ORDER BY 1`,
+  );
+  t.is(names.length, 2);
+  t.true((names as Array<{ bytes: number }>).every((n) => n.bytes <= 63));
+  const [[product]] = (await sequelize.query('SELECT id FROM products WHERE store_id = 1 LIMIT 1')) as [Array<{ id: string }>, unknown];
+  await t.throwsAsync(() => sequelize.query(`INSERT INTO "${table}" VALUES (1, 2, NULL, ${product?.id})`), {
+    message: /violates foreign key constraint/,
   });
 });
 

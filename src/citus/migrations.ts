@@ -1,4 +1,5 @@
 import type { QueryInterface, Sequelize, Transaction } from 'sequelize';
+import { MultitenantError } from '../errors';
 import { type NoticeHandler, notify } from '../notice';
 import { addForeignKey, distributionSql, type ForeignKeySpec, referenceSql } from './schema';
 import { bare, constraintName, hasCitus, regclass, rows, run, type TableName } from './sql';
@@ -92,7 +93,9 @@ export interface TenantForeignKeyOptions extends MigrationOptions {
 /**
  * Adds `FOREIGN KEY (store_id, product_id) REFERENCES products (store_id, id)`, first making sure the
  * parent has a unique key on `(store_id, id)`. Works on PostgreSQL and Citus (between colocated
- * distributed tables). Resolves to false when a constraint of that name already exists.
+ * distributed tables). Resolves to false when the same key (columns and parent columns) already exists;
+ * a MultitenantError, before any statement, for an action that would clear the tenant column, a missing
+ * table or column, or a constraint of that name holding another key.
  * @example
  * await addTenantForeignKey(queryInterface, 'purchases', {
  *   tenantColumn: 'store_id', columns: ['product_id'], references: { table: 'products', columns: ['id'] },
@@ -101,11 +104,14 @@ export interface TenantForeignKeyOptions extends MigrationOptions {
  */
 export async function addTenantForeignKey(target: Target, table: TableName, options: TenantForeignKeyOptions): Promise<boolean> {
   const sequelize = sequelizeOf(target);
-  const check = (v: string | undefined, kind: string) => {
+  const operation = 'addTenantForeignKey';
+  const refuse = (message: string) => new MultitenantError(`${message}; nothing was changed`, { model: bare(table), operation });
+  const check = (v: string | undefined, kind: 'onDelete' | 'onUpdate') => {
     const value = (v ?? 'NO ACTION').toUpperCase();
-    if (!['CASCADE', 'RESTRICT', 'NO ACTION'].includes(value)) {
-      throw new TypeError(
-        `addTenantForeignKey: ${kind} ${v} is not allowed on a key that includes the tenant column (CASCADE, RESTRICT or NO ACTION)`,
+    const allowed = kind === 'onDelete' ? ['CASCADE', 'RESTRICT', 'NO ACTION'] : ['RESTRICT', 'NO ACTION'];
+    if (!allowed.includes(value)) {
+      throw refuse(
+        `${kind} ${v} is not allowed on a key that includes the tenant column (${allowed.join(', ')}): ${value.startsWith('SET') ? 'it would clear or change the tenant column too' : 'Citus rejects it on the distribution column'}`,
       );
     }
     return value;
@@ -120,6 +126,31 @@ export async function addTenantForeignKey(target: Target, table: TableName, opti
     onUpdate: check(options.onUpdate, 'onUpdate'),
     composite: true,
     source: `addTenantForeignKey(${bare(table)})`,
+    model: bare(table),
+    operation,
   };
+  if (spec.columns.length !== spec.parentColumns.length) {
+    throw refuse(
+      `${spec.columns.length} column(s) (${spec.columns.join(', ')}) cannot reference ${spec.parentColumns.length} (${spec.parentColumns.join(', ')})`,
+    );
+  }
+  // every column named must exist before the first statement: a parent without the tenant column is the usual mistake
+  for (const [t, columns] of [
+    [spec.child, spec.columns],
+    [spec.parent, spec.parentColumns],
+  ] as const) {
+    const found = await rows<{ name: string }>(
+      sequelize,
+      `SELECT attname::text AS name FROM pg_attribute WHERE attrelid = to_regclass(${regclass(t)}) AND attnum > 0 AND NOT attisdropped`,
+      options,
+    );
+    if (found.length === 0) throw refuse(`table ${bare(t)} does not exist`);
+    const missing = columns.filter((c) => !found.some((f) => f.name === c));
+    if (missing.length > 0) {
+      throw refuse(
+        `table ${bare(t)} has no column ${missing.join(', ')}${t === spec.parent && missing.includes(spec.parentColumns[0] as string) ? ': the parent must be a tenant table holding the tenant column (references.tenantColumn names it when it is called differently there)' : ''}`,
+      );
+    }
+  }
   return addForeignKey(sequelize, spec, options);
 }

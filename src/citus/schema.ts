@@ -17,8 +17,16 @@ export interface ForeignKeySpec {
   composite: boolean;
   /** Which model and association it comes from, for messages. */
   source: string;
-  /** Why this key cannot be created (an ON DELETE SET NULL written by the application): thrown when its table is. */
+  /** Why this key cannot be created (an ON DELETE SET NULL written by the application): thrown before any DDL. */
   refused?: MultitenantError;
+  /** The model the key belongs to (its child), for errors. */
+  model?: string;
+  /** The operation for errors: `sync` (default) or the migration helper's name. */
+  operation?: string;
+  /** True when the application wrote an action on it (preferred over a twin made of defaults). */
+  written?: boolean;
+  /** The creation order of the association it comes from (the first of two twins wins, as in plain Sequelize). */
+  order?: number;
 }
 
 interface AssociationLike {
@@ -44,19 +52,118 @@ const models = (sequelize: Sequelize) => (sequelize as unknown as { modelManager
 const associationsOf = (model: AnyModelStatic) =>
   Object.values((model as unknown as { associations: Record<string, AssociationLike> }).associations ?? {});
 
+type Actions = { onDelete?: string; onUpdate?: string };
+/** What the application wrote for one association: on the association, and on the key attributes. */
+interface Written extends Actions {
+  /** Actions the application wrote on the attributes of the model holding the key (the through model for belongsToMany). */
+  attributes?: Record<string, Actions>;
+  /** Sequelize's own defaults for this association, computed as it computes them (from the attributes before it ran). */
+  defaults?: Actions;
+  /** Creation order: when two associations make one key, the first one's actions are the column's, as in plain Sequelize. */
+  order?: number;
+}
+let associationCount = 0;
 /** onDelete / onUpdate as the application wrote them, recorded when the association is made. */
-const given = new WeakMap<object, { onDelete?: string; onUpdate?: string }>();
+const given = new WeakMap<object, Written>();
+/** Option objects already passed to an association: Sequelize writes its defaults into them, so the first sight counts. */
+const firstSight = new WeakMap<object, Actions>();
+/** The actions Sequelize itself wrote into a through model's attributes (not the application's). */
+const sequelizeWrote = new WeakMap<object, Map<string, Actions>>();
 const patchedFactories = new WeakSet<object>();
 
-/** Records what the application passed to belongsTo / hasOne / hasMany / belongsToMany (Sequelize overwrites it with defaults). */
+/** The actions written on a through model's attributes, leaving out those Sequelize wrote there. */
+function appActions(model: AnyModelStatic): Record<string, Actions> {
+  const wrote = sequelizeWrote.get(model);
+  const out: Record<string, Actions> = {};
+  for (const [name, def] of Object.entries(raw(model))) {
+    const mine = wrote?.get(name);
+    const onDelete = def?.onDelete !== undefined && def.onDelete !== mine?.onDelete ? def.onDelete : undefined;
+    const onUpdate = def?.onUpdate !== undefined && def.onUpdate !== mine?.onUpdate ? def.onUpdate : undefined;
+    if (onDelete || onUpdate) out[name] = { onDelete, onUpdate };
+  }
+  return out;
+}
+
+type ThroughOption = string | AnyModelStatic | { model?: string | AnyModelStatic } | undefined;
+const throughModelOf = (through: ThroughOption): AnyModelStatic | undefined => {
+  const m = through && typeof through === 'object' && 'model' in through ? through.model : through;
+  return typeof m === 'function' ? m : undefined;
+};
+
+/**
+ * `belongsToMany(Tag, { through: 'product_tags' })`: Sequelize generates the through model with the
+ * source's options — `tenantKey` included — but not the tenant column. It gets it here, typed as the
+ * source's, so that the through table is a tenant table like one declared as a model.
+ */
+function giveTenantColumn(association: AssociationLike): void {
+  const through = association.through?.model as
+    | (AnyModelStatic & { refreshAttributes(): void; options: { tenantKey?: string } })
+    | undefined;
+  const tenantKey = through?.options.tenantKey;
+  if (!through || !tenantKey || raw(through)[tenantKey]) return;
+  const sourceMeta = tenantMeta(association.source);
+  if (!sourceMeta) return;
+  const type = (raw(association.source)[sourceMeta.attribute] as { type?: unknown } | undefined)?.type;
+  raw(through)[tenantKey] = { type, allowNull: false, field: sourceMeta.column } as Raw[string];
+  through.refreshAttributes();
+}
+
+/**
+ * Records what the application passed to belongsTo / hasOne / hasMany / belongsToMany — read before
+ * Sequelize runs, since it writes its own defaults into the same options object and into the
+ * attributes it injects, where they would look like the application's.
+ */
 export function patchAssociationFactories(Model: Record<string, unknown>): void {
   if (patchedFactories.has(Model)) return;
   patchedFactories.add(Model);
   for (const name of ['belongsTo', 'hasOne', 'hasMany', 'belongsToMany']) {
-    const original = Model[name] as (this: unknown, target: unknown, options?: { onDelete?: string; onUpdate?: string }) => object;
-    Model[name] = function recordActions(this: unknown, target: unknown, options?: { onDelete?: string; onUpdate?: string }) {
-      const association = original.call(this, target, options);
-      given.set(association, { onDelete: options?.onDelete, onUpdate: options?.onUpdate });
+    const original = Model[name] as (this: unknown, target: unknown, options?: Actions & { through?: ThroughOption }) => object;
+    Model[name] = function recordActions(this: unknown, target: unknown, options?: Actions & { through?: ThroughOption }) {
+      const isObject = !!options && typeof options === 'object';
+      const written: Actions = (isObject && firstSight.get(options as object)) || {
+        onDelete: options?.onDelete,
+        onUpdate: options?.onUpdate,
+      };
+      if (isObject && !firstSight.has(options as object)) firstSight.set(options as object, written);
+      // the model that holds the foreign key: its attributes may carry actions the application wrote
+      const holder =
+        name === 'belongsToMany'
+          ? throughModelOf(options?.through)
+          : name === 'belongsTo'
+            ? (this as AnyModelStatic)
+            : (target as AnyModelStatic);
+      const onAttributes = holder && typeof holder === 'function' ? appActions(holder) : {};
+      const declared = new Map(
+        holder && typeof holder === 'function' ? Object.entries(raw(holder)).map(([k, v]) => [k, v?.allowNull]) : [],
+      );
+      const association = original.call(this, target, options) as AssociationLike & { foreignKeyAttribute?: { allowNull?: boolean } };
+      let defaults: Actions;
+      if (name === 'hasMany') {
+        // hasMany computes its defaults into a copy: SET NULL when the key column allows null (as it was before), else CASCADE
+        const allowNull = declared.has(association.foreignKey)
+          ? declared.get(association.foreignKey)
+          : (association.foreignKeyAttribute?.allowNull ?? true);
+        defaults = { onDelete: allowNull ? 'SET NULL' : 'CASCADE', onUpdate: 'CASCADE' };
+      } else if (name === 'belongsToMany') defaults = { onDelete: 'CASCADE', onUpdate: 'CASCADE' };
+      // belongsTo and hasOne write their defaults into the options: read them before anything else can
+      else defaults = { onDelete: association.options.onDelete, onUpdate: association.options.onUpdate };
+      if (name === 'belongsToMany' && !holder) giveTenantColumn(association);
+      const child = association.through?.model ?? (name === 'belongsTo' ? association.source : association.target);
+      if (child) {
+        // what is in the key attributes now and was not the application's, Sequelize wrote
+        const wrote = sequelizeWrote.get(child) ?? new Map<string, Actions>();
+        for (const key of [association.foreignKey, association.otherKey]) {
+          const def = key ? raw(child)[key] : undefined;
+          if (!key || !def) continue;
+          const app = onAttributes[key];
+          wrote.set(key, {
+            onDelete: app?.onDelete ? wrote.get(key)?.onDelete : def.onDelete,
+            onUpdate: app?.onUpdate ? wrote.get(key)?.onUpdate : def.onUpdate,
+          });
+        }
+        sequelizeWrote.set(child, wrote);
+      }
+      given.set(association, { ...written, attributes: onAttributes, defaults, order: associationCount++ });
       return association;
     };
   }
@@ -73,17 +180,29 @@ const REFUSED = {
  * SET NULL / SET DEFAULT (they would clear the tenant column too) and ON UPDATE SET NULL / SET DEFAULT /
  * CASCADE. Written by the application they are refused; as Sequelize's defaults they become NO ACTION.
  */
-function action(association: object | undefined, kind: 'onDelete' | 'onUpdate', fallback: string | undefined, source: string): string {
-  const written = association ? given.get(association)?.[kind] : undefined;
+function action(
+  written: string | undefined,
+  fallback: string | undefined,
+  kind: 'onDelete' | 'onUpdate',
+  source: string,
+  model: string,
+): string {
   const value = (written ?? fallback ?? 'NO ACTION').toUpperCase();
   if (!REFUSED[kind].has(value)) return value;
   if (written) {
     throw new MultitenantError(
-      `${kind} '${written}' on ${source}: the foreign key includes the tenant column and Citus rejects ${kind === 'onDelete' ? 'ON DELETE' : 'ON UPDATE'} ${value} there. Use ${kind === 'onDelete' ? 'CASCADE, RESTRICT or NO ACTION' : 'RESTRICT or NO ACTION'}`,
-      { operation: 'sync' },
+      `${kind} '${written}' on ${source}: the foreign key includes the tenant column and Citus rejects ${kind === 'onDelete' ? 'ON DELETE' : 'ON UPDATE'} ${value} there. Use ${kind === 'onDelete' ? 'CASCADE, RESTRICT or NO ACTION' : 'RESTRICT or NO ACTION'}; nothing was created`,
+      { model, operation: 'sync' },
     );
   }
   return 'NO ACTION';
+}
+
+interface ActionSource {
+  written: Actions;
+  fallback: Actions;
+  via: string;
+  order?: number;
 }
 
 function spec(
@@ -93,7 +212,7 @@ function spec(
   parent: AnyModelStatic,
   parentMeta: TenantMeta,
   key: string,
-  actions: { association: object; onDelete?: string; onUpdate?: string; via: string },
+  actions: ActionSource,
 ): ForeignKeySpec {
   const childTable = child.getTableName() as TableName;
   const source = `${child.name} → ${parent.name} (${actions.via})`;
@@ -101,8 +220,8 @@ function spec(
   let onUpdate = 'NO ACTION';
   let refused: MultitenantError | undefined;
   try {
-    onDelete = action(actions.association, 'onDelete', actions.onDelete, source);
-    onUpdate = action(actions.association, 'onUpdate', actions.onUpdate, source);
+    onDelete = action(actions.written.onDelete, actions.fallback.onDelete, 'onDelete', source, child.name);
+    onUpdate = action(actions.written.onUpdate, actions.fallback.onUpdate, 'onUpdate', source, child.name);
   } catch (err) {
     refused = err as MultitenantError;
   }
@@ -117,6 +236,9 @@ function spec(
     composite: true,
     source,
     refused,
+    model: child.name,
+    written: !!(actions.written.onDelete || actions.written.onUpdate),
+    order: actions.order ?? Number.MAX_SAFE_INTEGER,
   };
 }
 
@@ -128,7 +250,20 @@ function spec(
 export function tenantForeignKeys(sequelize: Sequelize, concerns: (table: string) => boolean = () => true): ForeignKeySpec[] {
   const out = new Map<string, ForeignKeySpec>();
   const add = (s: ForeignKeySpec | undefined) => {
-    if (s && !out.has(s.name)) out.set(s.name, s);
+    if (!s) return;
+    const twin = out.get(s.name);
+    if (!twin) out.set(s.name, s);
+    else if (bare(twin.parent) !== bare(s.parent) && !twin.refused) {
+      // a polymorphic pair: one column cannot reference two tables (Sequelize would keep one key, silently)
+      const column = s.columns[1];
+      out.set(s.name, {
+        ...twin,
+        refused: new MultitenantError(
+          `${bare(s.child)}.${column} is the foreign key of ${twin.source} and of ${s.source}: one column cannot reference both ${bare(twin.parent)} and ${bare(s.parent)}. Declare these associations with constraints: false (a polymorphic key); nothing was created`,
+          { model: s.model, operation: 'sync' },
+        ),
+      });
+    } else if ((s.written && !twin.written) || (s.written === twin.written && (s.order ?? 0) < (twin.order ?? 0))) out.set(s.name, s);
   };
   const pair = (
     child: AnyModelStatic,
@@ -136,66 +271,59 @@ export function tenantForeignKeys(sequelize: Sequelize, concerns: (table: string
     parent: AnyModelStatic,
     key: string,
     a: AssociationLike,
-    onDelete?: string,
-    onUpdate?: string,
+    actions: Omit<ActionSource, 'via'>,
   ) => {
     const childMeta = tenantMeta(child);
     const parentMeta = tenantMeta(parent);
     if (!childMeta || !parentMeta || parentMeta.isTenantTable || fk === childMeta.column) return undefined;
     if (!concerns(bare(child.getTableName() as TableName)) && !concerns(bare(parent.getTableName() as TableName))) return undefined;
-    return spec(child, childMeta, fk, parent, parentMeta, key, { association: a, onDelete, onUpdate, via: `${a.associationType} ${a.as}` });
+    return spec(child, childMeta, fk, parent, parentMeta, key, { ...actions, via: `${a.associationType} ${a.as}` });
   };
   for (const model of models(sequelize)) {
     for (const a of associationsOf(model)) {
       if (a.source !== model || a.options.constraints === false) continue;
+      const recorded = given.get(a) ?? {};
       switch (a.associationType) {
         case 'BelongsTo':
-          add(pair(a.source, a.identifierField, a.target, fieldOf(a.target, a.targetKey), a, a.options.onDelete, a.options.onUpdate));
-          break;
         case 'HasOne':
-          add(pair(a.target, a.identifierField, a.source, fieldOf(a.source, a.sourceKey), a, a.options.onDelete, a.options.onUpdate));
-          break;
         case 'HasMany': {
-          const nullable = raw(a.target)[a.foreignKey]?.allowNull !== false;
-          add(
-            pair(
-              a.target,
-              a.identifierField,
-              a.source,
-              fieldOf(a.source, a.sourceKey),
-              a,
-              a.options.onDelete ?? (nullable ? 'SET NULL' : 'CASCADE'),
-              a.options.onUpdate ?? 'CASCADE',
-            ),
-          );
+          const child = a.associationType === 'BelongsTo' ? a.source : a.target;
+          const parent = a.associationType === 'BelongsTo' ? a.target : a.source;
+          const key = a.associationType === 'BelongsTo' ? fieldOf(a.target, a.targetKey) : fieldOf(a.source, a.sourceKey);
+          const onAttribute = recorded.attributes?.[a.foreignKey] ?? {};
+          const written = { onDelete: recorded.onDelete ?? onAttribute.onDelete, onUpdate: recorded.onUpdate ?? onAttribute.onUpdate };
+          add(pair(child, a.identifierField, parent, key, a, { written, fallback: recorded.defaults ?? {}, order: recorded.order }));
           break;
         }
         case 'BelongsToMany': {
           const through = a.through?.model;
           if (!through) break;
-          const t = raw(through);
+          const written = { onDelete: recorded.onDelete, onUpdate: recorded.onUpdate };
+          const onThrough = recorded.attributes ?? {};
+          const cascade = { onDelete: 'CASCADE', onUpdate: 'CASCADE' };
+          // Sequelize's order: the association's action first on the source side, the through attribute's first on the target side
+          const sourceSide = {
+            onDelete: written.onDelete ?? onThrough[a.foreignKey]?.onDelete,
+            onUpdate: written.onUpdate ?? onThrough[a.foreignKey]?.onUpdate,
+          };
           add(
-            pair(
-              through,
-              a.identifierField,
-              a.source,
-              a.sourceKeyField ?? fieldOf(a.source, a.sourceKey),
-              a,
-              t[a.foreignKey]?.onDelete ?? a.options.onDelete ?? 'CASCADE',
-              t[a.foreignKey]?.onUpdate ?? a.options.onUpdate ?? 'CASCADE',
-            ),
+            pair(through, a.identifierField, a.source, a.sourceKeyField ?? fieldOf(a.source, a.sourceKey), a, {
+              written: sourceSide,
+              fallback: cascade,
+              order: recorded.order,
+            }),
           );
           if (a.foreignIdentifierField && a.otherKey) {
+            const targetSide = {
+              onDelete: onThrough[a.otherKey]?.onDelete ?? written.onDelete,
+              onUpdate: onThrough[a.otherKey]?.onUpdate ?? written.onUpdate,
+            };
             add(
-              pair(
-                through,
-                a.foreignIdentifierField,
-                a.target,
-                a.targetKeyField ?? fieldOf(a.target, a.targetKey),
-                a,
-                t[a.otherKey]?.onDelete ?? 'CASCADE',
-                t[a.otherKey]?.onUpdate ?? 'CASCADE',
-              ),
+              pair(through, a.foreignIdentifierField, a.target, a.targetKeyField ?? fieldOf(a.target, a.targetKey), a, {
+                written: targetSide,
+                fallback: cascade,
+                order: recorded.order,
+              }),
             );
           }
           break;
@@ -275,16 +403,51 @@ export async function ensureUniqueKey(
   return true;
 }
 
-/** Adds a foreign key unless a constraint of that name exists; for composite tenant keys, the parent's unique key first. */
-export async function addForeignKey(sequelize: Sequelize, s: ForeignKeySpec, options: SqlOptions = {}): Promise<boolean> {
-  const present = await rows(
+interface ForeignKeyRow {
+  name: string;
+  columns: string[];
+  parent_columns: string[];
+  same_parent: boolean;
+}
+
+/** The foreign keys of `table`, with their columns in key order (names as PostgreSQL stores them). */
+async function foreignKeysOf(sequelize: Sequelize, table: TableName, parent: TableName, options: SqlOptions): Promise<ForeignKeyRow[]> {
+  const columns = (key: string, rel: string) =>
+    `(SELECT array_agg(a.attname::text ORDER BY k.i) FROM unnest(c.${key}) WITH ORDINALITY AS k(n, i) JOIN pg_attribute a ON a.attrelid = c.${rel} AND a.attnum = k.n)`;
+  return rows<ForeignKeyRow>(
     sequelize,
-    `SELECT 1 FROM pg_constraint WHERE conname = '${s.name.replace(/'/g, "''")}' AND conrelid = to_regclass(${regclass(s.child)})`,
+    `SELECT c.conname::text AS name, ${columns('conkey', 'conrelid')} AS columns, ${columns('confkey', 'confrelid')} AS parent_columns,
+       c.confrelid = to_regclass(${regclass(parent)}) AS same_parent
+     FROM pg_constraint c WHERE c.conrelid = to_regclass(${regclass(table)}) AND c.contype = 'f'`,
     options,
   );
-  if (present.length > 0) return false;
+}
+
+const sameList = (a: unknown, b: string[]) => Array.isArray(a) && a.length === b.length && a.every((x, i) => x === b[i]);
+const matches = (row: ForeignKeyRow, s: ForeignKeySpec) =>
+  row.same_parent && sameList(row.columns, s.columns) && sameList(row.parent_columns, s.parentColumns);
+
+/**
+ * Adds a foreign key unless one with the same columns to the same parent columns exists; for composite
+ * tenant keys, the parent's unique key first. A key decided on must exist afterwards: a constraint of
+ * that name with another definition, or a key that is still missing after the ALTER TABLE, is a
+ * MultitenantError (never a key silently skipped).
+ */
+export async function addForeignKey(sequelize: Sequelize, s: ForeignKeySpec, options: SqlOptions = {}): Promise<boolean> {
+  const existing = await foreignKeysOf(sequelize, s.child, s.parent, options);
+  if (existing.some((row) => matches(row, s))) return false;
+  const refuse = (why: string) =>
+    new MultitenantError(`the foreign key ${foreignKeySql(s)} (${s.source}) ${why}`, { model: s.model, operation: s.operation ?? 'sync' });
+  const [clash] = await rows<{ def: string }>(
+    sequelize,
+    `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = '${s.name.replace(/'/g, "''")}' AND conrelid = to_regclass(${regclass(s.child)})`,
+    options,
+  );
+  if (clash) throw refuse(`cannot be created: a constraint named ${ident(s.name)} already holds ${clash.def}. Rename one of them`);
   if (s.composite) await ensureUniqueKey(sequelize, s.parent, s.parentColumns, options);
   await run(sequelize, foreignKeySql(s), options);
+  const after = await foreignKeysOf(sequelize, s.child, s.parent, options);
+  if (!after.some((row) => matches(row, s))) throw refuse('was sent but is not in the catalog afterwards');
   return true;
 }
 
@@ -334,8 +497,10 @@ export function prepareCreateTable(
         columns: [column],
         parent,
         parentColumns: [references.key ?? 'id'],
-        onDelete: (meta && column === meta.column ? action(undefined, 'onDelete', onDelete, model.name) : onDelete) ?? 'NO ACTION',
-        onUpdate: (meta && column === meta.column ? action(undefined, 'onUpdate', onUpdate, model.name) : onUpdate) ?? 'NO ACTION',
+        onDelete:
+          (meta && column === meta.column ? action(undefined, onDelete, 'onDelete', model.name, model.name) : onDelete) ?? 'NO ACTION',
+        onUpdate:
+          (meta && column === meta.column ? action(undefined, onUpdate, 'onUpdate', model.name, model.name) : onUpdate) ?? 'NO ACTION',
         composite: false,
         source: `${model.name}.${name}`,
       };
@@ -470,4 +635,22 @@ export function patchModelSync(
       await addForeignKeysFor(sequelize, this, (options ?? {}) as SqlOptions);
     return result;
   };
+}
+
+/**
+ * Everything about the models that would make `sync()` fail part-way, checked before its first DDL
+ * statement: a foreign key action Citus refuses written by the application, a polymorphic key.
+ */
+export function assertSchema(sequelize: Sequelize): void {
+  const refused = tenantForeignKeys(sequelize).find((s) => s.refused)?.refused;
+  if (refused) throw refused;
+}
+
+/** `sequelize.sync()` checks the whole schema before it creates, alters or drops anything. */
+export function patchSequelizeSync(sequelize: Sequelize, isInstalled: () => boolean): void {
+  const sync = sequelize.sync;
+  sequelize.sync = async function checkedSync(this: Sequelize, ...args: Parameters<Sequelize['sync']>) {
+    if (isInstalled() && this.getDialect() === 'postgres') assertSchema(this);
+    return sync.apply(this, args);
+  } as Sequelize['sync'];
 }

@@ -25,13 +25,33 @@ export function bare(table: TableName): string {
   return typeof table === 'string' ? table : table.tableName;
 }
 
-/** Postgres truncates identifiers at 63 bytes: keep names deterministic and within it. */
+/** PostgreSQL's identifier limit: NAMEDATALEN - 1 bytes (UTF-8), longer names are cut there. */
+const MAX_IDENTIFIER_BYTES = 63;
+
+/** The longest prefix of `text` that fits in `bytes` UTF-8 bytes, cut at a character boundary. */
+function clip(text: string, bytes: number): string {
+  let out = '';
+  let used = 0;
+  for (const c of text) {
+    const size = Buffer.byteLength(c);
+    if (used + size > bytes) break;
+    out += c;
+    used += size;
+  }
+  return out;
+}
+
+/**
+ * A deterministic constraint name within PostgreSQL's 63 bytes: measured in UTF-8 bytes (not UTF-16
+ * characters), so that two long multibyte names never truncate to one; a longer name becomes a prefix
+ * plus a hash of the whole.
+ */
 export function constraintName(...parts: string[]): string {
   const name = parts.join('_');
-  if (name.length <= 63) return name;
+  if (Buffer.byteLength(name) <= MAX_IDENTIFIER_BYTES) return name;
   let h = 0;
   for (const c of name) h = (Math.imul(h, 31) + (c.codePointAt(0) ?? 0)) | 0;
-  return `${name.slice(0, 54)}_${(h >>> 0).toString(16).padStart(8, '0')}`;
+  return `${clip(name, 54)}_${(h >>> 0).toString(16).padStart(8, '0')}`;
 }
 
 export async function rows<T>(sequelize: Sequelize, sql: string, options: SqlOptions = {}): Promise<T[]> {
