@@ -42,6 +42,36 @@ pgOnly(test)('writeOnly: inserts are stamped and checked, reads, updates and del
   await t.throwsAsync(() => withTenant(2, () => Purchase.create({ product_id: 1, store_id: 1 })), { instanceOf: TenantMismatchError });
 });
 
+test.serial('writeOnly never moves a row to another tenant nor names another tenant in a write', async (t) => {
+  const { sequelize, Product, Purchase, capture, rows } = t.context;
+  multitenant(sequelize, { ...t.context.options, writeOnly: true });
+  const before = await rows('products');
+  // static update / increment naming another tenant's value in SET: refused, nothing written
+  await t.throwsAsync(() => withTenant(1, () => Product.update({ store_id: 2 }, { where: { id: 1 } })), {
+    instanceOf: TenantMismatchError,
+  });
+  await t.throwsAsync(() => withTenant(1, () => Product.increment({ store_id: 1 }, { where: { id: 1 } })), {
+    instanceOf: TenantMismatchError,
+  });
+  // an instance of tenant 2 saved under tenant 1, or moved: refused
+  const other = await withTenant(2, () => Product.findOne({ where: { id: 1, store_id: 2 } }));
+  await t.throwsAsync(() => withTenant(1, () => (other as NonNullable<typeof other>).update({ name: 'taken' })), {
+    instanceOf: TenantMismatchError,
+  });
+  // (a key attribute Sequelize never changes on a loaded row: Purchase's tenant column is not in its key)
+  const purchases = await rows('purchases');
+  const own = await withTenant(1, () => Purchase.findOne({ where: { id: 1, store_id: 1 } }));
+  await t.throwsAsync(() => withTenant(1, () => (own as NonNullable<typeof own>).update({ store_id: 2 })), {
+    instanceOf: TenantMismatchError,
+  });
+  t.deepEqual(await rows('products'), before);
+  t.deepEqual(await rows('purchases'), purchases);
+  // the same tenant in SET is dropped from it (Citus rejects the distribution column in SET), the filter stays off
+  const { sql } = await capture(() => withTenant(1, () => Purchase.update({ qty: 9, store_id: 1 }, { where: { id: 1 } })));
+  t.notRegex(sql.join('\n'), /SET[^]*"store_id"\s*=/);
+  t.notRegex(sql.join('\n'), /WHERE[^]*store_id/);
+});
+
 test.serial('options are checked', (t) => {
   const { sequelize } = t.context;
   t.throws(() => multitenant(sequelize, { strict: true, writeOnly: true }), { instanceOf: MultitenantError, message: /exclude/ });

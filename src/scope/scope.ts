@@ -21,6 +21,8 @@ export class Scope {
     readonly meta: TenantMeta,
     readonly tenant: Tenant,
     readonly operation: string,
+    /** False for a write in `writeOnly` mode: its values are checked, its rows not filtered. */
+    readonly filters = true,
   ) {}
   /** What an error says it refused (built only when one is thrown: this is on every query's path). */
   get details(): RefusalDetails {
@@ -53,8 +55,13 @@ export function activeScope(
     }
     return undefined;
   }
-  if (access !== 'insert' && access !== 'upsert' && state.options.writeOnly) return undefined;
-  const scope = new Scope(meta, tenant, operation);
+  let filters = true;
+  if (access !== 'insert' && access !== 'upsert' && state.options.writeOnly) {
+    // writeOnly adds no filters, but a write still may not move rows to, or name, another tenant
+    if (access !== 'write') return undefined;
+    filters = false;
+  }
+  const scope = new Scope(meta, tenant, operation, filters);
   assertFits(tenant, meta, scope);
   return scope;
 }
@@ -82,6 +89,7 @@ export function tenantPredicate(scope: Scope, key: 'column' | 'attribute' = 'col
  * raw SQL texts were checked to be closed terms themselves.
  */
 export function scopedWhere(where: unknown, scope: Scope): WhereOptions {
+  if (!scope.filters) return where as WhereOptions;
   if (where === undefined || where === null || (Array.isArray(where) && where.length === 0)) return tenantPredicate(scope);
   if (typeof where === 'object' && isFlatCondition(where)) {
     const column = scope.meta.column;
@@ -238,7 +246,8 @@ export function assertInstanceInScope(scope: Scope, instance: unknown): void {
   const loaded = inst._previousDataValues?.[attribute];
   const now = inst.dataValues?.[attribute];
   const known = (v: unknown) => v !== undefined && v !== null;
-  if (!known(loaded)) assertReadUnderScope(scope, inst);
+  // (in writeOnly mode reads are not scoped, so no read tenant was remembered: rows still being backfilled)
+  if (!known(loaded) && scope.filters) assertReadUnderScope(scope, inst);
   if (known(loaded) && !tenantIncludes(scope.tenant, loaded, scope.meta)) {
     throw new TenantMismatchError(`this ${scope.meta.name} row belongs to tenant ${String(loaded)}; nothing was written`, {
       ...scope.details,

@@ -144,7 +144,7 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
     const sql = deleteQuery.call(this, table, where, options, model);
     if (!options?.limit || !model) return sql;
     const scope = activeScope(state, modelOf(model, table), 'destroy', 'write');
-    if (!scope) return sql;
+    if (!scope?.filters) return sql;
     const head = `DELETE FROM ${this.quoteTable(table)} WHERE `;
     if (!sql.startsWith(head)) {
       throw new MultitenantError(
@@ -200,7 +200,7 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
           bulkDelete.call(this, tableName, where, options, model),
         );
       }
-      if (options?.truncate) {
+      if (options?.truncate && scope.filters) {
         // TRUNCATE empties the table for every tenant: under a tenant it becomes DELETE ... WHERE tenant.
         const { truncate: _t, cascade: _c, restartIdentity: _r, ...rest } = options;
         return bulkDelete.call(this, tableName, tenantPredicate(scope), { ...rest, truncate: false }, model);
