@@ -68,8 +68,8 @@ test.serial('writeOnly never moves a row to another tenant nor names another ten
   t.deepEqual(await rows('purchases'), purchases);
   // the same tenant in SET is dropped from it (Citus rejects the distribution column in SET), the filter stays off
   const { sql } = await capture(() => withTenant(1, () => Purchase.update({ qty: 9, store_id: 1 }, { where: { id: 1 } })));
-  t.notRegex(sql.join('\n'), /SET[^]*"store_id"\s*=/);
-  t.notRegex(sql.join('\n'), /WHERE[^]*store_id/);
+  t.notRegex(sql.join('\n'), /SET[\s\S]*"store_id"\s*=/);
+  t.notRegex(sql.join('\n'), /WHERE[\s\S]*store_id/);
 });
 
 test.serial('options are checked', (t) => {
