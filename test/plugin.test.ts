@@ -1,7 +1,7 @@
 import anyTest, { type TestFn } from 'ava';
 import { DataTypes, Sequelize } from 'sequelize';
 import { MultitenantError, multitenant, TenantMismatchError, withTenant } from '../src/index';
-import { pgOnly } from './helpers/db';
+import { onCitus, pgOnly } from './helpers/db';
 import { createFixture, type Fixture } from './helpers/fixture';
 
 const test = anyTest as TestFn<Fixture>;
@@ -58,12 +58,15 @@ test.serial('writeOnly never moves a row to another tenant nor names another ten
   await t.throwsAsync(() => withTenant(1, () => (other as NonNullable<typeof other>).update({ name: 'taken' })), {
     instanceOf: TenantMismatchError,
   });
-  // (a key attribute Sequelize never changes on a loaded row: Purchase's tenant column is not in its key)
+  // (Sequelize never changes a key attribute of a loaded row: Purchase's tenant column is not in its key,
+  // except on Citus, where every key holds the tenant column)
   const purchases = await rows('purchases');
-  const own = await withTenant(1, () => Purchase.findOne({ where: { id: 1, store_id: 1 } }));
-  await t.throwsAsync(() => withTenant(1, () => (own as NonNullable<typeof own>).update({ store_id: 2 })), {
-    instanceOf: TenantMismatchError,
-  });
+  if (!onCitus) {
+    const own = await withTenant(1, () => Purchase.findOne({ where: { id: 1, store_id: 1 } }));
+    await t.throwsAsync(() => withTenant(1, () => (own as NonNullable<typeof own>).update({ store_id: 2 })), {
+      instanceOf: TenantMismatchError,
+    });
+  }
   t.deepEqual(await rows('products'), before);
   t.deepEqual(await rows('purchases'), purchases);
   // the same tenant in SET is dropped from it (Citus rejects the distribution column in SET), the filter stays off
