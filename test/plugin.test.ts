@@ -70,9 +70,11 @@ test.serial('writeOnly never moves a row to another tenant nor names another ten
   t.deepEqual(await rows('products'), before);
   t.deepEqual(await rows('purchases'), purchases);
   // the same tenant in SET is dropped from it (Citus rejects the distribution column in SET), the filter stays off
-  const { sql } = await capture(() => withTenant(1, () => Purchase.update({ qty: 9, store_id: 1 }, { where: { id: 1 } })));
-  t.notRegex(sql.join('\n'), /SET[\s\S]*"store_id"\s*=/);
-  t.notRegex(sql.join('\n'), /WHERE[\s\S]*store_id/);
+  // (on Citus the application names the tenant in its where: with no filter added, anything else fans out)
+  const where = onCitus ? { id: 1, store_id: 1 } : { id: 1 };
+  const { sql } = await capture(() => withTenant(1, () => Purchase.update({ qty: 9, store_id: 1 }, { where })));
+  t.notRegex(sql.join('\n'), /SET[^W]*"store_id"\s*=/);
+  if (!onCitus) t.notRegex(sql.join('\n'), /WHERE[\s\S]*store_id/);
 });
 
 test.serial('options are checked', (t) => {
