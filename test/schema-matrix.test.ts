@@ -11,14 +11,13 @@ import { createTestDatabase, onCitus, type TestDatabase } from './helpers/db';
 // biome-ignore lint/suspicious/noExplicitAny: models of any shape
 type AnyModel = ModelStatic<Model<any, any>>;
 const test = anyTest as TestFn<{ db: TestDatabase }>;
-const serial = onCitus ? test.skip : test.serial;
+// On PostgreSQL and (npm run test:citus) on Citus, where every tenant table must also end up distributed.
+const serial = test.serial;
 
-if (!onCitus) {
-  test.before(async (t) => {
-    t.context = { db: await createTestDatabase() };
-  });
-  test.after.always(async (t) => t.context?.db?.drop());
-}
+test.before(async (t) => {
+  t.context = { db: await createTestDatabase() };
+});
+test.after.always(async (t) => t.context?.db?.drop());
 
 type Kind = 'belongsTo' | 'hasOne' | 'hasMany' | 'pair' | 'self' | 'btmModel' | 'btmString' | 'polymorphic' | 'twoKeys';
 type Order = 'parentFirst' | 'childFirst';
@@ -207,13 +206,16 @@ async function tenantKeys(sequelize: Sequelize, table: string): Promise<string[]
 }
 
 async function tablesPresent(sequelize: Sequelize): Promise<string[]> {
-  const [rows] = await sequelize.query(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`);
+  const [rows] = await sequelize.query(`SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1`);
   return (rows as Array<{ tablename: string }>).map((r) => r.tablename);
 }
 
 async function resetSchema(url: string): Promise<void> {
   const s = new Sequelize(url, { logging: false });
-  await s.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public');
+  const [[row]] = (await s.query('SELECT current_schema() AS name')) as [Array<{ name: string }>, unknown];
+  const schema = `"${row?.name}"`;
+  await s.query(`DROP SCHEMA ${schema} CASCADE`);
+  await s.query(`CREATE SCHEMA ${schema}`);
   await s.close();
 }
 
@@ -280,7 +282,7 @@ for (const cell of cells) {
     const sequelize = new Sequelize(db.url, { logging: (sql) => void sent.push(sql), pool: { max: db.maxConnections } });
     try {
       multitenant(sequelize, { notice: false });
-      const { expected } = defineCell(sequelize, cell);
+      const { expected, models } = defineCell(sequelize, cell);
       if (!expected) {
         const err = await t.throwsAsync(() => sequelize.sync(), { instanceOf: MultitenantError });
         t.is(err?.operation, 'sync');
@@ -302,6 +304,17 @@ for (const cell of cells) {
         (await tenantKeys(sequelize, expected.child)).filter((d) => /^FOREIGN KEY \((parent_id|other_parent_id|tag_id)\)/.test(d)),
         [],
       );
+      if (onCitus) {
+        // every table of the cell distributed on the tenant column, those joined by a key colocated
+        const [dist] = await sequelize.query(
+          `SELECT logicalrelid::regclass::text AS t, column_to_column_name(logicalrelid, partkey) AS c, colocationid AS g
+             FROM pg_dist_partition WHERE logicalrelid::regclass::text = ANY($1) ORDER BY 1`,
+          { bind: [models.map((m) => quoted(m.getTableName() as unknown as string))] },
+        );
+        t.is(dist.length, models.length, JSON.stringify(dist));
+        t.true((dist as Array<{ c: string }>).every((d) => d.c === 'store_id'));
+        t.is(new Set((dist as Array<{ g: number }>).map((d) => d.g)).size, 1, 'one colocation group');
+      }
       if (cell.sync === 'twice') {
         await sequelize.sync();
         t.deepEqual(

@@ -1,8 +1,8 @@
 import type { QueryInterface, Sequelize, Transaction } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { type NoticeHandler, notify } from '../notice';
-import { addForeignKey, distributionSql, type ForeignKeySpec, referenceSql } from './schema';
-import { bare, constraintName, hasCitus, regclass, rows, run, type TableName } from './sql';
+import { addForeignKey, distributionSql, type ForeignKeySpec, referenceSql, runCitus } from './schema';
+import { bare, constraintName, hasCitus, regclass, rows, type TableName } from './sql';
 
 /** Options shared by the migration helpers. */
 export interface MigrationOptions {
@@ -28,10 +28,25 @@ async function distributed(sequelize: Sequelize, table: TableName, options: Migr
   );
 }
 
+/** The columns of a table, or undefined when it does not exist. */
+async function columnsOf(sequelize: Sequelize, table: TableName, options: MigrationOptions): Promise<string[] | undefined> {
+  const found = await rows<{ name: string | null }>(
+    sequelize,
+    `SELECT a.attname::text AS name FROM (SELECT to_regclass(${regclass(table)}) AS r) t LEFT JOIN pg_attribute a ON a.attrelid = t.r AND a.attnum > 0 AND NOT a.attisdropped WHERE t.r IS NOT NULL`,
+    options,
+  );
+  return found.length === 0 ? undefined : found.map((r) => r.name).filter((n): n is string => !!n);
+}
+
+const refusal = (operation: string, table: TableName, message: string) =>
+  new MultitenantError(`${message}; nothing was changed`, { model: bare(table), operation });
+
 /**
  * Distributes `table` on its tenant column, colocated with the tenant table (Citus
  * `create_distributed_table`). Run it right after creating the table, parents first. A no-op with a
  * notice on plain PostgreSQL and for a table already distributed. Resolves to whether it distributed.
+ * A missing table or column, or a `colocateWith` table that is not distributed, is a MultitenantError
+ * before any statement; so is a refusal from Citus (with its message).
  * @example
  * await queryInterface.createTable('products', { ... });
  * await createDistributedTable(queryInterface, 'products', 'store_id', { colocateWith: 'stores' });
@@ -42,9 +57,22 @@ export async function createDistributedTable(
   tenantColumn: string,
   options: MigrationOptions & { colocateWith?: TableName } = {},
 ): Promise<boolean> {
-  const sequelize = await citusOr(target, `createDistributedTable(${bare(table)})`, options);
-  if (!sequelize || (await distributed(sequelize, table, options))) return false;
-  await run(sequelize, distributionSql(table, tenantColumn, options.colocateWith), options);
+  const operation = 'createDistributedTable';
+  const sequelize = await citusOr(target, `${operation}(${bare(table)})`, options);
+  if (!sequelize) return false;
+  const columns = await columnsOf(sequelize, table, options);
+  if (!columns) throw refusal(operation, table, `table ${bare(table)} does not exist: create it first`);
+  if (!columns.includes(tenantColumn))
+    throw refusal(operation, table, `table ${bare(table)} has no column ${tenantColumn} to distribute on`);
+  if (await distributed(sequelize, table, options)) return false;
+  if (options.colocateWith && !(await distributed(sequelize, options.colocateWith, options))) {
+    throw refusal(
+      operation,
+      table,
+      `colocateWith ${bare(options.colocateWith)} is not a distributed table: distribute it first (parents before children)`,
+    );
+  }
+  await runCitus(sequelize, distributionSql(table, tenantColumn, options.colocateWith), bare(table), options, operation);
   return true;
 }
 
@@ -55,22 +83,50 @@ export async function createDistributedTable(
  * await createReferenceTable(queryInterface, 'countries');
  */
 export async function createReferenceTable(target: Target, table: TableName, options: MigrationOptions = {}): Promise<boolean> {
-  const sequelize = await citusOr(target, `createReferenceTable(${bare(table)})`, options);
-  if (!sequelize || (await distributed(sequelize, table, options))) return false;
-  await run(sequelize, referenceSql(table), options);
+  const operation = 'createReferenceTable';
+  const sequelize = await citusOr(target, `${operation}(${bare(table)})`, options);
+  if (!sequelize) return false;
+  if (!(await columnsOf(sequelize, table, options)))
+    throw refusal(operation, table, `table ${bare(table)} does not exist: create it first`);
+  if (await distributed(sequelize, table, options)) return false;
+  await runCitus(sequelize, referenceSql(table), bare(table), options, operation);
   return true;
 }
 
 /**
  * Turns a distributed or reference table back into a local table (Citus `undistribute_table`), e.g. in a
- * migration's `down`. A no-op with a notice on plain PostgreSQL or for a table that is not distributed.
+ * migration's `down`. A table joined to others by foreign keys cannot go alone: pass
+ * `cascadeViaForeignKeys: true` to take every table connected to it by foreign keys along (Citus'
+ * `cascade_via_foreign_keys`), or drop those keys first; without either it is a MultitenantError naming
+ * them, before any statement. A no-op with a notice on plain PostgreSQL or for a table that is not distributed.
  * @example
- * await undistributeTable(queryInterface, 'products');
+ * await undistributeTable(queryInterface, 'purchases', { cascadeViaForeignKeys: true });
  */
-export async function undistributeTable(target: Target, table: TableName, options: MigrationOptions = {}): Promise<boolean> {
-  const sequelize = await citusOr(target, `undistributeTable(${bare(table)})`, options);
+export async function undistributeTable(
+  target: Target,
+  table: TableName,
+  options: MigrationOptions & { cascadeViaForeignKeys?: boolean } = {},
+): Promise<boolean> {
+  const operation = 'undistributeTable';
+  const sequelize = await citusOr(target, `${operation}(${bare(table)})`, options);
   if (!sequelize || !(await distributed(sequelize, table, options))) return false;
-  await run(sequelize, `SELECT undistribute_table(${regclass(table)})`, options);
+  if (!options.cascadeViaForeignKeys) {
+    const keys = await rows<{ name: string; other: string }>(
+      sequelize,
+      `SELECT conname::text AS name, (CASE WHEN conrelid = to_regclass(${regclass(table)}) THEN confrelid ELSE conrelid END)::regclass::text AS other
+         FROM pg_constraint WHERE contype = 'f' AND to_regclass(${regclass(table)}) IN (conrelid, confrelid) AND conrelid <> confrelid ORDER BY 1`,
+      options,
+    );
+    if (keys.length > 0) {
+      throw refusal(
+        operation,
+        table,
+        `${bare(table)} is joined by foreign keys (${keys.map((k) => `${k.name} with ${k.other}`).join(', ')}): pass { cascadeViaForeignKeys: true } to undistribute those tables with it, or drop the keys first`,
+      );
+    }
+  }
+  const cascade = options.cascadeViaForeignKeys ? ', cascade_via_foreign_keys => true' : '';
+  await runCitus(sequelize, `SELECT undistribute_table(${regclass(table)}${cascade})`, bare(table), options, operation);
   return true;
 }
 

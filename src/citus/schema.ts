@@ -48,8 +48,9 @@ interface AssociationLike {
 type Raw = Record<string, { field?: string; allowNull?: boolean; onDelete?: string; onUpdate?: string; references?: unknown }>;
 const raw = (model: AnyModelStatic) => (model as unknown as { rawAttributes: Raw }).rawAttributes;
 const fieldOf = (model: AnyModelStatic, attr: string | undefined) => (attr ? (raw(model)[attr]?.field ?? attr) : attr) as string;
-const models = (sequelize: Sequelize) => (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
-const associationsOf = (model: AnyModelStatic) =>
+export const models = (sequelize: Sequelize) =>
+  (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
+export const associationsOf = (model: AnyModelStatic) =>
   Object.values((model as unknown as { associations: Record<string, AssociationLike> }).associations ?? {});
 
 type Actions = { onDelete?: string; onUpdate?: string };
@@ -374,7 +375,7 @@ export function foreignKeySql(s: ForeignKeySpec): string {
   return `ALTER TABLE ${qualified(s.child)} ADD CONSTRAINT ${ident(s.name)} FOREIGN KEY (${cols(s.columns)}) REFERENCES ${qualified(s.parent)} (${cols(s.parentColumns)}) ON DELETE ${s.onDelete} ON UPDATE ${s.onUpdate}`;
 }
 
-async function exists(sequelize: Sequelize, table: TableName, options: SqlOptions): Promise<boolean> {
+export async function exists(sequelize: Sequelize, table: TableName, options: SqlOptions): Promise<boolean> {
   const [r] = await rows<{ t: string | null }>(sequelize, `SELECT to_regclass(${regclass(table)})::text AS t`, options);
   return !!r?.t;
 }
@@ -527,21 +528,53 @@ export function prepareCreateTable(
   return { attributes: nextAttributes, options: nextOptions };
 }
 
-async function isDistributed(sequelize: Sequelize, table: TableName, options: SqlOptions): Promise<boolean> {
+export async function isDistributed(sequelize: Sequelize, table: TableName, options: SqlOptions): Promise<boolean> {
   return (
     (await rows(sequelize, `SELECT 1 FROM pg_dist_partition WHERE logicalrelid = to_regclass(${regclass(table)})`, options)).length > 0
   );
 }
 
-/** The tenant table a tenant model is colocated with: the one its tenant column points to, else the only one. */
-function colocationTable(sequelize: Sequelize, model: AnyModelStatic, meta: TenantMeta): TableName | undefined {
+/** The tenant table model a tenant model belongs to: the one its tenant column points to, else the only one. */
+export function tenantTableOf(
+  sequelize: Sequelize,
+  model: AnyModelStatic,
+  meta: TenantMeta,
+): { model: AnyModelStatic; declared: boolean } | undefined {
   if (meta.isTenantTable) return undefined;
   for (const a of associationsOf(model)) {
     if (a.associationType === 'BelongsTo' && a.identifierField === meta.column && tenantMeta(a.target)?.isTenantTable)
-      return a.target.getTableName() as TableName;
+      return { model: a.target, declared: true };
   }
   const tenantTables = models(sequelize).filter((m) => tenantMeta(m)?.isTenantTable);
-  return tenantTables.length === 1 ? (tenantTables[0]?.getTableName() as TableName) : undefined;
+  return tenantTables.length === 1 ? { model: tenantTables[0] as AnyModelStatic, declared: false } : undefined;
+}
+
+/**
+ * The table a tenant model is colocated with: its tenant table when the distribution columns have the
+ * same type (Citus colocates nothing else; a tenant column of another type — a text `org` beside bigint
+ * stores — is another tenant dimension and gets a colocation group of its own).
+ */
+export function colocationTable(sequelize: Sequelize, model: AnyModelStatic, meta: TenantMeta): TableName | undefined {
+  const found = tenantTableOf(sequelize, model, meta);
+  if (!found || tenantMeta(found.model)?.typeKey !== meta.typeKey) return undefined;
+  return found.model.getTableName() as TableName;
+}
+
+/** Runs a Citus statement for `model`; a refusal becomes a MultitenantError naming the model, the statement and Citus' reason. */
+export async function runCitus(
+  sequelize: Sequelize,
+  sql: string,
+  model: string | undefined,
+  options: SqlOptions,
+  operation = 'sync',
+): Promise<void> {
+  try {
+    await run(sequelize, sql, options);
+  } catch (err) {
+    const original = (err as { original?: { message?: string; detail?: string; hint?: string } }).original;
+    const said = [original?.message ?? (err as Error).message, original?.detail, original?.hint].filter(Boolean).join('. ');
+    throw new MultitenantError(`Citus refused ${sql}: ${said}`, { model, operation });
+  }
 }
 
 /** The SELECT that distributes a tenant model (or makes a reference table of a global one), per the Citus docs. */
@@ -571,7 +604,7 @@ export async function distributeModel(sequelize: Sequelize, model: AnyModelStati
   } else if ((model as unknown as { options: { referenceTable?: boolean } }).options.referenceTable) {
     sql = referenceSql(table);
   }
-  if (sql) await run(sequelize, sql, options);
+  if (sql) await runCitus(sequelize, sql, model.name, options);
   return sql;
 }
 
@@ -582,8 +615,11 @@ export async function addForeignKeysFor(sequelize: Sequelize, model: AnyModelSta
     (s) => !s.refused && (bare(s.child) === table || bare(s.parent) === table),
   );
   const added: ForeignKeySpec[] = [];
+  const citus = await hasCitus(sequelize, options);
   for (const s of specs) {
     if (!(await exists(sequelize, s.child, options)) || !(await exists(sequelize, s.parent, options))) continue;
+    // on Citus a key waits until both of its tables are distributed (the later one's sync adds it)
+    if (citus && (!(await isDistributed(sequelize, s.child, options)) || !(await isDistributed(sequelize, s.parent, options)))) continue;
     if (await addForeignKey(sequelize, s, options)) added.push(s);
   }
   return added;
@@ -631,26 +667,13 @@ export function patchModelSync(
   Model.sync = async function schemaAwareSync(this: AnyModelStatic, options?: Record<string, unknown>) {
     const result = await sync.call(this, options);
     const sequelize = (this as unknown as { sequelize?: Sequelize }).sequelize;
-    if (sequelize && isInstalled(sequelize) && sequelize.getDialect() === 'postgres')
-      await addForeignKeysFor(sequelize, this, (options ?? {}) as SqlOptions);
+    if (sequelize && isInstalled(sequelize) && sequelize.getDialect() === 'postgres') {
+      const sqlOptions = (options ?? {}) as SqlOptions;
+      // Sequelize creates a table only when it is missing: one that existed before (created by plain
+      // Sequelize, by an earlier sync that failed part-way) is distributed here, so sync converges.
+      if (await hasCitus(sequelize, sqlOptions)) await distributeModel(sequelize, this, sqlOptions);
+      await addForeignKeysFor(sequelize, this, sqlOptions);
+    }
     return result;
   };
-}
-
-/**
- * Everything about the models that would make `sync()` fail part-way, checked before its first DDL
- * statement: a foreign key action Citus refuses written by the application, a polymorphic key.
- */
-export function assertSchema(sequelize: Sequelize): void {
-  const refused = tenantForeignKeys(sequelize).find((s) => s.refused)?.refused;
-  if (refused) throw refused;
-}
-
-/** `sequelize.sync()` checks the whole schema before it creates, alters or drops anything. */
-export function patchSequelizeSync(sequelize: Sequelize, isInstalled: () => boolean): void {
-  const sync = sequelize.sync;
-  sequelize.sync = async function checkedSync(this: Sequelize, ...args: Parameters<Sequelize['sync']>) {
-    if (isInstalled() && this.getDialect() === 'postgres') assertSchema(this);
-    return sync.apply(this, args);
-  } as Sequelize['sync'];
 }
