@@ -4,6 +4,7 @@ import { MultitenantError, UnscopedQueryError } from '../errors';
 import { type AnyModelStatic, tenantMeta } from '../models';
 import { notify } from '../notice';
 import type { PluginState } from '../plugin';
+import { runWithSettings } from '../settings';
 import { tenantIdOf } from '../tenant';
 import { type Analysis, analyzeStatements, type TenantTables } from './analyze';
 import { firstUnconstrained } from './evaluate';
@@ -139,13 +140,15 @@ export async function auditStatement(
   notify(sequelize, `audit: ${error.message}`);
 }
 
-type QueryClass = { prototype: { run(this: { sequelize: Sequelize }, sql: string, parameters?: unknown[]): Promise<unknown> } };
+export type QueryClass = {
+  prototype: { run(this: { sequelize: Sequelize; connection?: unknown }, sql: string, parameters?: unknown[]): Promise<unknown> };
+};
 const patched = new WeakSet<object>();
 
 /**
  * The lowest point where Sequelize knows the final SQL and bind values: the dialect's `Query#run`. Every
  * statement — ORM-built, raw `sequelize.query`, `hooks: false` — passes there. Installed once per
- * dialect class; instances without `audit` pass straight through.
+ * dialect class; instances without `audit` or connection settings pass straight through.
  */
 export function installAuditor(Query: QueryClass, stateOf: (s: Sequelize) => PluginState | undefined): void {
   if (patched.has(Query)) return;
@@ -154,6 +157,7 @@ export function installAuditor(Query: QueryClass, stateOf: (s: Sequelize) => Plu
   Query.prototype.run = async function auditedRun(sql, parameters) {
     const state = stateOf(this.sequelize);
     if (state?.options.audit && state.options.audit !== 'off') await auditStatement(this.sequelize, state, sql, parameters);
-    return run.call(this, sql, parameters);
+    // the per-connection settings the statement must run with (routerOnly), tracked across transactions
+    return runWithSettings(this, sql, () => run.call(this, sql, parameters));
   };
 }
