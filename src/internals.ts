@@ -19,6 +19,8 @@ const QUERY_INTERFACE = [
   'increment',
   'decrement',
   'createTable',
+  'changeColumn',
+  'removeConstraint',
 ] as const;
 /** The query-generator methods wrapped (joins, conflicts, limited deletes) or called to build SQL. */
 const QUERY_GENERATOR = [

@@ -2,7 +2,7 @@ import type { Sequelize } from 'sequelize';
 import { type AuditMode, assertParserInstalled, installAuditor } from './audit/auditor';
 import { assertCanary, type CanaryReport } from './canary';
 import { checkTenantModel } from './citus/checks';
-import { patchAssociationFactories, patchCreateTable, patchModelSync } from './citus/schema';
+import { patchAlter, patchAssociationFactories, patchCreateTable, patchModelSync } from './citus/schema';
 import { patchSequelizeSync } from './citus/validate';
 import { type ClsNamespace, configureNamespace, watchSequelizeClass } from './context';
 import { MultitenantError } from './errors';
@@ -135,6 +135,7 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   installAuditor((sequelize as unknown as { dialect: { Query: Parameters<typeof installAuditor>[0] } }).dialect.Query, stateOf);
   patchModelSync(ctor.Model as Parameters<typeof patchModelSync>[0], (s) => states.has(s));
   patchSequelizeSync(sequelize, () => states.has(sequelize));
+  patchAlter(qi as unknown as Parameters<typeof patchAlter>[0], () => states.has(sequelize));
   patchCreateTable(
     qi as unknown as Parameters<typeof patchCreateTable>[0],
     () => states.has(sequelize),

@@ -665,7 +665,8 @@ export function patchModelSync(
   patchedSync.add(Model);
   const sync = Model.sync;
   Model.sync = async function schemaAwareSync(this: AnyModelStatic, options?: Record<string, unknown>) {
-    const result = await sync.call(this, options);
+    // Sequelize hands these options on to the statements of `alter` (changeColumn, removeConstraint)
+    const result = await sync.call(this, { ...options, [IN_SYNC]: this });
     const sequelize = (this as unknown as { sequelize?: Sequelize }).sequelize;
     if (sequelize && isInstalled(sequelize) && sequelize.getDialect() === 'postgres') {
       const sqlOptions = (options ?? {}) as SqlOptions;
@@ -675,5 +676,43 @@ export function patchModelSync(
       await addForeignKeysFor(sequelize, this, sqlOptions);
     }
     return result;
+  };
+}
+
+/** Marks the options of the statements a model's sync sends, with the model. */
+const IN_SYNC = Symbol('sequelize-multitenant:sync');
+
+interface AlterQueryInterface extends QueryInterfaceLike {
+  changeColumn(table: TableName, column: string, attribute: unknown, options?: Record<string | symbol, unknown>): Promise<unknown>;
+  removeConstraint(table: TableName, name: string, options?: Record<string | symbol, unknown>): Promise<unknown>;
+}
+
+/**
+ * `sync({ alter: true })` re-creates what a column's `references` says on every run: Sequelize drops
+ * every foreign key on the column to the referenced table (the tenant key too) and adds its own
+ * single-column one. Inside a model's sync, the tenant foreign keys are kept and the single-column
+ * `REFERENCES` they replace is left out, as at CREATE TABLE.
+ */
+export function patchAlter(qi: AlterQueryInterface, isInstalled: () => boolean): void {
+  const sequelize = qi.sequelize;
+  const changeColumn = qi.changeColumn;
+  const removeConstraint = qi.removeConstraint;
+  const syncing = (options: Record<string | symbol, unknown> | undefined) =>
+    isInstalled() && sequelize.getDialect() === 'postgres' ? (options?.[IN_SYNC] as AnyModelStatic | undefined) : undefined;
+  qi.changeColumn = async function keepTenantKeys(table, column, attribute, options) {
+    const model = syncing(options);
+    if (!model || !attribute || typeof attribute !== 'object' || !('references' in attribute))
+      return changeColumn.call(this, table, column, attribute, options);
+    const citus = await hasCitus(sequelize, options as SqlOptions);
+    const prepared = prepareCreateTable(sequelize, model, { [column]: attribute as Attributes[string] }, {}, citus);
+    return changeColumn.call(this, table, column, prepared.attributes[column], options);
+  };
+  qi.removeConstraint = async function keepTenantKeys(table, name, options) {
+    const model = syncing(options);
+    if (model) {
+      const own = bare(table);
+      if (tenantForeignKeys(sequelize, (t) => t === own).some((s) => bare(s.child) === own && s.name === name)) return undefined;
+    }
+    return removeConstraint.call(this, table, name, options);
   };
 }
