@@ -231,3 +231,10 @@ test.serial('the README migration example: up builds the schema, down takes it b
     await sequelize.close();
   }
 });
+
+test('the README shows the migration example as it is in examples/', async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const readme = await readFile('README.md', 'utf8');
+  const file = await readFile('examples/migrations/20261127-stores.ts', 'utf8');
+  t.true(readme.includes(file.slice(file.indexOf('import { DataTypes'))));
+});
