@@ -96,41 +96,31 @@ function defineCell(sequelize: Sequelize, cell: Cell): { models: AnyModel[]; exp
     `FOREIGN KEY (store_id, ${column}) REFERENCES ${quoted(parent)}(store_id, id)${onDelete === 'NO ACTION' ? '' : ` ON DELETE ${onDelete}`}`;
   const refused = cell.actions === 'refusedDelete' || cell.actions === 'refusedUpdate';
   const models: AnyModel[] = [Parent, Child];
+  /** The one tenant key (store_id, parent_id) → parents on `table`. */
+  const oneKey = (table: string): Expected => ({
+    child: table,
+    keys: [def('parent_id', names.parent)],
+    crossTenant: [[table, 'parent_id', names.parent]],
+  });
   let expected: Expected | undefined;
   switch (cell.kind) {
     case 'plainKey':
     case 'belongsTo':
       Child.belongsTo(Parent, fk);
-      expected = {
-        child: names.child,
-        keys: [def('parent_id', names.parent)],
-        crossTenant: [[names.child, 'parent_id', names.parent]],
-      };
+      expected = oneKey(names.child);
       break;
     case 'hasOne':
       Parent.hasOne(Child, fk);
-      expected = {
-        child: names.child,
-        keys: [def('parent_id', names.parent)],
-        crossTenant: [[names.child, 'parent_id', names.parent]],
-      };
+      expected = oneKey(names.child);
       break;
     case 'hasMany':
       Parent.hasMany(Child, fk);
-      expected = {
-        child: names.child,
-        keys: [def('parent_id', names.parent)],
-        crossTenant: [[names.child, 'parent_id', names.parent]],
-      };
+      expected = oneKey(names.child);
       break;
     case 'pair':
       Parent.hasMany(Child, fk);
       Child.belongsTo(Parent, fk);
-      expected = {
-        child: names.child,
-        keys: [def('parent_id', names.parent)],
-        crossTenant: [[names.child, 'parent_id', names.parent]],
-      };
+      expected = oneKey(names.child);
       break;
     case 'twoKeys':
       // two tenant keys on one table: with a long multibyte name both constraint names pass 63 bytes
@@ -147,11 +137,7 @@ function defineCell(sequelize: Sequelize, cell: Cell): { models: AnyModel[]; exp
       break;
     case 'self':
       Parent.belongsTo(Parent, { ...written, as: 'parent', foreignKey: 'parent_id' });
-      expected = {
-        child: names.parent,
-        keys: [def('parent_id', names.parent)],
-        crossTenant: [[names.parent, 'parent_id', names.parent]],
-      };
+      expected = oneKey(names.parent);
       break;
     case 'polymorphic': {
       const Tag = sequelize.define('Tag', { id: id(), store_id: tenant() }, { ...base, tableName: names.tag });
