@@ -2,8 +2,8 @@ import type { Sequelize } from 'sequelize';
 import { type AuditMode, assertParserInstalled, installAuditor } from './audit/auditor';
 import { assertCanary, type CanaryReport } from './canary';
 import { checkTenantModel } from './citus/checks';
-import { patchAlter, patchAssociationFactories, patchCreateTable, patchModelSync } from './citus/schema';
-import { patchSequelizeSync } from './citus/validate';
+import { giveTenantColumns, patchAlter, patchAssociationFactories, patchCreateTable, patchModelSync } from './citus/schema';
+import { assertModelForCitus, patchSequelizeSync } from './citus/validate';
 import { type ClsNamespace, configureNamespace, watchSequelizeClass } from './context';
 import { MultitenantError } from './errors';
 import { assertInternals } from './internals';
@@ -131,7 +131,7 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   patchIncludes(qi.queryGenerator as unknown as GeneratorInternals, state);
   patchModelMethods(ctor.Model as Parameters<typeof patchModelMethods>[0]);
   patchAssociations(ctor as unknown as Parameters<typeof patchAssociations>[0]);
-  patchAssociationFactories(ctor.Model as Record<string, unknown>);
+  patchAssociationFactories(ctor.Model as Record<string, unknown>, (s) => states.has(s));
   installAuditor((sequelize as unknown as { dialect: { Query: Parameters<typeof installAuditor>[0] } }).dialect.Query, stateOf);
   patchModelSync(ctor.Model as Parameters<typeof patchModelSync>[0], (s) => states.has(s));
   patchSequelizeSync(sequelize, () => states.has(sequelize));
@@ -140,12 +140,14 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
     qi as unknown as Parameters<typeof patchCreateTable>[0],
     () => states.has(sequelize),
     (m) => checkTenantModel(m, 'sync'),
+    (m) => assertModelForCitus(sequelize, m),
   );
   states.set(sequelize, state);
   // Prove the wrappers are on the paths Sequelize takes: build (never send) representative SQL and check it.
   state.canary = assertCanary(sequelize, { filters: !resolved.writeOnly });
   // Keys Citus would reject are said once per model: now for the models already defined, then as each is defined.
   const modelsNow = (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
+  giveTenantColumns(sequelize);
   for (const model of modelsNow) checkTenantModel(model, 'define');
   sequelize.addHook('afterDefine', (model) => {
     if (states.has(sequelize)) checkTenantModel(model as unknown as AnyModelStatic, 'define');

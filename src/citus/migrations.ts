@@ -1,7 +1,7 @@
 import type { QueryInterface, Sequelize, Transaction } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { type NoticeHandler, notify } from '../notice';
-import { addForeignKey, distributionSql, type ForeignKeySpec, referenceSql, runCitus } from './schema';
+import { addForeignKey, distributionOf, distributionSql, type ForeignKeySpec, normalizeAction, referenceSql, runCitus } from './schema';
 import { bare, constraintName, hasCitus, regclass, rows, type TableName } from './sql';
 
 /** Options shared by the migration helpers. */
@@ -64,8 +64,20 @@ export async function createDistributedTable(
   if (!columns) throw refusal(operation, table, `table ${bare(table)} does not exist: create it first`);
   if (!columns.includes(tenantColumn))
     throw refusal(operation, table, `table ${bare(table)} has no column ${tenantColumn} to distribute on`);
-  if (await distributed(sequelize, table, options)) return false;
-  if (options.colocateWith && !(await distributed(sequelize, options.colocateWith, options))) {
+  const current = await distributionOf(sequelize, table, options);
+  if (current && current.kind !== 'local') {
+    // already distributed: exactly so (nothing to do), or otherwise (refused, with the statement that fixes it)
+    const parent = options.colocateWith ? await distributionOf(sequelize, options.colocateWith, options) : undefined;
+    if (current.kind === 'hash' && current.column === tenantColumn && (!parent || parent.colocation === current.colocation)) return false;
+    throw refusal(
+      operation,
+      table,
+      current.kind === 'hash' && current.column === tenantColumn
+        ? `${bare(table)} is already distributed on ${tenantColumn} but not colocated with ${bare(options.colocateWith as TableName)}: SELECT alter_distributed_table(${regclass(table)}, colocate_with => ${regclass(options.colocateWith as TableName)})`
+        : `${bare(table)} is already ${current.kind === 'reference' ? 'a reference table' : `distributed on ${current.column}`}: SELECT undistribute_table(${regclass(table)}) first`,
+    );
+  }
+  if (options.colocateWith && (await distributionOf(sequelize, options.colocateWith, options))?.kind !== 'hash') {
     throw refusal(
       operation,
       table,
@@ -88,7 +100,15 @@ export async function createReferenceTable(target: Target, table: TableName, opt
   if (!sequelize) return false;
   if (!(await columnsOf(sequelize, table, options)))
     throw refusal(operation, table, `table ${bare(table)} does not exist: create it first`);
-  if (await distributed(sequelize, table, options)) return false;
+  const current = await distributionOf(sequelize, table, options);
+  if (current?.kind === 'reference') return false;
+  if (current && current.kind !== 'local') {
+    throw refusal(
+      operation,
+      table,
+      `${bare(table)} is already distributed on ${current.column}: SELECT undistribute_table(${regclass(table)}) first`,
+    );
+  }
   await runCitus(sequelize, referenceSql(table), bare(table), options, operation);
   return true;
 }
@@ -163,7 +183,7 @@ export async function addTenantForeignKey(target: Target, table: TableName, opti
   const operation = 'addTenantForeignKey';
   const refuse = (message: string) => new MultitenantError(`${message}; nothing was changed`, { model: bare(table), operation });
   const check = (v: string | undefined, kind: 'onDelete' | 'onUpdate') => {
-    const value = (v ?? 'NO ACTION').toUpperCase();
+    const value = normalizeAction(v ?? 'NO ACTION');
     const allowed = kind === 'onDelete' ? ['CASCADE', 'RESTRICT', 'NO ACTION'] : ['RESTRICT', 'NO ACTION'];
     if (!allowed.includes(value)) {
       throw refuse(
@@ -205,6 +225,26 @@ export async function addTenantForeignKey(target: Target, table: TableName, opti
     if (missing.length > 0) {
       throw refuse(
         `table ${bare(t)} has no column ${missing.join(', ')}${t === spec.parent && missing.includes(spec.parentColumns[0] as string) ? ': the parent must be a tenant table holding the tenant column (references.tenantColumn names it when it is called differently there)' : ''}`,
+      );
+    }
+  }
+  if (await hasCitus(sequelize, { transaction: options.transaction })) {
+    // Citus adds a key between distributed tables only: checked before the parent's unique key is added
+    const child = await distributionOf(sequelize, spec.child, options);
+    const parent = await distributionOf(sequelize, spec.parent, options);
+    for (const [t, d] of [
+      [spec.child, child],
+      [spec.parent, parent],
+    ] as const) {
+      if (d?.kind !== 'hash') {
+        throw refuse(
+          `table ${bare(t)} is ${d ? (d.kind === 'reference' ? 'a reference table' : 'a Citus local table') : 'not distributed'}: distribute both tables on the tenant column first (createDistributedTable, parents first)`,
+        );
+      }
+    }
+    if (child && parent && child.colocation !== parent.colocation) {
+      throw refuse(
+        `tables ${bare(spec.child)} and ${bare(spec.parent)} are not colocated: distribute them with colocateWith the same tenant table`,
       );
     }
   }

@@ -2,7 +2,7 @@ import type { Sequelize } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import { notify } from '../notice';
-import { bare, constraintName, hasCitus, ident, qualified, regclass, rows, run, type SqlOptions, type TableName } from './sql';
+import { bare, constraintName, hasCitus, ident, qualified, regclass, rows, run, type SqlOptions, type TableName, tableKey } from './sql';
 
 /** A foreign key the library creates: `(store_id, product_id) → products (store_id, id)`, or one deferred on Citus. */
 export interface ForeignKeySpec {
@@ -50,6 +50,44 @@ const raw = (model: AnyModelStatic) => (model as unknown as { rawAttributes: Raw
 const fieldOf = (model: AnyModelStatic, attr: string | undefined) => (attr ? (raw(model)[attr]?.field ?? attr) : attr) as string;
 export const models = (sequelize: Sequelize) =>
   (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
+/**
+ * The actions of an association made before multitenant() was installed (nothing recorded them):
+ * Sequelize has written its defaults into belongsTo / hasOne options, so a value that may be one of its
+ * defaults counts as a default, anything else as written; hasMany and belongsToMany leave the options
+ * as the application wrote them.
+ */
+function inferred(a: AssociationLike): Written {
+  const o = a.options;
+  if (a.associationType === 'HasMany') {
+    const nullable = raw(a.target)[a.foreignKey]?.allowNull !== false;
+    return {
+      onDelete: o.onDelete,
+      onUpdate: o.onUpdate,
+      defaults: { onDelete: nullable ? 'SET NULL' : 'CASCADE', onUpdate: 'CASCADE' },
+      order: -1,
+    };
+  }
+  if (a.associationType === 'BelongsToMany') return { onDelete: o.onDelete, onUpdate: o.onUpdate, order: -1 };
+  const mayBeDefault = (value: string | undefined, defaults: string[]) => !value || defaults.includes(normalizeAction(value));
+  return {
+    onDelete: mayBeDefault(o.onDelete, ['SET NULL', 'NO ACTION', 'CASCADE']) ? undefined : o.onDelete,
+    onUpdate: mayBeDefault(o.onUpdate, ['CASCADE']) ? undefined : o.onUpdate,
+    defaults: { onDelete: o.onDelete, onUpdate: o.onUpdate },
+    order: -1,
+  };
+}
+
+/** Integer types compare as one family (an INTEGER and a BIGINT tenant column are one dimension on PostgreSQL). */
+const typeFamily = (key: string) => (['INTEGER', 'BIGINT', 'SMALLINT', 'TINYINT', 'MEDIUMINT'].includes(key) ? 'integer' : key);
+
+/** tenantMeta, or undefined for a tenantKey that names nothing yet (reported where the model is used). */
+const metaOf = (model: AnyModelStatic): TenantMeta | undefined => {
+  try {
+    return tenantMeta(model);
+  } catch {
+    return undefined;
+  }
+};
 export const associationsOf = (model: AnyModelStatic) =>
   Object.values((model as unknown as { associations: Record<string, AssociationLike> }).associations ?? {});
 
@@ -109,12 +147,19 @@ function giveTenantColumn(association: AssociationLike): void {
   through.refreshAttributes();
 }
 
+/** At install: the through models Sequelize generated for associations made before multitenant(). */
+export function giveTenantColumns(sequelize: Sequelize): void {
+  for (const model of models(sequelize)) {
+    for (const a of associationsOf(model)) if (a.associationType === 'BelongsToMany' && a.source === model) giveTenantColumn(a);
+  }
+}
+
 /**
  * Records what the application passed to belongsTo / hasOne / hasMany / belongsToMany — read before
  * Sequelize runs, since it writes its own defaults into the same options object and into the
  * attributes it injects, where they would look like the application's.
  */
-export function patchAssociationFactories(Model: Record<string, unknown>): void {
+export function patchAssociationFactories(Model: Record<string, unknown>, isInstalled: (s: Sequelize) => boolean): void {
   if (patchedFactories.has(Model)) return;
   patchedFactories.add(Model);
   for (const name of ['belongsTo', 'hasOne', 'hasMany', 'belongsToMany']) {
@@ -148,7 +193,9 @@ export function patchAssociationFactories(Model: Record<string, unknown>): void 
       } else if (name === 'belongsToMany') defaults = { onDelete: 'CASCADE', onUpdate: 'CASCADE' };
       // belongsTo and hasOne write their defaults into the options: read them before anything else can
       else defaults = { onDelete: association.options.onDelete, onUpdate: association.options.onUpdate };
-      if (name === 'belongsToMany' && !holder) giveTenantColumn(association);
+      // (only for a Sequelize instance with the plugin: the factories are shared by every instance)
+      const sequelize = (association.source as unknown as { sequelize?: Sequelize }).sequelize;
+      if (name === 'belongsToMany' && !holder && sequelize && isInstalled(sequelize)) giveTenantColumn(association);
       const child = association.through?.model ?? (name === 'belongsTo' ? association.source : association.target);
       if (child) {
         // what is in the key attributes now and was not the application's, Sequelize wrote
@@ -170,6 +217,11 @@ export function patchAssociationFactories(Model: Record<string, unknown>): void 
   }
 }
 
+/** The referential actions PostgreSQL knows. */
+const ACTIONS = new Set(['NO ACTION', 'RESTRICT', 'CASCADE', 'SET NULL', 'SET DEFAULT']);
+/** `'set  null '` → `'SET NULL'`: PostgreSQL reads the words, not the spacing. */
+export const normalizeAction = (value: string): string => String(value).trim().replace(/\s+/g, ' ').toUpperCase();
+
 /** What Citus refuses on a foreign key that includes the distribution (tenant) column. */
 const REFUSED = {
   onDelete: new Set(['SET NULL', 'SET DEFAULT']),
@@ -188,7 +240,16 @@ function action(
   source: string,
   model: string,
 ): string {
-  const value = (written ?? fallback ?? 'NO ACTION').toUpperCase();
+  const value = normalizeAction(written ?? fallback ?? 'NO ACTION');
+  if (!ACTIONS.has(value)) {
+    throw new MultitenantError(
+      `${kind} '${written ?? fallback}' on ${source} is not a foreign key action (${[...ACTIONS].join(', ')}); nothing was created`,
+      {
+        model,
+        operation: 'sync',
+      },
+    );
+  }
   if (!REFUSED[kind].has(value)) return value;
   if (written) {
     throw new MultitenantError(
@@ -252,19 +313,21 @@ export function tenantForeignKeys(sequelize: Sequelize, concerns: (table: string
   const out = new Map<string, ForeignKeySpec>();
   const add = (s: ForeignKeySpec | undefined) => {
     if (!s) return;
-    const twin = out.get(s.name);
-    if (!twin) out.set(s.name, s);
-    else if (bare(twin.parent) !== bare(s.parent) && !twin.refused) {
+    // one constraint name per table: tables of the same name in two schemas are two tables
+    const key = `${tableKey(s.child)}|${s.name}`;
+    const twin = out.get(key);
+    if (!twin) out.set(key, s);
+    else if (tableKey(twin.parent) !== tableKey(s.parent) && !twin.refused) {
       // a polymorphic pair: one column cannot reference two tables (Sequelize would keep one key, silently)
       const column = s.columns[1];
-      out.set(s.name, {
+      out.set(key, {
         ...twin,
         refused: new MultitenantError(
           `${bare(s.child)}.${column} is the foreign key of ${twin.source} and of ${s.source}: one column cannot reference both ${bare(twin.parent)} and ${bare(s.parent)}. Declare these associations with constraints: false (a polymorphic key); nothing was created`,
           { model: s.model, operation: 'sync' },
         ),
       });
-    } else if ((s.written && !twin.written) || (s.written === twin.written && (s.order ?? 0) < (twin.order ?? 0))) out.set(s.name, s);
+    } else if ((s.written && !twin.written) || (s.written === twin.written && (s.order ?? 0) < (twin.order ?? 0))) out.set(key, s);
   };
   const pair = (
     child: AnyModelStatic,
@@ -277,13 +340,44 @@ export function tenantForeignKeys(sequelize: Sequelize, concerns: (table: string
     const childMeta = tenantMeta(child);
     const parentMeta = tenantMeta(parent);
     if (!childMeta || !parentMeta || parentMeta.isTenantTable || fk === childMeta.column) return undefined;
-    if (!concerns(bare(child.getTableName() as TableName)) && !concerns(bare(parent.getTableName() as TableName))) return undefined;
-    return spec(child, childMeta, fk, parent, parentMeta, key, { ...actions, via: `${a.associationType} ${a.as}` });
+    if (!concerns(tableKey(child.getTableName() as TableName)) && !concerns(tableKey(parent.getTableName() as TableName))) return undefined;
+    const made = spec(child, childMeta, fk, parent, parentMeta, key, { ...actions, via: `${a.associationType} ${a.as}` });
+    // two tenant dimensions (store_id beside a text org, or two tenant tables): no key can hold both
+    const childTenant = tenantTableOf(sequelize, child, childMeta)?.model;
+    const parentTenant = tenantTableOf(sequelize, parent, parentMeta)?.model;
+    if (typeFamily(childMeta.typeKey) !== typeFamily(parentMeta.typeKey) || (childTenant && parentTenant && childTenant !== parentTenant)) {
+      made.refused = new MultitenantError(
+        `${made.source} joins two tenant dimensions (${child.name}.${childMeta.column} ${childMeta.typeKey}, ${parent.name}.${parentMeta.column} ${parentMeta.typeKey}): no foreign key can include both tenant columns. Declare the association with constraints: false; nothing was created`,
+        { model: child.name, operation: 'sync' },
+      );
+    }
+    return made;
+  };
+  /** A belongsToMany between tenant models through a model without tenantKey: its rows could join two tenants. */
+  const globalThrough = (a: AssociationLike, through: AnyModelStatic): ForeignKeySpec | undefined => {
+    if (metaOf(through) || (!metaOf(a.source) && !metaOf(a.target))) return undefined;
+    const table = through.getTableName() as TableName;
+    return {
+      name: `${bare(table)}_tenant`,
+      child: table,
+      columns: [],
+      parent: a.source.getTableName() as TableName,
+      parentColumns: [],
+      onDelete: 'NO ACTION',
+      onUpdate: 'NO ACTION',
+      composite: false,
+      source: `${a.source.name} ↔ ${a.target.name}`,
+      model: through.name,
+      refused: new MultitenantError(
+        `${through.name}, the through model of ${a.source.name}.belongsToMany(${a.target.name}), has no tenantKey: its rows could join one tenant's ${a.source.name} to another's ${a.target.name}, and no key of the database would refuse it. Give it the tenant column and tenantKey (or pass through as a string: the library adds them); nothing was created`,
+        { model: through.name, operation: 'sync' },
+      ),
+    };
   };
   for (const model of models(sequelize)) {
     for (const a of associationsOf(model)) {
       if (a.source !== model || a.options.constraints === false) continue;
-      const recorded = given.get(a) ?? {};
+      const recorded = given.get(a) ?? inferred(a);
       switch (a.associationType) {
         case 'BelongsTo':
         case 'HasOne':
@@ -299,6 +393,7 @@ export function tenantForeignKeys(sequelize: Sequelize, concerns: (table: string
         case 'BelongsToMany': {
           const through = a.through?.model;
           if (!through) break;
+          add(globalThrough(a, through));
           const written = { onDelete: recorded.onDelete, onUpdate: recorded.onUpdate };
           const onThrough = recorded.attributes ?? {};
           const cascade = { onDelete: 'CASCADE', onUpdate: 'CASCADE' };
@@ -446,7 +541,7 @@ export async function addForeignKey(sequelize: Sequelize, s: ForeignKeySpec, opt
   );
   if (clash) throw refuse(`cannot be created: a constraint named ${ident(s.name)} already holds ${clash.def}. Rename one of them`);
   if (s.composite) await ensureUniqueKey(sequelize, s.parent, s.parentColumns, options);
-  await run(sequelize, foreignKeySql(s), options);
+  await runCitus(sequelize, foreignKeySql(s), s.model, options, s.operation ?? 'sync');
   const after = await foreignKeysOf(sequelize, s.child, s.parent, options);
   if (!after.some((row) => matches(row, s))) throw refuse('was sent but is not in the catalog afterwards');
   return true;
@@ -476,8 +571,8 @@ export function prepareCreateTable(
 ): { attributes: Attributes; options: typeof options } {
   const meta = tenantMeta(model);
   const distributed = citus && (!!meta || !!(model as unknown as { options: { referenceTable?: boolean } }).options.referenceTable);
-  const own = bare(model.getTableName() as TableName);
-  const mine = tenantForeignKeys(sequelize, (table) => table === own).filter((s) => bare(s.child) === own);
+  const own = tableKey(model.getTableName() as TableName);
+  const mine = tenantForeignKeys(sequelize, (table) => table === own).filter((s) => tableKey(s.child) === own);
   const refused = mine.find((s) => s.refused)?.refused;
   if (refused) throw refused;
   const replaced = new Set(mine.map((s) => s.columns[1]));
@@ -505,7 +600,7 @@ export function prepareCreateTable(
         composite: false,
         source: `${model.name}.${name}`,
       };
-      deferredOf(sequelize).set(s.name, s);
+      deferredOf(sequelize).set(`${tableKey(s.child)}|${s.name}`, s);
     }
   }
   if (meta && hasThroughAutoKey(model)) {
@@ -528,10 +623,58 @@ export function prepareCreateTable(
   return { attributes: nextAttributes, options: nextOptions };
 }
 
-export async function isDistributed(sequelize: Sequelize, table: TableName, options: SqlOptions): Promise<boolean> {
-  return (
-    (await rows(sequelize, `SELECT 1 FROM pg_dist_partition WHERE logicalrelid = to_regclass(${regclass(table)})`, options)).length > 0
+/** How Citus holds a table: hash-distributed on a column, a reference table, a Citus local table, or not at all. */
+export interface Distribution {
+  kind: 'hash' | 'reference' | 'local' | 'other';
+  column: string | null;
+  colocation: number;
+}
+
+export async function distributionOf(sequelize: Sequelize, table: TableName, options: SqlOptions): Promise<Distribution | undefined> {
+  const [row] = await rows<{ method: string; repmodel: string; col: string | null; g: number }>(
+    sequelize,
+    `SELECT partmethod AS method, repmodel, column_to_column_name(logicalrelid, partkey) AS col, colocationid AS g
+       FROM pg_dist_partition WHERE logicalrelid = to_regclass(${regclass(table)})`,
+    options,
   );
+  if (!row) return undefined;
+  // a Citus local table (a local table Citus took into its metadata, e.g. for a key to a reference table) is not distributed
+  const kind = row.method === 'h' ? 'hash' : row.method === 'n' ? (row.repmodel === 't' ? 'reference' : 'local') : 'other';
+  return { kind, column: row.col, colocation: Number(row.g) };
+}
+
+/** True when the table is hash-distributed or a reference table (what a foreign key between distributed tables needs). */
+export async function isDistributed(sequelize: Sequelize, table: TableName, options: SqlOptions): Promise<boolean> {
+  const d = await distributionOf(sequelize, table, options);
+  return d?.kind === 'hash' || d?.kind === 'reference';
+}
+
+/**
+ * What is wrong with how Citus holds a model's table, or undefined when it is as the library makes it:
+ * a tenant model hash-distributed on its tenant column (colocated with its tenant table when that one is
+ * distributed), a `referenceTable` model a reference table. With the statement that fixes it.
+ */
+export async function distributionProblem(sequelize: Sequelize, model: AnyModelStatic, options: SqlOptions): Promise<string | undefined> {
+  const table = model.getTableName() as TableName;
+  const d = await distributionOf(sequelize, table, options);
+  const meta = metaOf(model);
+  const name = bare(table);
+  if (meta) {
+    if (!d || d.kind === 'local') return `${name} is a local table on Citus: it was not distributed`;
+    if (d.kind !== 'hash' || d.column !== meta.column) {
+      return `${name} is ${d.kind === 'reference' ? 'a reference table' : `distributed on ${d.column ?? 'nothing'}`}, not hash-distributed on its tenant column ${meta.column}: run SELECT undistribute_table(${regclass(table)}) and sync again${d.kind === 'hash' ? `, or SELECT alter_distributed_table(${regclass(table)}, distribution_column => '${meta.column}')` : ''}`;
+    }
+    const colocate = colocationTable(sequelize, model, meta);
+    const parent = colocate ? await distributionOf(sequelize, colocate, options) : undefined;
+    if (colocate && parent?.kind === 'hash' && parent.colocation !== d.colocation) {
+      return `${name} is not colocated with ${bare(colocate)}: run SELECT alter_distributed_table(${regclass(table)}, colocate_with => ${regclass(colocate)})`;
+    }
+    return undefined;
+  }
+  if ((model as unknown as { options: { referenceTable?: boolean } }).options.referenceTable && d?.kind !== 'reference') {
+    return `${name} (referenceTable: true) is ${d ? (d.kind === 'local' ? 'a Citus local table' : `distributed on ${d.column}`) : 'a local table'}, not a reference table${d?.kind === 'hash' ? `: run SELECT undistribute_table(${regclass(table)}) and sync again` : ''}`;
+  }
+  return undefined;
 }
 
 /** The tenant table model a tenant model belongs to: the one its tenant column points to, else the only one. */
@@ -545,8 +688,24 @@ export function tenantTableOf(
     if (a.associationType === 'BelongsTo' && a.identifierField === meta.column && tenantMeta(a.target)?.isTenantTable)
       return { model: a.target, declared: true };
   }
-  const tenantTables = models(sequelize).filter((m) => tenantMeta(m)?.isTenantTable);
-  return tenantTables.length === 1 ? { model: tenantTables[0] as AnyModelStatic, declared: false } : undefined;
+  const tenantTables = models(sequelize).filter((m) => metaOf(m)?.isTenantTable);
+  if (tenantTables.length === 1) return { model: tenantTables[0] as AnyModelStatic, declared: false };
+  // Several models keyed by the tenant column alone (a 1:1 per-store table beside stores): the tenant
+  // table is the one that makes new ids, or the one tenant columns point to.
+  const generating = tenantTables.filter((m) => {
+    const meta = metaOf(m);
+    return !!meta && !!(raw(m)[meta.attribute] as { autoIncrement?: boolean } | undefined)?.autoIncrement;
+  });
+  if (generating.length === 1) return { model: generating[0] as AnyModelStatic, declared: false };
+  const pointedTo = new Set<AnyModelStatic>();
+  for (const m of models(sequelize)) {
+    const meta = metaOf(m);
+    for (const a of associationsOf(m)) {
+      if (meta && a.associationType === 'BelongsTo' && a.identifierField === meta.column && metaOf(a.target)?.isTenantTable)
+        pointedTo.add(a.target);
+    }
+  }
+  return pointedTo.size === 1 ? { model: [...pointedTo][0] as AnyModelStatic, declared: false } : undefined;
 }
 
 /**
@@ -587,7 +746,13 @@ export const referenceSql = (table: TableName): string => `SELECT create_referen
 /** After CREATE TABLE on Citus: distribute a tenant model, or make a `referenceTable: true` model a reference table. */
 export async function distributeModel(sequelize: Sequelize, model: AnyModelStatic, options: SqlOptions = {}): Promise<string | undefined> {
   const table = model.getTableName() as TableName;
-  if (await isDistributed(sequelize, table, options)) return undefined;
+  const current = await distributionOf(sequelize, table, options);
+  if (current && current.kind !== 'local') {
+    // already distributed: as the library makes it, or a MultitenantError with the statement that fixes it
+    const problem = await distributionProblem(sequelize, model, options);
+    if (problem) throw new MultitenantError(problem, { model: model.name, operation: 'sync' });
+    return undefined;
+  }
   const meta = tenantMeta(model);
   let sql: string | undefined;
   if (meta) {
@@ -608,11 +773,22 @@ export async function distributeModel(sequelize: Sequelize, model: AnyModelStati
   return sql;
 }
 
+/** True when `table` has every one of `columns`. */
+export async function hasColumns(sequelize: Sequelize, table: TableName, columns: string[], options: SqlOptions): Promise<boolean> {
+  const found = await rows<{ n: number }>(
+    sequelize,
+    `SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = to_regclass(${regclass(table)}) AND attnum > 0 AND NOT attisdropped
+       AND attname::text = ANY(ARRAY[${columns.map((c) => `'${c.replace(/'/g, "''")}'`).join(', ')}]::text[])`,
+    options,
+  );
+  return (found[0]?.n ?? 0) === new Set(columns).size;
+}
+
 /** After a model's sync: the foreign keys from and to it whose two tables now exist. */
 export async function addForeignKeysFor(sequelize: Sequelize, model: AnyModelStatic, options: SqlOptions = {}): Promise<ForeignKeySpec[]> {
-  const table = bare(model.getTableName() as TableName);
+  const table = tableKey(model.getTableName() as TableName);
   const specs = [...tenantForeignKeys(sequelize, (t) => t === table), ...deferredOf(sequelize).values()].filter(
-    (s) => !s.refused && (bare(s.child) === table || bare(s.parent) === table),
+    (s) => !s.refused && (tableKey(s.child) === table || tableKey(s.parent) === table),
   );
   const added: ForeignKeySpec[] = [];
   const citus = await hasCitus(sequelize, options);
@@ -620,6 +796,9 @@ export async function addForeignKeysFor(sequelize: Sequelize, model: AnyModelSta
     if (!(await exists(sequelize, s.child, options)) || !(await exists(sequelize, s.parent, options))) continue;
     // on Citus a key waits until both of its tables are distributed (the later one's sync adds it)
     if (citus && (!(await isDistributed(sequelize, s.child, options)) || !(await isDistributed(sequelize, s.parent, options)))) continue;
+    // a table that exists without a key column yet (alter adds it in that model's own sync): wait for it
+    if (!(await hasColumns(sequelize, s.child, s.columns, options)) || !(await hasColumns(sequelize, s.parent, s.parentColumns, options)))
+      continue;
     if (await addForeignKey(sequelize, s, options)) added.push(s);
   }
   return added;
@@ -634,7 +813,12 @@ interface QueryInterfaceLike {
 }
 
 /** The schema layer on one Sequelize instance: CREATE TABLE preparation and distribution. */
-export function patchCreateTable(qi: QueryInterfaceLike, isInstalled: () => boolean, checkModel: (m: AnyModelStatic) => void): void {
+export function patchCreateTable(
+  qi: QueryInterfaceLike,
+  isInstalled: () => boolean,
+  checkModel: (m: AnyModelStatic) => void,
+  assertCitus: (m: AnyModelStatic) => void,
+): void {
   const createTable = qi.createTable;
   const sequelize = qi.sequelize;
   qi.createTable = async function schemaAwareCreateTable(tableName, attributes, options, model) {
@@ -642,6 +826,8 @@ export function patchCreateTable(qi: QueryInterfaceLike, isInstalled: () => bool
       return createTable.call(this, tableName, attributes, options, model);
     checkModel(model);
     const citus = await hasCitus(sequelize, options as SqlOptions);
+    // a Model.sync() alone: what Citus would refuse is refused before CREATE TABLE, not after it
+    if (citus) assertCitus(model);
     const prepared = prepareCreateTable(sequelize, model, attributes, options ?? {}, citus);
     const result = await createTable.call(this, tableName, prepared.attributes, prepared.options, model);
     if (citus) await distributeModel(sequelize, model, options as SqlOptions);
@@ -710,8 +896,8 @@ export function patchAlter(qi: AlterQueryInterface, isInstalled: () => boolean):
   qi.removeConstraint = async function keepTenantKeys(table, name, options) {
     const model = syncing(options);
     if (model) {
-      const own = bare(table);
-      if (tenantForeignKeys(sequelize, (t) => t === own).some((s) => bare(s.child) === own && s.name === name)) return undefined;
+      const own = tableKey(table);
+      if (tenantForeignKeys(sequelize, (t) => t === own).some((s) => tableKey(s.child) === own && s.name === name)) return undefined;
     }
     return removeConstraint.call(this, table, name, options);
   };

@@ -21,6 +21,12 @@ export function regclass(table: TableName): string {
   return `'${qualified(table).replace(/'/g, "''")}'`;
 }
 
+/** A table's identity for comparisons: `schema.table` (`.table` in the default schema). */
+export function tableKey(table: TableName): string {
+  if (typeof table === 'string') return `.${table}`;
+  return `${table.schema && table.schema !== 'public' ? table.schema : ''}.${table.tableName}`;
+}
+
 export function bare(table: TableName): string {
   return typeof table === 'string' ? table : table.tableName;
 }

@@ -2,8 +2,8 @@ import type { Sequelize } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { type AnyModelStatic, tenantMeta } from '../models';
 import { keyProblems } from './checks';
-import { exists, isDistributed, models, tenantForeignKeys, tenantTableOf } from './schema';
-import { bare, hasCitus, regclass, rows, type SqlOptions, type TableName } from './sql';
+import { distributionProblem, exists, hasColumns, models, tenantForeignKeys, tenantTableOf } from './schema';
+import { bare, hasCitus, regclass, rows, type SqlOptions, type TableName, tableKey } from './sql';
 
 // `sequelize.sync()` either converges to the documented schema or refuses before its first DDL
 // statement: what would make it fail part-way is checked here first, and on Citus every tenant table is
@@ -23,15 +23,28 @@ const metaOf = (model: AnyModelStatic) => {
 };
 
 /** What Citus would refuse part-way through a sync, for every model: MultitenantErrors before any DDL. */
-function citusProblems(sequelize: Sequelize): MultitenantError[] {
+function citusProblems(sequelize: Sequelize, only?: AnyModelStatic): MultitenantError[] {
   const problems: MultitenantError[] = [];
   const all = models(sequelize);
-  const byTable = new Map(all.map((m) => [bare(m.getTableName() as TableName), m]));
-  for (const model of all) {
+  const byTable = new Map(all.map((m) => [tableKey(m.getTableName() as TableName), m]));
+  for (const model of only ? [only] : all) {
     const meta = metaOf(model);
-    if (!meta) continue;
     const refuse = (message: string) =>
       problems.push(new MultitenantError(`${message}; nothing was created`, { model: model.name, operation: 'sync' }));
+    if (!meta) {
+      // a reference table cannot hold a foreign key to a distributed table (a local global table can)
+      if (!isReference(model)) continue;
+      for (const [name, def] of Object.entries(raw(model))) {
+        const ref = def?.references?.model;
+        if (!ref) continue;
+        const target = byTable.get(tableKey(typeof ref === 'object' && 'getTableName' in ref ? ref.getTableName() : (ref as TableName)));
+        if (target && metaOf(target))
+          refuse(
+            `${model.name}.${name} references ${target.name}, a distributed tenant table, from a reference table: Citus refuses foreign keys from reference tables to distributed tables. Declare the association with constraints: false, or drop referenceTable`,
+          );
+      }
+      continue;
+    }
     for (const p of keyProblems(model)) if (p.kind !== 'autoIncrement') refuse(p.message);
     // colocation: Citus colocates tables only when their distribution columns have the same type
     const tenantTable = tenantTableOf(sequelize, model, meta);
@@ -51,7 +64,7 @@ function citusProblems(sequelize: Sequelize): MultitenantError[] {
       const ref = def?.references?.model;
       if (!ref) continue;
       const table = bare(typeof ref === 'object' && 'getTableName' in ref ? ref.getTableName() : (ref as TableName));
-      const target = byTable.get(table);
+      const target = byTable.get(tableKey(typeof ref === 'object' && 'getTableName' in ref ? ref.getTableName() : (ref as TableName)));
       if (!target || metaOf(target) || isReference(target)) continue;
       refuse(
         `${model.name}.${name} references ${table} (${target.name}), a global model that is not a reference table: Citus refuses a foreign key from a distributed table to a local one. Give ${target.name} referenceTable: true, or declare the association with constraints: false`,
@@ -61,10 +74,28 @@ function citusProblems(sequelize: Sequelize): MultitenantError[] {
   return problems;
 }
 
+/** A model's Citus problems, before its CREATE TABLE (a `Model.sync()` alone); nothing on plain PostgreSQL. */
+export function assertModelForCitus(sequelize: Sequelize, model: AnyModelStatic): void {
+  const [first] = citusProblems(sequelize, model);
+  if (first) throw first;
+}
+
 /** Before sync's first DDL statement: throws the first reason it would fail part-way. */
-export async function assertSchema(sequelize: Sequelize, options: SqlOptions = {}): Promise<boolean> {
+export async function assertSchema(sequelize: Sequelize, options: SqlOptions & { alter?: unknown } = {}): Promise<boolean> {
   const refused = tenantForeignKeys(sequelize).find((s) => s.refused)?.refused;
   if (refused) throw refused;
+  if (!options.alter) {
+    // a tenant model's table that exists without the tenant column: sync does not add columns (alter does)
+    for (const model of models(sequelize)) {
+      const meta = metaOf(model);
+      const table = model.getTableName() as TableName;
+      if (!meta || !(await exists(sequelize, table, options)) || (await hasColumns(sequelize, table, [meta.column], options))) continue;
+      throw new MultitenantError(
+        `table ${bare(table)} exists without the tenant column ${meta.column}: sync does not add columns. Add it in a migration (and backfill it), or run sync({ alter: true }); nothing was created`,
+        { model: model.name, operation: 'sync' },
+      );
+    }
+  }
   const citus = await hasCitus(sequelize, options);
   if (citus) {
     const [first] = citusProblems(sequelize);
@@ -78,18 +109,19 @@ export async function assertSchema(sequelize: Sequelize, options: SqlOptions = {
  * tenant table is distributed and every `referenceTable` model a reference table.
  */
 export async function assertConverged(sequelize: Sequelize, citus: boolean, options: SqlOptions = {}): Promise<void> {
-  const local: string[] = [];
+  const wrong: string[] = [];
   if (citus) {
     for (const model of models(sequelize)) {
       if (!metaOf(model) && !isReference(model)) continue;
       const table = model.getTableName() as TableName;
-      if ((await exists(sequelize, table, options)) && !(await isDistributed(sequelize, table, options)))
-        local.push(`${bare(table)} (${model.name})`);
+      if (!(await exists(sequelize, table, options))) continue;
+      const problem = await distributionProblem(sequelize, model, options);
+      if (problem) wrong.push(`${problem} (${model.name})`);
     }
   }
-  if (local.length > 0) {
+  if (wrong.length > 0) {
     throw new MultitenantError(
-      `sync left ${local.join(', ')} a local table on Citus: it was not distributed. Run sync again after fixing the error above, or createDistributedTable / createReferenceTable in a migration`,
+      `sync did not leave every table as Citus needs it: ${wrong.join('; ')}. Fix it, then run sync again (it distributes tables that already exist), or use createDistributedTable / createReferenceTable in a migration`,
       { operation: 'sync' },
     );
   }
@@ -114,7 +146,7 @@ export function patchSequelizeSync(sequelize: Sequelize, isInstalled: () => bool
   const sync = sequelize.sync;
   sequelize.sync = async function checkedSync(this: Sequelize, ...args: Parameters<Sequelize['sync']>) {
     if (!isInstalled() || this.getDialect() !== 'postgres') return sync.apply(this, args);
-    const options = (args[0] ?? {}) as SqlOptions;
+    const options = (args[0] ?? {}) as SqlOptions & { alter?: unknown };
     const citus = await assertSchema(this, options);
     const result = await sync.apply(this, args);
     await assertConverged(this, citus, options);
