@@ -133,7 +133,8 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
     'Coupon',
     {
       code: { type: DataTypes.STRING, primaryKey: true },
-      shopId: { type: DataTypes.BIGINT, primaryKey: true, field: 'shop_ref' },
+      // BIGINT beside INTEGER stores on PostgreSQL; on Citus a tenant column has the tenant table's key type (colocation)
+      shopId: { type: onCitus ? DataTypes.INTEGER : DataTypes.BIGINT, primaryKey: true, field: 'shop_ref' },
       uses: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 0 },
     },
     { tableName: 'coupons', timestamps: false, tenantKey: 'shop_ref' },
