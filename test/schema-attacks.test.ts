@@ -22,7 +22,7 @@ const id = () => ({ type: DataTypes.BIGINT, primaryKey: true, autoIncrement: tru
 const tenant = () => ({ type: DataTypes.BIGINT, primaryKey: true, allowNull: false });
 
 /** A fresh schema and a Sequelize on it recording every statement. */
-async function fresh(t: { context: { db: TestDatabase } }, install = true) {
+async function fresh(t: { context: { db: TestDatabase } }, install = true, reset = true) {
   const { db } = t.context;
   const sent: string[] = [];
   const sequelize = new Sequelize(db.url, {
@@ -32,8 +32,10 @@ async function fresh(t: { context: { db: TestDatabase } }, install = true) {
   });
   const [[row]] = (await sequelize.query('SELECT current_schema() AS name')) as [Array<{ name: string }>, unknown];
   const schema = row?.name as string;
-  await sequelize.query(`DROP SCHEMA "${schema}" CASCADE`);
-  await sequelize.query(`CREATE SCHEMA "${schema}"`);
+  if (reset) {
+    await sequelize.query(`DROP SCHEMA "${schema}" CASCADE`);
+    await sequelize.query(`CREATE SCHEMA "${schema}"`);
+  }
   if (install) multitenant(sequelize, { notice: false });
   sent.length = 0;
   const ddl = () => sent.filter((s) => /\b(CREATE|ALTER|DROP)\b|create_distributed_table|create_reference_table/.test(s));
@@ -162,7 +164,8 @@ test.serial('associations made before multitenant(): a written CASCADE is kept',
 });
 
 pgOnly('a table that exists without the tenant column: sync refuses before any DDL; sync({ alter: true }) converges', async (t) => {
-  const { sequelize, ddl, keys } = await fresh(t, false);
+  // one connection at a time (the embedded PGlite takes one): reset, then plain Sequelize, then the plugin
+  await (await fresh(t, false)).sequelize.close();
   const define = (s: Sequelize) => {
     const Product = s.define(
       'Product',
@@ -180,6 +183,7 @@ pgOnly('a table that exists without the tenant column: sync refuses before any D
   define(plain);
   await plain.sync(); // product_tags (product_id, tag_id): no store_id
   await plain.close();
+  const { sequelize, ddl, keys } = await fresh(t, false, false);
   try {
     multitenant(sequelize, { notice: false });
     define(sequelize);
