@@ -29,11 +29,12 @@ def('ProductTag', 'product_tags', { store_id: key(), product_id: key(), tag_id: 
 def('Category', 'categories', { id: key(), name: DataTypes.STRING });
 def('Order', 'orders', { id: key(), store_id: key() }, { tenantKey: 'store_id', schema: 'shop' });
 
-type Verdict = 'scoped' | 'pass' | `unscoped:${string}` | 'unparsed';
+type Verdict = 'scoped' | 'pass' | `unscoped:${string}` | 'unparsed' | 'unknowable';
 async function classify(sql: string, tenant: unknown = 1, bind?: unknown[]): Promise<Verdict> {
   const a = await analysisOf(offline, sql);
   if (a.kind === 'pass' || a.kind === 'unparsed') return a.kind;
   if (a.kind === 'unscoped') return `unscoped:${a.table}`;
+  if (a.kind === 'unknowable') return 'unknowable';
   const t = firstUnconstrained(a.graph, normalizeTenant(tenant, {}), bind);
   return t ? `unscoped:${t}` : 'scoped';
 }

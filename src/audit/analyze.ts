@@ -19,6 +19,8 @@ export interface Graph {
 export type Analysis =
   | { kind: 'pass' }
   | { kind: 'unscoped'; table: string; reason: string }
+  /** A statement whose effect the analysis cannot see (EXECUTE, DO, COPY, SQL run from text, CREATE ... AS). */
+  | { kind: 'unknowable'; reason: string }
   | { kind: 'graph'; graph: Graph }
   | { kind: 'unparsed'; message: string };
 
@@ -37,6 +39,58 @@ class Unscoped extends Error {
   }
 }
 
+/**
+ * Functions that run SQL given as text (or read a whole table by name): what they read or change cannot
+ * be seen in the statement, so under a tenant they are refused as unknowable.
+ */
+const SQL_TEXT_FUNCTIONS = new Set([
+  'query_to_xml',
+  'query_to_xmlschema',
+  'query_to_xml_and_xmlschema',
+  'cursor_to_xml',
+  'cursor_to_xmlschema',
+  'table_to_xml',
+  'table_to_xmlschema',
+  'table_to_xml_and_xmlschema',
+  'schema_to_xml',
+  'schema_to_xmlschema',
+  'schema_to_xml_and_xmlschema',
+  'database_to_xml',
+  'database_to_xmlschema',
+  'database_to_xml_and_xmlschema',
+  'ts_stat',
+  'dblink',
+  'dblink_exec',
+  'dblink_open',
+  'dblink_fetch',
+  'dblink_send_query',
+  'dblink_get_result',
+  'dblink_build_sql_insert',
+  'dblink_build_sql_update',
+  'dblink_build_sql_delete',
+]);
+
+/** Every function called anywhere in a parse tree that runs SQL from text: the first one, or undefined. */
+function sqlTextFunction(n: Node): string | undefined {
+  if (!n || typeof n !== 'object') return undefined;
+  if (Array.isArray(n)) {
+    for (const x of n) {
+      const f = sqlTextFunction(x);
+      if (f) return f;
+    }
+    return undefined;
+  }
+  if (n.FuncCall) {
+    const name = (n.FuncCall.funcname ?? []).map(str).at(-1)?.toLowerCase();
+    if (name && SQL_TEXT_FUNCTIONS.has(name)) return name;
+  }
+  for (const v of Object.values(n)) {
+    const f = sqlTextFunction(v);
+    if (f) return f;
+  }
+  return undefined;
+}
+
 interface Entry {
   alias: string;
   kind: 'tenant' | 'derived';
@@ -45,6 +99,25 @@ interface Entry {
   node?: number;
   /** Derived tables and CTEs: output columns that carry a constrained tenant value → their node. */
   cols?: Map<string, number>;
+}
+
+/** A query's outputs: by name, and by position when every output column is explicit (no `*`). */
+interface Outputs {
+  byName: Map<string, number>;
+  positions?: Array<number | undefined>;
+}
+
+/** `AS x(a, b)` / a CTE's column list renames outputs by position; unknown positions (a `*`) carry nothing. */
+function renamed(out: Outputs, names: Node[] | undefined): Map<string, number> {
+  if (!names || names.length === 0) return out.byName;
+  const map = new Map<string, number>();
+  if (!out.positions) return map; // fail closed: which column is which is unknown
+  names.forEach((n, i) => {
+    const name = str(n);
+    const node = out.positions?.[i];
+    if (name && node !== undefined) map.set(name, node);
+  });
+  return map;
 }
 type Scope = Entry[];
 
@@ -171,6 +244,15 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
     for (const v of Object.values(n)) collectSubLinks(v, out);
   }
 
+  /**
+   * The sub-selects of every part of a statement that is not read structurally (`skip`): target lists,
+   * SET, VALUES, RETURNING, ORDER BY, LIMIT / OFFSET, WINDOW, GROUP BY, HAVING, ON CONFLICT ... — each
+   * is analyzed at its own level with the enclosing scopes.
+   */
+  const otherSubqueries = (stmt: Node, skip: readonly string[], out: Node[]) => {
+    for (const [key, value] of Object.entries(stmt ?? {})) if (!skip.includes(key)) collectSubLinks(value, out);
+  };
+
   /** One FROM item → scope entries; JOIN conditions are read with the side they may constrain. */
   const fromItem = (item: Node, scopes: Scope[], conds: Array<() => void>, subqueries: Node[]): Entry[] => {
     const k = kindOf(item);
@@ -180,19 +262,22 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
       if (!rv.schemaname) {
         for (let i = ctes.length - 1; i >= 0; i--) {
           const cte = ctes[i]?.get(rv.relname);
-          if (cte) return [{ ...cte, alias }];
+          if (cte) return [{ ...cte, alias, cols: rv.alias?.colnames?.length ? new Map() : cte.cols }];
         }
       }
       const t = lookupTable(rv);
       if (!t) return [];
       const n = node();
       g.required.push({ node: n, table: t.key });
-      return [{ alias, kind: 'tenant', table: t.key, column: t.column, node: n }];
+      // `FROM products AS p(a, b, c)` renames the table's columns by position: which one is the tenant
+      // column is then unknown here, so it carries no constraint (a refusal, never a pass)
+      const column = rv.alias?.colnames?.length ? undefined : t.column;
+      return [{ alias, kind: 'tenant', table: t.key, column, node: n }];
     }
     if (k === 'RangeSubselect') {
       const alias = item.RangeSubselect.alias?.aliasname ?? '';
-      const cols = select(item.RangeSubselect.subquery, scopes);
-      return [{ alias, kind: 'derived', cols }];
+      const out = select(item.RangeSubselect.subquery, item.RangeSubselect.lateral ? scopes : scopes.slice(1));
+      return [{ alias, kind: 'derived', cols: renamed(out, item.RangeSubselect.alias?.colnames) }];
     }
     if (k === 'JoinExpr') {
       const j = item.JoinExpr;
@@ -208,21 +293,29 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
               ? new Set<number>()
               : 'all';
       if (j.quals) conds.push(() => condition(j.quals, [here, ...scopes.slice(1)], allowed, subqueries));
+      // `(a JOIN b ON ...) AS j(x, y)`: the join's columns renamed; none carries a tenant value here
+      if (j.alias?.colnames?.length) return [{ alias: j.alias.aliasname, kind: 'derived', cols: new Map() }];
       return here;
     }
-    return []; // functions, VALUES lists: no tenant table
+    // functions in FROM (json_populate_recordset(null::products, (SELECT ...)), unnest(ARRAY(SELECT ...)),
+    // XMLTABLE ...): their arguments' sub-selects are analyzed; what they return carries no tenant value
+    collectSubLinks(item, subqueries);
+    return [];
   };
 
-  /** Analyzes a SELECT; returns its output columns that carry a constrained tenant value. */
-  function select(stmt: Node, outer: Scope[]): Map<string, number> {
+  /** Analyzes a SELECT (also VALUES); returns its output columns that carry a constrained tenant value. */
+  function select(stmt: Node, outer: Scope[]): Outputs {
     const s = stmt?.SelectStmt ?? stmt;
-    if (!s) return new Map();
+    if (!s) return { byName: new Map() };
     withClause(s.withClause, outer);
     try {
       if (s.op && s.op !== 'SETOP_NONE') {
         select(s.larg, outer);
         select(s.rarg, outer);
-        return new Map();
+        const subqueries: Node[] = [];
+        otherSubqueries(s, ['larg', 'rarg', 'withClause'], subqueries);
+        for (const sq of subqueries) select(sq, outer);
+        return { byName: new Map() };
       }
       const scope: Scope = [];
       const scopes = [scope, ...outer];
@@ -231,8 +324,7 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
       for (const item of s.fromClause ?? []) scope.push(...fromItem(item, scopes, conds, subqueries));
       for (const c of conds) c();
       condition(s.whereClause, scopes, nodesOf(scope), subqueries);
-      collectSubLinks(s.targetList, subqueries);
-      collectSubLinks(s.havingClause, subqueries);
+      otherSubqueries(s, ['fromClause', 'whereClause', 'withClause', 'larg', 'rarg'], subqueries);
       for (const sq of subqueries) select(sq, scopes);
       return outputs(s.targetList ?? [], scope, scopes);
     } finally {
@@ -240,25 +332,28 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
     }
   }
 
-  const outputs = (targets: Node[], scope: Scope, scopes: Scope[]): Map<string, number> => {
-    const out = new Map<string, number>();
+  const outputs = (targets: Node[], scope: Scope, scopes: Scope[]): Outputs => {
+    const byName = new Map<string, number>();
+    let positions: Array<number | undefined> | undefined = [];
     for (const t of targets) {
       const rt = t.ResTarget;
       const val = rt?.val;
       if (kindOf(val) === 'ColumnRef' && kindOf(val.ColumnRef.fields.at(-1)) === 'A_Star') {
+        positions = undefined; // the columns a star expands to are not known here
         const alias = val.ColumnRef.fields.length > 1 ? str(val.ColumnRef.fields[0]) : undefined;
         for (const e of scope) {
           if (alias !== undefined && e.alias !== alias) continue;
-          if (e.kind === 'tenant' && e.column && e.node !== undefined) out.set(e.column, e.node);
-          for (const [c, n] of e.cols ?? []) out.set(c, n);
+          if (e.kind === 'tenant' && e.column && e.node !== undefined) byName.set(e.column, e.node);
+          for (const [c, n] of e.cols ?? []) byName.set(c, n);
         }
         continue;
       }
       const n = resolve(val, scopes);
       const name = rt?.name ?? (kindOf(val) === 'ColumnRef' ? str(val.ColumnRef.fields.at(-1)) : undefined);
-      if (n !== undefined && name) out.set(name, n);
+      if (n !== undefined && name) byName.set(name, n);
+      positions?.push(n);
     }
-    return out;
+    return { byName, positions };
   };
 
   function withClause(w: Node, outer: Scope[]): void {
@@ -268,8 +363,9 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
     for (const c of w.ctes ?? []) {
       const cte = c.CommonTableExpr;
       const q = cte.ctequery;
-      const cols = kindOf(q) === 'SelectStmt' ? select(q, outer) : statement(q, outer);
-      map.set(cte.ctename, { alias: cte.ctename, kind: 'derived', cols });
+      const out = kindOf(q) === 'SelectStmt' ? select(q, outer) : statement(q, outer);
+      // `WITH x(a, b) AS (...)`: the CTE's columns renamed by position
+      map.set(cte.ctename, { alias: cte.ctename, kind: 'derived', cols: renamed(out, cte.aliascolnames) });
     }
   }
 
@@ -289,46 +385,77 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
     }
   };
 
-  function dml(rel: Node, from: Node[], where: Node, outer: Scope[]): { scope: Scope; target?: Entry } {
+  function dml(rel: Node, from: Node[], where: Node, outer: Scope[], subqueries: Node[]): { scope: Scope; target?: Entry } {
     const scope: Scope = [];
     const scopes = [scope, ...outer];
     const conds: Array<() => void> = [];
-    const subqueries: Node[] = [];
     const target = fromItem({ RangeVar: rel }, scopes, conds, subqueries)[0];
     if (target) scope.push(target);
     for (const item of from ?? []) scope.push(...fromItem(item, scopes, conds, subqueries));
     for (const c of conds) c();
     condition(where, scopes, nodesOf(scope), subqueries);
-    for (const sq of subqueries) select(sq, scopes);
     return { scope, target };
   }
 
-  function statement(stmt: Node, outer: Scope[]): Map<string, number> {
+  /** Refused as unknowable: its effect cannot be seen in the statement. */
+  const unknowable = (what: string): never => {
+    throw new Unscoped('', `${what}: what it reads or changes cannot be checked`);
+  };
+
+  /** `EXCLUDED.store_id` (or the target's own column): an upsert that keeps the row's tenant. */
+  const keepsTenant = (val: Node, column: string): boolean => {
+    if (kindOf(val) !== 'ColumnRef') return false;
+    const names: Array<string | undefined> = val.ColumnRef.fields.map(str);
+    return names.at(-1) === column && (names.length === 1 || names[0]?.toLowerCase() === 'excluded');
+  };
+
+  function statement(stmt: Node, outer: Scope[]): Outputs {
     const k = kindOf(stmt);
     const s = stmt[k];
+    const none: Outputs = { byName: new Map() };
     switch (k) {
-      case 'SelectStmt':
+      case 'SelectStmt': {
+        if (s.intoClause) {
+          // SELECT ... INTO new_table copies rows out of the tenant scope
+          const before = g.required.length;
+          select(stmt, outer);
+          if (g.required.length > before) unknowable('SELECT ... INTO a new table over a tenant table');
+          return none;
+        }
         return select(stmt, outer);
+      }
       case 'UpdateStmt': {
         withClause(s.withClause, outer);
-        const { scope, target } = dml(s.relation, s.fromClause, s.whereClause, outer);
+        const subqueries: Node[] = [];
+        const { scope, target } = dml(s.relation, s.fromClause, s.whereClause, outer, subqueries);
         if (target?.kind === 'tenant') {
-          for (const t of s.targetList ?? [])
-            if (t.ResTarget?.name === target.column) written(target.table as string, t.ResTarget.val, [scope, ...outer]);
+          for (const t of s.targetList ?? []) {
+            if (t.ResTarget?.name !== target.column) continue;
+            // SET (a, store_id) = (SELECT ...): the tenant column from a row of a sub-select
+            if (kindOf(t.ResTarget.val) === 'MultiAssignRef')
+              throw new Unscoped(target.table as string, `a multi-column SET assigns ${target.table}'s tenant column from a sub-select`);
+            written(target.table as string, t.ResTarget.val, [scope, ...outer]);
+          }
         }
+        otherSubqueries(s, ['relation', 'fromClause', 'whereClause', 'withClause'], subqueries);
+        for (const sq of subqueries) select(sq, [scope, ...outer]);
         if (s.withClause) ctes.pop();
-        return new Map();
+        return none;
       }
       case 'DeleteStmt': {
         withClause(s.withClause, outer);
-        dml(s.relation, s.usingClause, s.whereClause, outer);
+        const subqueries: Node[] = [];
+        const { scope } = dml(s.relation, s.usingClause, s.whereClause, outer, subqueries);
+        otherSubqueries(s, ['relation', 'usingClause', 'whereClause', 'withClause'], subqueries);
+        for (const sq of subqueries) select(sq, [scope, ...outer]);
         if (s.withClause) ctes.pop();
-        return new Map();
+        return none;
       }
       case 'InsertStmt': {
         withClause(s.withClause, outer);
         const t = lookupTable(s.relation);
         const source = s.selectStmt?.SelectStmt;
+        const subqueries: Node[] = [];
         if (t) {
           const cols: string[] = (s.cols ?? []).map((c: Node) => c.ResTarget?.name);
           const at = cols.indexOf(t.column);
@@ -342,15 +469,20 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
                 `ON CONFLICT (${keys.join(', ')}) DO UPDATE on ${t.key} does not include the tenant column ${t.column}`,
               );
             }
+            for (const u of conflict.targetList ?? []) {
+              if (u.ResTarget?.name === t.column && !keepsTenant(u.ResTarget.val, t.column))
+                throw new Unscoped(t.key, `ON CONFLICT ... DO UPDATE SET ${t.column} on ${t.key} may move the row to another tenant`);
+            }
           }
           if (source?.valuesLists) {
             for (const row of source.valuesLists) written(t.key, row.List.items[at], outer, t.isTenantTable);
+            collectSubLinks(source.valuesLists, subqueries);
           } else if (source) {
             const out = select({ SelectStmt: source }, outer);
             const target = source.targetList?.[at]?.ResTarget;
             const value = target?.val;
             const name = target?.name ?? (kindOf(value) === 'ColumnRef' ? str(value.ColumnRef.fields.at(-1)) : undefined);
-            const n = name ? out.get(name) : undefined;
+            const n = out.positions?.[at] ?? (name ? out.byName.get(name) : undefined);
             const v = constValue(value);
             const w = node();
             g.required.push({ node: w, table: t.key });
@@ -362,12 +494,16 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
                 `INSERT INTO ${t.key} ... SELECT: the tenant column's value is not from a constrained tenant column`,
               );
           }
-        } else if (source) {
-          select({ SelectStmt: source }, outer);
-        }
+        } else if (source?.valuesLists) collectSubLinks(source.valuesLists, subqueries);
+        else if (source) select({ SelectStmt: source }, outer);
+        otherSubqueries(s, ['relation', 'selectStmt', 'withClause', 'cols'], subqueries);
+        for (const sq of subqueries) select(sq, outer);
         if (s.withClause) ctes.pop();
-        return new Map();
+        return none;
       }
+      case 'MergeStmt':
+        merge(s, outer);
+        return none;
       case 'ExplainStmt':
         return statement(s.query, outer);
       case 'TruncateStmt': {
@@ -376,7 +512,24 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
           const t = lookupTable(rel.RangeVar);
           if (t) throw new Unscoped(t.key, `TRUNCATE ${t.key} removes every tenant's rows`);
         }
-        return new Map();
+        return none;
+      }
+      case 'ExecuteStmt':
+        return unknowable(`EXECUTE ${s.name}: the prepared statement's SQL is not in the statement`);
+      case 'DoStmt':
+        return unknowable('a DO block runs procedural code');
+      case 'CopyStmt': {
+        if (s.query) return unknowable('COPY of a query');
+        const t = s.relation && lookupTable(s.relation);
+        if (t) return unknowable(`COPY ${s.is_from ? 'into' : 'out of'} ${t.key}`);
+        return none;
+      }
+      case 'CreateTableAsStmt': {
+        // CREATE TABLE / MATERIALIZED VIEW ... AS copies rows out of the tenant scope
+        const before = g.required.length;
+        statement(s.query, outer);
+        if (g.required.length > before) unknowable('CREATE ... AS over a tenant table');
+        return none;
       }
       case 'CreateFunctionStmt': {
         // Sequelize wraps `findOrCreate`'s INSERT in a pg_temp function: read the INSERT in its body.
@@ -387,17 +540,55 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
           .join('');
         const insert = body && /BEGIN\s+(INSERT\s[\s\S]*?)\s+RETURNING \* INTO response;/i.exec(body)?.[1];
         if (insert) for (const r of parse(insert)) statement(r.stmt, outer);
-        return new Map();
+        return none;
       }
       default:
-        return new Map(); // DDL, transaction control, SET, SHOW ...: nothing to scope
+        return none; // DDL, transaction control, SET, SHOW, PREPARE (runs nothing) ...: nothing to scope
     }
   }
 
+  /**
+   * MERGE INTO target USING source ON cond WHEN ...: the target's rows are matched by the ON condition,
+   * so it must constrain them; rows an INSERT action writes, and a SET of the tenant column, carry a
+   * current tenant; sub-selects anywhere are analyzed.
+   */
+  function merge(s: Node, outer: Scope[]): void {
+    withClause(s.withClause, outer);
+    const scope: Scope = [];
+    const scopes = [scope, ...outer];
+    const conds: Array<() => void> = [];
+    const subqueries: Node[] = [];
+    const target = fromItem({ RangeVar: s.relation }, scopes, conds, subqueries)[0];
+    if (target) scope.push(target);
+    scope.push(...fromItem(s.sourceRelation, scopes, conds, subqueries));
+    for (const c of conds) c();
+    condition(s.joinCondition, scopes, target?.node !== undefined ? new Set([target.node]) : new Set<number>(), subqueries);
+    if (target?.kind === 'tenant') {
+      for (const w of s.mergeWhenClauses ?? []) {
+        const clause = w.MergeWhenClause;
+        if (clause.commandType === 'CMD_INSERT') {
+          const cols: string[] = (clause.targetList ?? []).map((c: Node) => c.ResTarget?.name);
+          const at = cols.indexOf(target.column as string);
+          if (at < 0) throw new Unscoped(target.table as string, `MERGE ... INSERT into ${target.table} does not set the tenant column`);
+          written(target.table as string, clause.values?.[at], scopes);
+        } else if (clause.commandType === 'CMD_UPDATE') {
+          for (const t of clause.targetList ?? [])
+            if (t.ResTarget?.name === target.column) written(target.table as string, t.ResTarget.val, scopes);
+        }
+      }
+    }
+    otherSubqueries(s, ['relation', 'sourceRelation', 'joinCondition', 'withClause'], subqueries);
+    for (const sq of subqueries) select(sq, scopes);
+    if (s.withClause) ctes.pop();
+  }
+
   try {
+    const fn = sqlTextFunction(stmts);
+    if (fn) unknowable(`${fn}() runs SQL given as text`);
     for (const raw of stmts) statement(raw.stmt, []);
   } catch (err) {
-    if (err instanceof Unscoped) return { kind: 'unscoped', table: err.table, reason: err.reason };
+    if (err instanceof Unscoped)
+      return err.table ? { kind: 'unscoped', table: err.table, reason: err.reason } : { kind: 'unknowable', reason: err.reason };
     throw err;
   }
   return g.required.length === 0 ? { kind: 'pass' } : { kind: 'graph', graph: g };

@@ -13,24 +13,42 @@ import { firstUnconstrained } from './evaluate';
 export type AuditMode = 'off' | 'warn' | 'throw';
 
 // biome-ignore lint/suspicious/noExplicitAny: libpg-query's JSON AST
-type Parser = { loadModule(): Promise<void>; parseSync(sql: string): { stmts: any[] } };
+type Parser = { loadModule(): Promise<void>; parseSync(sql: string): { version?: number; stmts: any[] } };
 let parser: Parser | undefined;
 let loading: Promise<Parser> | undefined;
 
 /** libpg-query is an optional dependency, loaded (its WASM compiled) on the first audited statement. */
 export function assertParserInstalled(): void {
+  let version: string;
   try {
-    require.resolve('libpg-query');
+    version = (require('libpg-query/package.json') as { version: string }).version;
   } catch {
-    throw new MultitenantError('the audit option needs the libpg-query package: npm install libpg-query', { operation: 'multitenant' });
+    throw new MultitenantError('the audit option needs the libpg-query package: npm install libpg-query@17', { operation: 'multitenant' });
+  }
+  if (Number(version.split('.')[0]) !== PARSER_MAJOR) {
+    throw new MultitenantError(
+      `the auditor reads the parse trees of libpg-query ${PARSER_MAJOR} (PostgreSQL ${PARSER_MAJOR}), and ${version} is installed: npm install libpg-query@${PARSER_MAJOR}`,
+      { operation: 'multitenant' },
+    );
   }
 }
+
+/** The libpg-query major version (= the PostgreSQL parser's) whose parse trees the walker is written and tested for. */
+const PARSER_MAJOR = 17;
 
 async function loadParser(): Promise<Parser> {
   if (parser) return parser;
   loading ??= (async () => {
     const mod = require('libpg-query') as Parser;
     await mod.loadModule();
+    // a parser of another PostgreSQL version writes trees of another shape: a clear error, never a silent pass
+    const probe = mod.parseSync('SELECT 1') as { version?: number; stmts?: Array<{ stmt?: Record<string, unknown> }> };
+    if (Math.floor((probe.version ?? 0) / 10000) !== PARSER_MAJOR || !probe.stmts?.[0]?.stmt?.SelectStmt) {
+      throw new MultitenantError(
+        `the installed libpg-query writes parse trees of PostgreSQL ${Math.floor((probe.version ?? 0) / 10000)}, the auditor reads those of ${PARSER_MAJOR}: npm install libpg-query@${PARSER_MAJOR}`,
+        { operation: 'audit' },
+      );
+    }
     parser = mod;
     return mod;
   })();
@@ -116,7 +134,10 @@ export async function auditStatement(
     return;
   }
   if (analysis.kind === 'pass') return;
-  if (analysis.kind === 'unscoped') {
+  if (analysis.kind === 'unknowable') {
+    reason = analysis.reason;
+    table = '';
+  } else if (analysis.kind === 'unscoped') {
     table = analysis.table;
     reason = analysis.reason;
   } else {
@@ -127,9 +148,9 @@ export async function auditStatement(
         : `no tenant is set (strict mode) and the statement reads or writes ${table}`;
     }
   }
-  if (!table) return;
+  if (table === undefined) return;
   const details = {
-    model: tablesOf(sequelize).names.get(table),
+    model: table ? tablesOf(sequelize).names.get(table) : undefined,
     operation: 'audit',
     tenant: tenant ? tenantIdOf(tenant) : undefined,
     table,
