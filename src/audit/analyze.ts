@@ -21,6 +21,8 @@ export type Analysis =
   | { kind: 'unscoped'; table: string; reason: string }
   /** A statement whose effect the analysis cannot see (EXECUTE, DO, COPY, SQL run from text, CREATE ... AS). */
   | { kind: 'unknowable'; reason: string }
+  /** DDL that defines SQL run later or changes tenant tables: refused under a tenant, allowed outside one. */
+  | { kind: 'schema'; reason: string }
   | { kind: 'graph'; graph: Graph }
   | { kind: 'unparsed'; message: string };
 
@@ -29,6 +31,8 @@ export type TenantTables = ReadonlyMap<string, { column: string; isTenantTable: 
 
 // biome-ignore lint/suspicious/noExplicitAny: libpg-query's JSON AST
 type Node = any;
+
+class SchemaChange extends Error {}
 
 class Unscoped extends Error {
   constructor(
@@ -59,6 +63,8 @@ const SQL_TEXT_FUNCTIONS = new Set([
   'database_to_xmlschema',
   'database_to_xml_and_xmlschema',
   'ts_stat',
+  'ts_rewrite',
+  'set_config',
   'dblink',
   'dblink_exec',
   'dblink_open',
@@ -69,6 +75,15 @@ const SQL_TEXT_FUNCTIONS = new Set([
   'dblink_build_sql_update',
   'dblink_build_sql_delete',
 ]);
+
+/** A window function call anywhere in `n` (`... OVER (...)`). */
+function hasWindow(n: Node): boolean {
+  if (!n || typeof n !== 'object') return false;
+  if (Array.isArray(n)) return n.some(hasWindow);
+  if (n.FuncCall?.over) return true;
+  if (n.SubLink) return false;
+  return Object.values(n).some(hasWindow);
+}
 
 /** Every function called anywhere in a parse tree that runs SQL from text: the first one, or undefined. */
 function sqlTextFunction(n: Node): string | undefined {
@@ -93,7 +108,8 @@ function sqlTextFunction(n: Node): string | undefined {
 
 interface Entry {
   alias: string;
-  kind: 'tenant' | 'derived';
+  /** `other`: a global table, a function, VALUES — in scope under its alias, carrying no tenant value. */
+  kind: 'tenant' | 'derived' | 'other';
   table?: string;
   column?: string;
   node?: number;
@@ -124,9 +140,18 @@ type Scope = Entry[];
 const kindOf = (n: Node): string => (n && typeof n === 'object' ? (Object.keys(n)[0] ?? '') : '');
 const str = (n: Node): string | undefined => n?.String?.sval;
 
+/** Types a tenant value may be cast to without changing it. */
+const VALUE_KEEPING_TYPES = new Set(['int2', 'int4', 'int8', 'integer', 'bigint', 'smallint', 'text', 'varchar', 'uuid', 'numeric']);
+
 function constValue(n: Node): ValueSource | undefined {
   const k = kindOf(n);
-  if (k === 'TypeCast') return constValue(n.TypeCast.arg);
+  if (k === 'TypeCast') {
+    // one cast to a type that keeps the value ('1'::bigint, $1::uuid); a cast chain can change it (1::bit(32)::bit(33) is 2)
+    const type = (n.TypeCast.typeName?.names ?? []).map(str).at(-1);
+    const arg = n.TypeCast.arg;
+    if (!VALUE_KEEPING_TYPES.has(type ?? '') || n.TypeCast.typeName?.typmods || kindOf(arg) === 'TypeCast') return undefined;
+    return constValue(arg);
+  }
   if (k === 'ParamRef') return { p: n.ParamRef.number };
   if (k === 'A_Const') {
     const c = n.A_Const;
@@ -161,7 +186,7 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
 
   /** A column reference → the node of the tenant value it carries, if any. */
   const resolve = (ref: Node, scopes: Scope[]): number | undefined => {
-    if (kindOf(ref) === 'TypeCast') return resolve(ref.TypeCast.arg, scopes);
+    // a tenant column under a cast is not the tenant column (store_id::int::boolean = true matches every tenant)
     if (kindOf(ref) !== 'ColumnRef') return undefined;
     const fields: Node[] = ref.ColumnRef.fields;
     const names = fields.map(str);
@@ -266,7 +291,7 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
         }
       }
       const t = lookupTable(rv);
-      if (!t) return [];
+      if (!t) return [{ alias, kind: 'other' }];
       const n = node();
       g.required.push({ node: n, table: t.key });
       // `FROM products AS p(a, b, c)` renames the table's columns by position: which one is the tenant
@@ -293,14 +318,31 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
               ? new Set<number>()
               : 'all';
       if (j.quals) conds.push(() => condition(j.quals, [here, ...scopes.slice(1)], allowed, subqueries));
-      // `(a JOIN b ON ...) AS j(x, y)`: the join's columns renamed; none carries a tenant value here
-      if (j.alias?.colnames?.length) return [{ alias: j.alias.aliasname, kind: 'derived', cols: new Map() }];
+      // `(a JOIN b ON ...) AS j`: the alias hides the tables inside (PostgreSQL binds `p.x` to an outer p);
+      // j's columns are theirs by name (a name two of them have is ambiguous), renamed by a column list
+      if (j.alias) {
+        if (j.alias.colnames?.length) return [{ alias: j.alias.aliasname, kind: 'derived', cols: new Map() }];
+        const cols = new Map<string, number>();
+        const seen = new Set<string>();
+        for (const e of here) {
+          const own: Array<[string, number]> =
+            e.kind === 'tenant' && e.column && e.node !== undefined ? [[e.column, e.node]] : [...(e.cols ?? [])];
+          for (const [c, n] of own) {
+            if (seen.has(c)) cols.delete(c);
+            else cols.set(c, n);
+            seen.add(c);
+          }
+        }
+        return [{ alias: j.alias.aliasname, kind: 'derived', cols }];
+      }
       return here;
     }
     // functions in FROM (json_populate_recordset(null::products, (SELECT ...)), unnest(ARRAY(SELECT ...)),
-    // XMLTABLE ...): their arguments' sub-selects are analyzed; what they return carries no tenant value
+    // XMLTABLE ...): their arguments' sub-selects are analyzed; what they return carries no tenant value,
+    // and their alias is in scope (a `o.store_id` must not reach an outer o)
     collectSubLinks(item, subqueries);
-    return [];
+    const alias = item[k]?.alias?.aliasname;
+    return alias ? [{ alias, kind: 'other' }] : [];
   };
 
   /** Analyzes a SELECT (also VALUES); returns its output columns that carry a constrained tenant value. */
@@ -326,7 +368,31 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
       condition(s.whereClause, scopes, nodesOf(scope), subqueries);
       otherSubqueries(s, ['fromClause', 'whereClause', 'withClause', 'larg', 'rarg'], subqueries);
       for (const sq of subqueries) select(sq, scopes);
-      return outputs(s.targetList ?? [], scope, scopes);
+      const out = outputs(s.targetList ?? [], scope, scopes);
+      // a filter outside does not limit what is computed inside over every row (window functions,
+      // grouping, DISTINCT, LIMIT / OFFSET): such a query's outputs carry no constraint outward
+      // one way only: a constrained tenant column inside still constrains what uses the output outside
+      if (
+        s.groupClause ||
+        s.havingClause ||
+        s.distinctClause ||
+        s.limitCount ||
+        s.limitOffset ||
+        s.windowClause ||
+        hasWindow(s.targetList)
+      ) {
+        const oneWay = (n: number | undefined) => {
+          if (n === undefined) return undefined;
+          const o = node();
+          g.edges.push([n, o]);
+          return o;
+        };
+        return {
+          byName: new Map([...out.byName].map(([c, n]) => [c, oneWay(n) as number])),
+          positions: out.positions?.map(oneWay),
+        };
+      }
+      return out;
     } finally {
       if (s.withClause) ctes.pop();
     }
@@ -389,13 +455,45 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
     const scope: Scope = [];
     const scopes = [scope, ...outer];
     const conds: Array<() => void> = [];
-    const target = fromItem({ RangeVar: rel }, scopes, conds, subqueries)[0];
+    const target = targetOf(rel);
     if (target) scope.push(target);
     for (const item of from ?? []) scope.push(...fromItem(item, scopes, conds, subqueries));
     for (const c of conds) c();
     condition(where, scopes, nodesOf(scope), subqueries);
     return { scope, target };
   }
+
+  /** The table an UPDATE / DELETE / MERGE writes: always a real table (PostgreSQL never reads a CTE there). */
+  const targetOf = (rel: Node): Entry | undefined => {
+    const alias = rel.alias?.aliasname ?? rel.relname;
+    const t = lookupTable(rel);
+    if (!t) return { alias, kind: 'other' };
+    const n = node();
+    g.required.push({ node: n, table: t.key });
+    return { alias, kind: 'tenant', table: t.key, column: t.column, node: n };
+  };
+
+  /** A schema change that is harmless outside a tenant (migrations, sync) and refused under one. */
+  const schemaChange = (what: string): never => {
+    throw new SchemaChange(what);
+  };
+
+  /** Does a DDL statement name a tenant table (a RangeVar anywhere, or a DROP's object names)? */
+  const touchesTenantTable = (n: Node): boolean => {
+    if (!n || typeof n !== 'object') return false;
+    if (Array.isArray(n)) return n.some(touchesTenantTable);
+    if (n.relname !== undefined && lookupTable(n)) return true;
+    if (n.RangeVar && lookupTable(n.RangeVar)) return true;
+    if (n.List?.items) {
+      const names = n.List.items.map(str);
+      if (names.every(Boolean) && names.length >= 1) {
+        const relname = names.at(-1) as string;
+        const schemaname = names.length > 1 ? names.at(-2) : undefined;
+        if (lookupTable({ relname, schemaname })) return true;
+      }
+    }
+    return Object.values(n).some(touchesTenantTable);
+  };
 
   /** Refused as unknowable: its effect cannot be seen in the statement. */
   const unknowable = (what: string): never => {
@@ -481,8 +579,8 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
             const out = select({ SelectStmt: source }, outer);
             const target = source.targetList?.[at]?.ResTarget;
             const value = target?.val;
-            const name = target?.name ?? (kindOf(value) === 'ColumnRef' ? str(value.ColumnRef.fields.at(-1)) : undefined);
-            const n = out.positions?.[at] ?? (name ? out.byName.get(name) : undefined);
+            // by position (the column at the tenant column's place), never by an output's name
+            const n = out.positions ? out.positions[at] : undefined;
             const v = constValue(value);
             const w = node();
             g.required.push({ node: w, table: t.key });
@@ -514,12 +612,35 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
         }
         return none;
       }
+      case 'DeclareCursorStmt':
+        // DECLARE c CURSOR FOR SELECT ...: FETCH returns what the query selects
+        return statement(s.query, outer);
+      case 'VariableSetStmt': {
+        // settings that change how the auditor must read later statements' strings and table names
+        const name = String(s.name ?? '').toLowerCase();
+        if (['standard_conforming_strings', 'backslash_quote', 'search_path'].includes(name))
+          return unknowable(`SET ${name} changes how later statements are read`);
+        return none;
+      }
+      case 'ViewStmt':
+      case 'RuleStmt':
+      case 'CreateTrigStmt':
+        return schemaChange(
+          `${k === 'ViewStmt' ? 'CREATE VIEW' : k === 'RuleStmt' ? 'CREATE RULE' : 'CREATE TRIGGER'} defines SQL that runs later, unseen`,
+        );
+      case 'AlterTableStmt':
+      case 'DropStmt':
+      case 'RenameStmt':
+      case 'IndexStmt':
+        if (touchesTenantTable(s)) return schemaChange(`${k.replace(/Stmt$/, '')} on a tenant table changes every tenant's rows or schema`);
+        return none;
       case 'ExecuteStmt':
         return unknowable(`EXECUTE ${s.name}: the prepared statement's SQL is not in the statement`);
       case 'DoStmt':
         return unknowable('a DO block runs procedural code');
       case 'CopyStmt': {
         if (s.query) return unknowable('COPY of a query');
+        if (s.is_program) return unknowable('COPY ... PROGRAM runs a program');
         const t = s.relation && lookupTable(s.relation);
         if (t) return unknowable(`COPY ${s.is_from ? 'into' : 'out of'} ${t.key}`);
         return none;
@@ -539,8 +660,12 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
           ?.arg?.List?.items?.map(str)
           .join('');
         const insert = body && /BEGIN\s+(INSERT\s[\s\S]*?)\s+RETURNING \* INTO response;/i.exec(body)?.[1];
-        if (insert) for (const r of parse(insert)) statement(r.stmt, outer);
-        return none;
+        const temporary = (s.funcname ?? []).map(str)[0] === 'pg_temp';
+        if (insert && temporary) {
+          for (const r of parse(insert)) statement(r.stmt, outer);
+          return none;
+        }
+        return schemaChange('CREATE FUNCTION defines SQL that runs later, unseen');
       }
       default:
         return none; // DDL, transaction control, SET, SHOW, PREPARE (runs nothing) ...: nothing to scope
@@ -558,7 +683,7 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
     const scopes = [scope, ...outer];
     const conds: Array<() => void> = [];
     const subqueries: Node[] = [];
-    const target = fromItem({ RangeVar: s.relation }, scopes, conds, subqueries)[0];
+    const target = targetOf(s.relation);
     if (target) scope.push(target);
     scope.push(...fromItem(s.sourceRelation, scopes, conds, subqueries));
     for (const c of conds) c();
@@ -589,6 +714,8 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
   } catch (err) {
     if (err instanceof Unscoped)
       return err.table ? { kind: 'unscoped', table: err.table, reason: err.reason } : { kind: 'unknowable', reason: err.reason };
+    if (err instanceof SchemaChange)
+      return { kind: 'schema', reason: `${err.message}: run schema changes outside a tenant (withoutTenant)` };
     throw err;
   }
   return g.required.length === 0 ? { kind: 'pass' } : { kind: 'graph', graph: g };

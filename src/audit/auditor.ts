@@ -129,12 +129,13 @@ export async function auditStatement(
   const analysis = await analysisOf(sequelize, sql);
   let table: string | undefined;
   let reason: string | undefined;
-  if (analysis.kind === 'unparsed') {
-    notify(sequelize, `audit: the PostgreSQL parser rejected a statement, not checked (${analysis.message}): ${sql.slice(0, 200)}`);
-    return;
-  }
   if (analysis.kind === 'pass') return;
-  if (analysis.kind === 'unknowable') {
+  if (analysis.kind === 'schema' && !tenant) return;
+  if (analysis.kind === 'unparsed') {
+    // the auditor's parser (PostgreSQL 17) may reject what the server accepts: fail closed
+    reason = `the auditor's PostgreSQL ${PARSER_MAJOR} parser could not read it (${analysis.message}), so it cannot be checked`;
+    table = '';
+  } else if (analysis.kind === 'unknowable' || analysis.kind === 'schema') {
     reason = analysis.reason;
     table = '';
   } else if (analysis.kind === 'unscoped') {

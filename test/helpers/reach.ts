@@ -68,6 +68,11 @@ export async function runOnce(s: Sequelize, c: Statement, withoutTenant2: boolea
     // tenant 1's rows afterwards (tenant 2's rows: compared with their start in `reaches`)
     const tables: Record<string, unknown> = {};
     for (const table of TABLES) {
+      const [present] = await s.query(`SELECT to_regclass('${table}') IS NOT NULL AS p`, { transaction: tx, type: QueryTypes.SELECT });
+      if (!(present as { p: boolean }).p) {
+        tables[table] = 'dropped'; // a DROP TABLE: every tenant's rows gone
+        continue;
+      }
       tables[table] = await s.query(`SELECT * FROM ${table} ORDER BY ${table === 'stores' ? '1' : '1, 2'}`, {
         transaction: tx,
         type: QueryTypes.SELECT,
@@ -82,12 +87,16 @@ export async function runOnce(s: Sequelize, c: Statement, withoutTenant2: boolea
 
 /** Does running `c` depend on, or change, tenant 2's rows? */
 export async function reaches(s: Sequelize, c: Statement): Promise<boolean> {
-  const all = JSON.parse(await runOnce(s, c, false)) as { result: unknown; tables: Record<string, Array<Record<string, unknown>>> };
+  const all = JSON.parse(await runOnce(s, c, false)) as {
+    result: unknown;
+    tables: Record<string, Array<Record<string, unknown>> | string>;
+  };
   const one = JSON.parse(await runOnce(s, c, true)) as typeof all;
-  const own = (rows: Array<Record<string, unknown>>, table: string) =>
-    rows.filter((r) => String(table === 'stores' ? r.id : r.store_id) !== '2');
-  const other = (rows: Array<Record<string, unknown>>, table: string) =>
-    rows.filter((r) => String(table === 'stores' ? r.id : r.store_id) === '2');
+  // a dropped table ('dropped') compares as itself: tenant 2's rows are gone with it
+  const own = (rows: Array<Record<string, unknown>> | string, table: string) =>
+    typeof rows === 'string' ? rows : rows.filter((r) => String(table === 'stores' ? r.id : r.store_id) !== '2');
+  const other = (rows: Array<Record<string, unknown>> | string, table: string) =>
+    typeof rows === 'string' ? rows : rows.filter((r) => String(table === 'stores' ? r.id : r.store_id) === '2');
   const start = JSON.parse(await runOnce(s, { sql: 'SELECT 1' }, false)) as typeof all;
   if (JSON.stringify(all.result) !== JSON.stringify(one.result)) return true;
   for (const table of TABLES) {
