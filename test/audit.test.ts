@@ -131,7 +131,7 @@ const corpus: Array<[string, Verdict, unknown?, unknown[]?]> = [
     "CREATE OR REPLACE FUNCTION pg_temp.testfunc(OUT response products, OUT sequelize_caught_exception text) RETURNS RECORD AS $func_1$ BEGIN INSERT INTO products (id, store_id, name) VALUES (DEFAULT, 2, 'kiwi') RETURNING * INTO response; EXCEPTION WHEN unique_violation THEN GET STACKED DIAGNOSTICS sequelize_caught_exception = PG_EXCEPTION_DETAIL; END $func_1$ LANGUAGE plpgsql; SELECT (testfunc.response).id FROM pg_temp.testfunc(); DROP FUNCTION IF EXISTS pg_temp.testfunc();",
     'unscoped:products',
   ],
-  // the parser rejects it: reported, not blocked
+  // the parser rejects it: refused in throw mode, reported in warn mode (fail closed)
   ['SELEC * FROM products', 'unparsed'],
 ];
 
