@@ -217,6 +217,14 @@ const corpus: Case[] = [
   { sql: `CREATE TEMP VIEW v_leak AS SELECT * FROM products`, probe: `SELECT count(*)::int AS n FROM v_leak`, verdict: 'schema' },
   { sql: `ALTER TABLE products ALTER COLUMN name TYPE varchar(200) USING 'pwned'`, verdict: 'schema' },
   { sql: `DROP TABLE purchases`, verdict: 'schema' },
+  // JOIN ... USING: the equality of the column on both sides (a LEFT JOIN's constrains its right side only)
+  { sql: `SELECT p.id, u.id FROM products p JOIN purchases u USING (store_id) WHERE p.store_id = 1 ORDER BY 1, 2`, verdict: 'scoped' },
+  { sql: `SELECT p.id, u.id FROM products p LEFT JOIN purchases u USING (store_id) WHERE p.store_id = 1 ORDER BY 1, 2`, verdict: 'scoped' },
+  {
+    sql: `SELECT p.id, u.id FROM products p LEFT JOIN purchases u USING (store_id) ORDER BY 1, 2`,
+    verdict: 'unscoped',
+  },
+  { sql: `SELECT p.id, u.id FROM products p JOIN purchases u USING (id) WHERE p.store_id = 1 ORDER BY 1, 2`, verdict: 'unscoped' },
   // effects the analysis cannot see
   { sql: `EXECUTE leak`, setup: `PREPARE leak AS SELECT * FROM products`, verdict: 'unknowable' },
   { sql: `DO $$ BEGIN UPDATE products SET price = 0; END $$`, verdict: 'unknowable' },

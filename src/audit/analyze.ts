@@ -318,6 +318,24 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
               ? new Set<number>()
               : 'all';
       if (j.quals) conds.push(() => condition(j.quals, [here, ...scopes.slice(1)], allowed, subqueries));
+      // JOIN ... USING (store_id): the equality of that column on both sides, read like an ON equality
+      for (const name of (j.usingClause ?? []).map(str)) {
+        const side = (entries: Entry[]) => {
+          const found = entries.flatMap((e) =>
+            e.kind === 'tenant' && e.column === name && e.node !== undefined
+              ? [e.node]
+              : e.cols?.has(name)
+                ? [e.cols.get(name) as number]
+                : [],
+          );
+          return found.length === 1 ? found[0] : undefined; // a name on several tables of one side: PostgreSQL refuses it
+        };
+        const l = side(left);
+        const r = side(right);
+        if (l === undefined || r === undefined) continue;
+        if (allowed === 'all' || allowed.has(r)) g.edges.push([l, r]);
+        if (allowed === 'all' || allowed.has(l)) g.edges.push([r, l]);
+      }
       // `(a JOIN b ON ...) AS j`: the alias hides the tables inside (PostgreSQL binds `p.x` to an outer p);
       // j's columns are theirs by name (a name two of them have is ambiguous), renamed by a column list
       if (j.alias) {
