@@ -12,7 +12,7 @@ import { firstUnconstrained } from '../src/audit/evaluate';
 import { multitenant } from '../src/index';
 import { normalizeTenant } from '../src/tenant';
 import { onCitus, type TestDatabase } from './helpers/db';
-import { createReachDatabase, reaches, runOnce, type Statement } from './helpers/reach';
+import { reachDatabaseHooks, reaches, runOnce, type Statement } from './helpers/reach';
 
 interface Ctx {
   db: TestDatabase;
@@ -22,14 +22,7 @@ const test = anyTest as TestFn<Ctx>;
 // the oracle deletes tenant 2's rows with triggers off, which Citus does not allow: PostgreSQL only
 const serial = onCitus ? test.skip : test.serial;
 
-test.before(async (t) => {
-  if (onCitus) return;
-  t.context = await createReachDatabase();
-});
-test.after.always(async (t) => {
-  await t.context?.sequelize?.close();
-  await t.context?.db?.drop();
-});
+reachDatabaseHooks(test);
 
 type Verdict = 'scoped' | 'unscoped' | 'unknowable' | 'pass' | 'schema';
 interface Case extends Statement {

@@ -10,19 +10,12 @@ import { analysisOf } from '../src/audit/auditor';
 import { firstUnconstrained } from '../src/audit/evaluate';
 import { normalizeTenant } from '../src/tenant';
 import { onCitus, type TestDatabase } from './helpers/db';
-import { createReachDatabase, reaches, runOnce } from './helpers/reach';
+import { reachDatabaseHooks, reaches, runOnce } from './helpers/reach';
 
 const test = anyTest as TestFn<{ db: TestDatabase; sequelize: Sequelize }>;
 const serial = onCitus ? test.skip : test.serial;
 
-test.before(async (t) => {
-  if (onCitus) return;
-  t.context = await createReachDatabase();
-});
-test.after.always(async (t) => {
-  await t.context?.sequelize?.close();
-  await t.context?.db?.drop();
-});
+reachDatabaseHooks(test);
 
 /** The sub-select: 1 when tenant 2's product 3 is visible, else 0 — unless constrained to tenant 1. */
 const inner = (n: number, constrained: boolean, table: 'products' | 'purchases') =>

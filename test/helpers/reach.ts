@@ -1,9 +1,10 @@
 // An oracle for "does this statement reach tenant 2?": run it twice in rolled-back transactions, on the
 // data and on the data without tenant 2's rows (foreign-key triggers off); it reaches tenant 2 when its
 // result or tenant 1's rows afterwards differ, or when it changed tenant 2's rows. PostgreSQL only.
+import type { TestFn } from 'ava';
 import { DataTypes, QueryTypes, Sequelize } from 'sequelize';
 import { multitenant } from '../../src/index';
-import { createTestDatabase, type TestDatabase } from './db';
+import { createTestDatabase, onCitus, type TestDatabase } from './db';
 
 export const TABLES = ['stores', 'products', 'purchases'] as const;
 
@@ -104,4 +105,16 @@ export async function reaches(s: Sequelize, c: Statement): Promise<boolean> {
     if (JSON.stringify(other(all.tables[table] ?? [], table)) !== JSON.stringify(other(start.tables[table] ?? [], table))) return true;
   }
   return false;
+}
+
+/** The database above for a test file's tests (none on Citus, where the oracle cannot run), dropped after them. */
+export function reachDatabaseHooks(test: TestFn<{ db: TestDatabase; sequelize: Sequelize }>): void {
+  test.before(async (t) => {
+    if (onCitus) return;
+    t.context = await createReachDatabase();
+  });
+  test.after.always(async (t) => {
+    await t.context?.sequelize?.close();
+    await t.context?.db?.drop();
+  });
 }
