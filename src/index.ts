@@ -27,4 +27,6 @@ export { tenantMiddleware } from './express';
 export type { NoticeHandler } from './notice';
 export type { MultitenantOptions } from './plugin';
 export { multitenant } from './plugin';
+export type { RowLevelSecurityOptions } from './rls/policy';
+export { disableRowLevelSecurity, enableRowLevelSecurity } from './rls/policy';
 export type { TenantId, TenantInput } from './tenant';

@@ -9,6 +9,7 @@ import { MultitenantError } from './errors';
 import { assertInternals } from './internals';
 import type { AnyModelStatic } from './models';
 import type { NoticeHandler } from './notice';
+import { installRls } from './rls/install';
 import { patchAssociations } from './scope/associations';
 import { type GeneratorInternals, patchIncludes } from './scope/includes';
 import { patchModelMethods } from './scope/methods';
@@ -50,6 +51,16 @@ export interface MultitenantOptions {
    * @default 'off'
    */
   audit?: AuditMode;
+  /**
+   * Row-level security, the database's own second line: `sync()` makes one policy per tenant table (ENABLE
+   * and FORCE ROW LEVEL SECURITY, USING and WITH CHECK on the tenant column), and every statement this
+   * instance sends — ORM, raw `sequelize.query`, `hooks: false`, in transactions — runs with the current
+   * tenant(s) in a setting of its connection (`withoutTenant`: an explicit bypass). With no tenant the
+   * database shows and changes no tenant rows. PostgreSQL and Citus; the role must not be a superuser or
+   * have BYPASSRLS.
+   * @default false
+   */
+  rls?: boolean;
 }
 
 /** Per-Sequelize-instance state (internal). */
@@ -66,9 +77,9 @@ export function stateOf(sequelize: Sequelize): PluginState | undefined {
   return states.get(sequelize);
 }
 
-const OPTION_KEYS: ReadonlyArray<keyof MultitenantOptions> = ['strict', 'namespace', 'writeOnly', 'notice', 'audit'];
+const OPTION_KEYS: ReadonlyArray<keyof MultitenantOptions> = ['strict', 'namespace', 'writeOnly', 'notice', 'audit', 'rls'];
 
-function resolveOptions(options: MultitenantOptions): PluginState['options'] {
+function resolveOptions(sequelize: Sequelize, options: MultitenantOptions): PluginState['options'] {
   if (options === null || typeof options !== 'object') {
     throw new MultitenantError('options must be an object', { operation: 'multitenant' });
   }
@@ -82,7 +93,7 @@ function resolveOptions(options: MultitenantOptions): PluginState['options'] {
   if (options.notice !== undefined && options.notice !== false && typeof options.notice !== 'function') {
     throw new MultitenantError('option notice must be a function or false', { operation: 'multitenant' });
   }
-  for (const key of ['strict', 'writeOnly'] as const) {
+  for (const key of ['strict', 'writeOnly', 'rls'] as const) {
     if (options[key] !== undefined && typeof options[key] !== 'boolean') {
       throw new MultitenantError(`option ${key} must be a boolean`, { operation: 'multitenant' });
     }
@@ -91,6 +102,11 @@ function resolveOptions(options: MultitenantOptions): PluginState['options'] {
     throw new MultitenantError(`option audit must be 'off', 'warn' or 'throw', got ${String(options.audit)}`, { operation: 'multitenant' });
   }
   if (options.audit && options.audit !== 'off') assertParserInstalled();
+  if (options.rls && sequelize.getDialect() !== 'postgres') {
+    throw new MultitenantError(`option rls needs PostgreSQL (dialect ${sequelize.getDialect()}); nothing was installed`, {
+      operation: 'multitenant',
+    });
+  }
   if (options.strict && options.writeOnly) {
     throw new MultitenantError('strict and writeOnly exclude each other: writeOnly adds no filters', { operation: 'multitenant' });
   }
@@ -113,13 +129,15 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   }
   const existing = states.get(sequelize);
   if (existing && options === undefined) return sequelize;
-  const resolved = resolveOptions(options ?? {});
+  const resolved = resolveOptions(sequelize, options ?? {});
   // Every Sequelize internal wrapped below is checked first: a missing one fails the install whole.
   if (!existing) assertInternals(sequelize);
   configureNamespace(resolved.namespace);
   watchSequelizeClass(ctor);
+  const rlsOn = (s: Sequelize) => stateOf(s)?.options.rls === true;
   if (existing) {
     existing.options = resolved;
+    if (resolved.rls) installRls(sequelize, ctor.Model as Parameters<typeof installRls>[1], rlsOn);
     // Switching writeOnly off makes reads and filters scoped: prove it again for the new mode.
     existing.canary = assertCanary(sequelize, { filters: !resolved.writeOnly });
     return sequelize;
@@ -143,6 +161,7 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
     (m) => assertModelForCitus(sequelize, m),
   );
   states.set(sequelize, state);
+  if (resolved.rls) installRls(sequelize, ctor.Model as Parameters<typeof installRls>[1], rlsOn);
   // Prove the wrappers are on the paths Sequelize takes: build (never send) representative SQL and check it.
   state.canary = assertCanary(sequelize, { filters: !resolved.writeOnly });
   // Keys Citus would reject are said once per model: now for the models already defined, then as each is defined.

@@ -88,7 +88,7 @@ test.serial('options are checked', (t) => {
   t.throws(() => multitenant({} as never), { instanceOf: MultitenantError, message: /takes a Sequelize instance/ });
   // an unknown key (a typo, an option of a later release) is refused, listing the valid ones
   const err = t.throws(() => multitenant(sequelize, { strict: true, stirct: true } as never), { instanceOf: MultitenantError });
-  t.regex(err?.message ?? '', /unknown option 'stirct': the options are strict, namespace, writeOnly, notice, audit/);
+  t.regex(err?.message ?? '', /unknown option 'stirct': the options are strict, namespace, writeOnly, notice, audit, rls/);
   t.throws(() => multitenant(sequelize, { rls: true, x: 1 } as never), { message: /unknown options 'rls', 'x'/ });
 });
 

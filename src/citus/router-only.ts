@@ -32,6 +32,6 @@ export function routerOnly(sequelize: Sequelize, options: { notice?: NoticeHandl
     }
     if (!citus) return undefined;
     const tenant = currentFrame()?.tenant;
-    return { 'citus.multi_task_query_log_level': tenant && !tenant.many ? 'error' : 'off' };
+    return { values: { 'citus.multi_task_query_log_level': tenant && !tenant.many ? 'error' : 'off' } };
   });
 }
