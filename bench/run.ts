@@ -1,31 +1,60 @@
-// Side-by-side benchmark: each workload three ways in one process, interleaved — hand-written tenant
+// Side-by-side benchmark: each workload four ways in one process, interleaved — hand-written tenant
 // filters on plain Sequelize (the baseline), the library with its default context (AsyncLocalStorage),
-// and the library with a cls-hooked namespace. Reports operations per second and Node CPU
-// microseconds per operation (process.cpuUsage), and the ratios to the baseline, as a table and JSON.
+// the library with a cls-hooked namespace, and the library with row-level security (`rls: true`,
+// connected as a role the policies apply to). Reports operations per second, Node CPU microseconds per
+// operation (process.cpuUsage), statements on the wire per operation (the library's SETs included),
+// and the ratios to the baseline and to the library without rls, as a table and JSON.
 // Run: npm run bench  (ROUNDS=5 OPS=300 to change; uses the test database choice: DATABASE_URL, the
-// local server, else an embedded PGlite)
+// local server, CITUS_URL with MULTITENANT_TEST_DB=citus, else an embedded PGlite)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createNamespace } from 'cls-hooked';
-import { Sequelize } from 'sequelize';
+import { type Options, Sequelize } from 'sequelize';
 import { switchNamespaceForBenchmarks } from '../src/context';
 import { multitenant } from '../src/index';
-import { createTestDatabase } from '../test/helpers/db';
+import { createRlsDatabase } from '../test/helpers/rls';
 import { define, PRODUCTS, TENANTS, type Workload, workloadsFor } from './workloads';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const OPS = Number(process.env.OPS ?? 300);
 
-type Variant = 'baseline' | 'library' | 'library+cls';
+type Variant = 'baseline' | 'library' | 'library+cls' | 'library+rls';
+
+/** Counts the statements each variant's connections send (the library's own SETs included). */
+const wire = new Map<Variant, number>();
+const counting = (variant: Variant, extra: Partial<Options> = {}): Partial<Options> => ({
+  ...extra,
+  hooks: {
+    afterConnect: async (connection: unknown, config: unknown) => {
+      await (extra.hooks?.afterConnect as ((c: unknown, o: unknown) => Promise<void>) | undefined)?.(connection, config);
+      const c = connection as { query: (...a: unknown[]) => unknown };
+      const query = c.query;
+      c.query = function counted(this: unknown, ...args: unknown[]) {
+        wire.set(variant, (wire.get(variant) ?? 0) + 1);
+        return query.apply(this, args);
+      };
+    },
+  },
+});
 
 async function main() {
-  const db = await createTestDatabase();
+  // the tables belong to a role that is neither a superuser nor BYPASSRLS: the policies apply to the
+  // rls variant; the others connect as the superuser, which PostgreSQL lets past every policy (rls off)
+  const db = await createRlsDatabase();
+  const embedded = db.kind === 'embedded';
   const pool = { max: Math.min(db.maxConnections, 4) };
-  const plain = new Sequelize(db.url, { logging: false, pool });
-  const scoped = new Sequelize(db.url, { logging: false, pool });
+  const plain = new Sequelize(db.adminUrl, { logging: false, pool, ...counting('baseline') });
+  const scoped = new Sequelize(db.adminUrl, { logging: false, pool, ...counting('library') });
+  const withRls = new Sequelize(db.url, { logging: false, pool, ...counting('library+rls', db.connectOptions()) });
   multitenant(scoped, { notice: false });
+  multitenant(withRls, { notice: false, rls: true });
   const base = define(plain, false);
   const lib = define(scoped, true);
-  await plain.sync({ force: true });
+  const rls = define(withRls, true);
+  if (embedded) {
+    // PGlite: one session for all; the role is set per statement batch below (RLS cannot be compared there)
+    console.log('embedded PGlite: one session shared by every connection, no rls variant');
+  }
+  await (embedded ? plain.sync({ force: true }) : withRls.sync({ force: true }));
   await plain.query(
     `INSERT INTO bench_products (id, store_id, name, stock) SELECT i, s, 'p' || i, 100 FROM generate_series(1, ${PRODUCTS}) i, generate_series(1, ${TENANTS}) s`,
   );
@@ -33,19 +62,23 @@ async function main() {
     `INSERT INTO bench_purchases (store_id, product_id, qty) SELECT s, i, 1 FROM generate_series(1, ${PRODUCTS}) i, generate_series(1, ${TENANTS}) s, generate_series(1, 2)`,
   );
   const ns = createNamespace('bench');
-  const workloads = workloadsFor(base, lib);
+  const workloads = workloadsFor(base, lib, rls);
 
-  const variants: Variant[] = ['baseline', 'library', 'library+cls'];
+  const variants: Variant[] = embedded ? ['baseline', 'library', 'library+cls'] : ['baseline', 'library', 'library+cls', 'library+rls'];
   const totals = new Map<string, { ms: number; cpu: number; ops: number }>();
-  const fnOf = (w: Record<'baseline' | 'library', Workload>, v: Variant) => (v === 'baseline' ? w.baseline : w.library);
+  const fnOf = (w: Record<'baseline' | 'library' | 'rls', Workload>, v: Variant) =>
+    v === 'baseline' ? w.baseline : v === 'library+rls' ? w.rls : w.library;
+  const sent = new Map<string, number>();
   // One operation of one variant, timed alone (wall and CPU), so that the variants can alternate op by op.
   const once = async (key: string, variant: Variant, fn: Workload, i: number) => {
     switchNamespaceForBenchmarks(variant === 'library+cls' ? ns : undefined);
+    const w0 = wire.get(variant) ?? 0;
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await fn(i);
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
+    sent.set(key, (sent.get(key) ?? 0) + (wire.get(variant) ?? 0) - w0);
     const tot = totals.get(key) ?? { ms: 0, cpu: 0, ops: 0 };
     tot.ms += ms;
     tot.cpu += cpu.user + cpu.system;
@@ -71,6 +104,7 @@ async function main() {
   const rows: Array<Record<string, string | number>> = [];
   for (const name of Object.keys(workloads)) {
     const b = totals.get(`${name}|baseline`) as { ms: number; cpu: number; ops: number };
+    const l = totals.get(`${name}|library`) as { ms: number; cpu: number; ops: number };
     for (const v of variants) {
       const x = totals.get(`${name}|${v}`) as { ms: number; cpu: number; ops: number };
       const opsPerSec = (x.ops / x.ms) * 1000;
@@ -82,10 +116,15 @@ async function main() {
         'CPU µs/op': Math.round(cpuPerOp),
         'ops/s ÷ baseline': Number((opsPerSec / ((b.ops / b.ms) * 1000)).toFixed(3)),
         'CPU ÷ baseline': Number((cpuPerOp / (b.cpu / b.ops)).toFixed(3)),
+        'CPU ÷ library': Number((cpuPerOp / (l.cpu / l.ops)).toFixed(3)),
+        'ops/s ÷ library': Number((opsPerSec / ((l.ops / l.ms) * 1000)).toFixed(3)),
+        'statements/op': Number(((sent.get(`${name}|${v}`) ?? 0) / x.ops).toFixed(2)),
       });
     }
   }
-  console.log(`database: ${db.kind}, ${ROUNDS} rounds × ${OPS} operations per workload and variant, interleaved op by op`);
+  console.log(
+    `database: ${db.kind}, pool ${pool.max}, ${ROUNDS} rounds × ${OPS} operations per workload and variant, interleaved op by op; statements/op counts what went over the wire (the library's SETs included)`,
+  );
   console.table(rows);
   mkdirSync('bench/results', { recursive: true });
   const json = { date: new Date().toISOString(), node: process.version, database: db.kind, rounds: ROUNDS, ops: OPS, results: rows };
@@ -93,6 +132,7 @@ async function main() {
   console.log(JSON.stringify(json));
   await plain.close();
   await scoped.close();
+  await withRls.close();
   await db.drop();
 }
 main();

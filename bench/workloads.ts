@@ -32,9 +32,17 @@ export function define(sequelize: Sequelize, tenantKeys: boolean): { Product: M;
 }
 
 export type Workload = (i: number) => Promise<unknown>;
-export type Workloads = Record<string, Record<'baseline' | 'library', Workload>>;
+export type Workloads = Record<string, Record<'baseline' | 'library' | 'rls', Workload>>;
 
-export function workloadsFor(base: { Product: M; Purchase: M }, lib: { Product: M; Purchase: M }): Workloads {
+type Models = { Product: M; Purchase: M };
+/** Each workload written by hand (baseline) and left to the library — on `lib`, and the same on `rls`. */
+export function workloadsFor(base: Models, lib: Models, rls: Models = lib): Workloads {
+  const ways = byLibrary(base, lib);
+  const onRls = byLibrary(base, rls);
+  return Object.fromEntries(Object.entries(ways).map(([name, w]) => [name, { ...w, rls: (onRls[name] as typeof w).library }]));
+}
+
+function byLibrary(base: Models, lib: Models): Record<string, Record<'baseline' | 'library', Workload>> {
   const tenantOf = (i: number) => (i % TENANTS) + 1;
   const pid = (i: number) => (i % PRODUCTS) + 1;
   // The same work written by hand (baseline) and left to the library.

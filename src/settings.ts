@@ -86,10 +86,15 @@ function forget(state: ConnectionState): void {
   state.local.clear();
 }
 
-/** Runs one statement with the settings its providers ask for (internal: the Query#run wrapper). */
+/**
+ * Runs one statement with the settings its providers ask for (internal: the Query#run wrapper). A
+ * statement without bind parameters that reads or writes rows carries its settings in the same message
+ * (`SET ...; <statement>`: no extra round trip); any other sends them ahead.
+ */
 export async function runWithSettings<T>(
   query: { sequelize: Sequelize; connection?: unknown },
   sql: string,
+  parameters: readonly unknown[] | undefined,
   run: () => Promise<T>,
 ): Promise<T> {
   const list = providers.get(query.sequelize);
@@ -104,41 +109,52 @@ export async function runWithSettings<T>(
   await previous;
   try {
     const control = CONTROL.exec(sql);
-    let wrap: string | undefined;
+    let wrap = false;
+    let session: Map<string, string> | undefined;
+    let local: Map<string, string> | undefined;
     if (!control && !state.aborted) {
-      const session = new Map<string, string>();
-      const local = new Map<string, string>();
       for (const provider of list) {
         const wanted = await provider(connection, { sql, inTransaction: state.inTransaction });
         if (!wanted) continue;
-        const mine = new Map<string, string>();
-        for (const [name, value] of Object.entries(wanted.values)) {
+        let mine: Map<string, string> | undefined;
+        for (const name in wanted.values) {
+          const value = wanted.values[name] as string;
           if (wanted.local) {
-            if (state.local.get(name) !== value) mine.set(name, value);
-          } else {
-            if (state.held.get(name) !== value) session.set(name, value);
-          }
+            if (state.local.get(name) !== value) (mine ??= new Map()).set(name, value);
+          } else if (state.held.get(name) !== value) (session ??= new Map()).set(name, value);
         }
-        if (mine.size > 0) {
+        if (mine) {
+          local ??= new Map();
           for (const [name, value] of Object.entries(wanted.before ?? {})) if (state.local.get(name) !== value) local.set(name, value);
           for (const [name, value] of mine) local.set(name, value);
         }
       }
-      if (session.size > 0) {
-        for (const name of session.keys()) state.held.delete(name);
-        await send(state, connection, assignments(session, false));
-        for (const [name, value] of session) state.held.set(name, value);
-      }
-      if (local.size > 0) {
-        if (state.inTransaction) {
-          await send(state, connection, assignments(local, true));
-          for (const [name, value] of local) state.local.set(name, value);
-        } else {
-          wrap = `BEGIN; ${assignments(local, true)}`;
-        }
-      }
+      if (session) for (const name of session.keys()) state.held.delete(name);
+      if (local) wrap = !state.inTransaction;
     }
-    if (wrap) return await wrapped(state, connection, wrap, sql, run);
+    if (session || local) {
+      // Citus propagates a SET LOCAL by sending the whole message it came in to the workers: a message of its own
+      const combined = !parameters?.length && readsOrWritesRows(sql);
+      const prefix = session ? `${assignments(session, false)}; ` : '';
+      let result: T;
+      try {
+        if (local) await send(state, connection, `${wrap ? 'BEGIN; ' : ''}${assignments(local, true)}`);
+        if (combined) result = await withSettings(connection, prefix, session?.size ?? 0, wrap ? '; COMMIT' : '', run);
+        else {
+          if (session) await send(state, connection, prefix.slice(0, -2));
+          result = await run();
+          if (wrap) await connection.query('COMMIT');
+        }
+      } catch (err) {
+        if (wrap) await connection.query('ROLLBACK').catch(() => forget(state));
+        else if (state.inTransaction) state.aborted = true;
+        throw err;
+      }
+      if (session) for (const [name, value] of session) state.held.set(name, value);
+      if (local && !wrap) for (const [name, value] of local) state.local.set(name, value);
+      if (TOUCHES_SETTINGS.test(sql)) forget(state);
+      return result;
+    }
     let result: T;
     try {
       result = await run();
@@ -174,6 +190,75 @@ export async function runWithSettings<T>(
   }
 }
 
+type Callback = (err: unknown, result?: unknown) => void;
+type QueryFn = (this: unknown, ...args: unknown[]) => unknown;
+
+/**
+ * Runs `run` with the connection's next query carrying `prefix` (the settings, `count` statements) and
+ * `suffix` in the same message; the results of those are taken off what the driver hands back, so the
+ * caller sees the result of its own statement only. A call of another shape than Sequelize's
+ * `query(sql, callback)` gets the settings as a query of its own first, and runs only once they are set.
+ */
+async function withSettings<T>(connection: PgConnection, prefix: string, count: number, suffix: string, run: () => Promise<T>): Promise<T> {
+  const target = connection as unknown as { query: QueryFn };
+  const original = target.query;
+  const own = suffix ? 1 : 0;
+  const once: QueryFn = function (this: unknown, text, ...rest) {
+    target.query = original;
+    const last = rest[rest.length - 1];
+    if (typeof text === 'string' && rest.length === 1 && typeof last === 'function') {
+      return original.call(this, prefix + text + suffix, (err: unknown, result: unknown) => {
+        if (Array.isArray(result)) {
+          const mine = result.slice(count, result.length - own);
+          (last as Callback)(err, mine.length === 1 ? mine[0] : mine);
+        } else (last as Callback)(err, result);
+      });
+    }
+    const settings = prefix.slice(0, -2);
+    if (typeof last === 'function') {
+      original.call(this, settings, (err: unknown) => {
+        if (err) return (last as Callback)(err);
+        original.apply(this, [text, ...rest.slice(0, -1), suffix ? commitAfter(original, this, last as Callback) : last]);
+      });
+      return undefined;
+    }
+    return (original.call(this, settings) as Promise<unknown>)
+      .then(() => original.apply(this, [text, ...rest]))
+      .then(async (result) => {
+        if (suffix) await original.call(this, 'COMMIT');
+        return result;
+      });
+  };
+  target.query = once;
+  try {
+    return await run();
+  } finally {
+    if (target.query === once) target.query = original;
+  }
+}
+
+function commitAfter(original: QueryFn, self: unknown, callback: Callback): Callback {
+  return (err, result) => {
+    if (err) return callback(err, result);
+    original.call(self, 'COMMIT', (commitErr: unknown) => callback(commitErr ?? null, result));
+  };
+}
+
+/**
+ * Statements that read or write rows: they may carry their settings in the same message, and on Citus
+ * run in a transaction block of their own. Citus's administration functions are not: several of them
+ * refuse to run in a transaction block (create_distributed_table_concurrently, citus_rebalance_start, ...).
+ */
+const LEADING = /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*\(*\s*/;
+const ROWS = /^(?:SELECT|WITH|INSERT|UPDATE|DELETE|MERGE|VALUES|TABLE)\b/i;
+const CITUS_ADMIN =
+  /^SELECT\s+(?:\*\s+FROM\s+)?(?:pg_catalog\.)?(?:citus_|master_|isolate_tenant_to_new_shard|create_distributed|create_reference_table|undistribute_table|alter_distributed_table|alter_table_set_access_method|rebalance_table_shards|get_rebalance|update_distributed_table_colocation|replicate_reference_tables|start_metadata_sync|stop_metadata_sync|create_time_partitions|drop_old_time_partitions)\w*\s*\(/i;
+
+export function readsOrWritesRows(sql: string): boolean {
+  const head = sql.replace(LEADING, '');
+  return ROWS.test(head) && !CITUS_ADMIN.test(head);
+}
+
 async function send(state: ConnectionState, connection: PgConnection, sql: string): Promise<void> {
   try {
     await connection.query(sql);
@@ -181,24 +266,4 @@ async function send(state: ConnectionState, connection: PgConnection, sql: strin
     if (state.inTransaction) state.aborted = true;
     throw err;
   }
-}
-
-/** A statement outside any transaction that needs SET LOCAL: in a transaction block of its own. */
-async function wrapped<T>(state: ConnectionState, connection: PgConnection, begin: string, sql: string, run: () => Promise<T>): Promise<T> {
-  try {
-    await connection.query(begin);
-  } catch (err) {
-    await connection.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  }
-  let result: T;
-  try {
-    result = await run();
-  } catch (err) {
-    await connection.query('ROLLBACK').catch(() => forget(state));
-    throw err;
-  }
-  await connection.query('COMMIT');
-  if (TOUCHES_SETTINGS.test(sql)) forget(state);
-  return result;
 }

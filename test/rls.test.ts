@@ -457,41 +457,63 @@ test.serial('connections killed by the database mid-work are replaced; no statem
   }
 });
 
-test.serial('round trips: a connection that holds the tenant gets no SET; on Citus one SET LOCAL per transaction', async (t) => {
-  await seed(t);
-  const { db } = t.context;
-  const wire: string[] = [];
-  await alone(db);
-  const s = new Sequelize(db.url, { logging: false, pool: { max: 1 }, ...wireOptions(db, wire) });
-  multitenant(s, { rls: true, notice: false });
-  try {
-    await withTenant(1, () => storesSeen(s)); // warm: the connection takes tenant 1
-    wire.length = 0;
-    await withTenant(1, async () => {
-      for (let i = 0; i < 10; i++) await storesSeen(s);
-    });
-    const sets = wire.filter((w) => /sequelize_multitenant/.test(w));
-    if (onCitus) {
-      // outside a transaction each statement carries its tenant to the workers: BEGIN + SET LOCAL, COMMIT
-      t.is(sets.length, 10);
-      t.is(wire.filter((w) => w === 'COMMIT').length, 10);
-    } else {
-      t.deepEqual(sets, [], 'no SET: the connection already holds tenant 1');
-      t.is(wire.length, 10);
+test.serial(
+  'round trips: no SET when the connection holds the tenant, a switch rides in the statement; on Citus one SET LOCAL message per transaction',
+  async (t) => {
+    await seed(t);
+    const { db } = t.context;
+    const wire: string[] = [];
+    await alone(db);
+    const s = new Sequelize(db.url, { logging: false, pool: { max: 1 }, ...wireOptions(db, wire) });
+    multitenant(s, { rls: true, notice: false });
+    try {
+      await withTenant(1, () => storesSeen(s)); // warm: the connection takes tenant 1
+      wire.length = 0;
+      await withTenant(1, async () => {
+        for (let i = 0; i < 10; i++) await storesSeen(s);
+      });
+      const sets = wire.filter((w) => /sequelize_multitenant/.test(w));
+      if (onCitus) {
+        // outside a transaction each statement carries its tenant to the workers in a block of its own:
+        // BEGIN; SET LOCAL ... (a message of its own: Citus sends the whole message to the workers), then
+        // the statement and its COMMIT in one message
+        t.is(sets.length, 10);
+        t.true(sets.every((w) => /^BEGIN; SET LOCAL citus\.propagate_set_commands = E'local'; SET LOCAL [^;]*; SET LOCAL [^;]*$/.test(w)));
+        t.is(wire.filter((w) => /^SELECT .*; COMMIT$/.test(w)).length, 10);
+        t.is(wire.length, 20, 'one extra round trip per statement outside a transaction');
+      } else {
+        t.deepEqual(sets, [], 'no SET: the connection already holds tenant 1');
+        t.is(wire.length, 10, 'no extra round trip');
+      }
+      // a switch of tenant rides in the statement's own message (PostgreSQL)
+      wire.length = 0;
+      await withTenant(3, () => storesSeen(s));
+      t.is(wire.length, onCitus ? 2 : 1);
+      if (!onCitus) t.regex(wire[0] as string, /^SET sequelize_multitenant\.tenant = E'\{"3"\}'; SELECT/);
+      // a statement with bind parameters cannot share its message: the SET goes ahead, one round trip
+      wire.length = 0;
+      await withTenant(2, () => s.query('SELECT store_id FROM products WHERE id = $1', { bind: [1], type: QueryTypes.SELECT }));
+      t.is(wire.length, onCitus ? 3 : 2, wire.join('\n'));
+      wire.length = 0;
+      await withTenant(1, () =>
+        s.transaction(async (tx) => {
+          for (let i = 0; i < 10; i++) await storesSeen(s, tx);
+        }),
+      );
+      const inTx = wire.filter((w) => /sequelize_multitenant/.test(w));
+      t.is(inTx.length, 1, 'one SET for the whole transaction');
+      t.regex(
+        inTx[0] as string,
+        onCitus
+          ? /^SET LOCAL citus\.propagate_set_commands = E'local'; SET LOCAL [^;]*; SET LOCAL [^;]*$/
+          : /^SET sequelize_multitenant.*; SELECT/,
+      );
+      t.is(wire.length, onCitus ? 13 : 12, 'START TRANSACTION, 10 statements, COMMIT (and on Citus one SET LOCAL message)');
+    } finally {
+      await s.close();
     }
-    wire.length = 0;
-    await withTenant(2, () =>
-      s.transaction(async (tx) => {
-        for (let i = 0; i < 10; i++) await storesSeen(s, tx);
-      }),
-    );
-    const inTx = wire.filter((w) => /sequelize_multitenant/.test(w));
-    t.is(inTx.length, 1, 'one SET for the whole transaction');
-    t.regex(inTx[0] as string, onCitus ? /^SET LOCAL citus\.propagate_set_commands = E'local'; SET LOCAL / : /^SET sequelize_multitenant/);
-  } finally {
-    await s.close();
-  }
-});
+  },
+);
 
 test.serial('the real second line: with the ORM filters off (writeOnly), isolation holds through the policies alone', async (t) => {
   await seed(t);

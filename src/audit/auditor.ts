@@ -180,6 +180,6 @@ export function installAuditor(Query: QueryClass, stateOf: (s: Sequelize) => Plu
     const state = stateOf(this.sequelize);
     if (state?.options.audit && state.options.audit !== 'off') await auditStatement(this.sequelize, state, sql, parameters);
     // the per-connection settings the statement must run with (routerOnly), tracked across transactions
-    return runWithSettings(this, sql, () => run.call(this, sql, parameters));
+    return runWithSettings(this, sql, parameters, () => run.call(this, sql, parameters));
   };
 }

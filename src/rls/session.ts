@@ -2,7 +2,7 @@ import type { Sequelize } from 'sequelize';
 import { currentFrame } from '../context';
 import { InvalidTenantError } from '../errors';
 import { sqlValue } from '../scope/scope';
-import { addSettingsProvider, type PgConnection, type WantedSettings } from '../settings';
+import { addSettingsProvider, type PgConnection, readsOrWritesRows, type WantedSettings } from '../settings';
 import { type Tenant, tenantIdOf } from '../tenant';
 
 /** The custom setting holding the current tenant(s) as a PostgreSQL text array literal (`{"7","8"}`). */
@@ -51,21 +51,6 @@ export function currentSettings(): Record<string, string> {
   const frame = currentFrame();
   if (frame?.bypass) return BYPASS;
   return frame?.tenant ? valuesOf(frame.tenant) : NONE;
-}
-
-/**
- * Statements that read or write rows, which on Citus run in a transaction block of their own when they
- * are sent outside one. Citus's own administration functions are not: several of them refuse to run in
- * a transaction block (create_distributed_table_concurrently, citus_rebalance_start, ...).
- */
-const LEADING = /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*\(*\s*/;
-const ROWS = /^(?:SELECT|WITH|INSERT|UPDATE|DELETE|MERGE|VALUES|TABLE)\b/i;
-const CITUS_ADMIN =
-  /^SELECT\s+(?:\*\s+FROM\s+)?(?:pg_catalog\.)?(?:citus_|master_|isolate_tenant_to_new_shard|create_distributed|create_reference_table|undistribute_table|alter_distributed_table|alter_table_set_access_method|rebalance_table_shards|get_rebalance|update_distributed_table_colocation|replicate_reference_tables|start_metadata_sync|stop_metadata_sync|create_time_partitions|drop_old_time_partitions)\w*\s*\(/i;
-
-export function readsOrWritesRows(sql: string): boolean {
-  const head = sql.replace(LEADING, '');
-  return ROWS.test(head) && !CITUS_ADMIN.test(head);
 }
 
 /**
