@@ -120,8 +120,13 @@ export async function runWithSettings<T>(
         for (const name in wanted.values) {
           const value = wanted.values[name] as string;
           if (wanted.local) {
-            if (state.local.get(name) !== value) (mine ??= new Map()).set(name, value);
-          } else if (state.held.get(name) !== value) (session ??= new Map()).set(name, value);
+            if (state.local.get(name) === value) continue;
+            mine ??= new Map();
+            mine.set(name, value);
+          } else if (state.held.get(name) !== value) {
+            session ??= new Map();
+            session.set(name, value);
+          }
         }
         if (mine) {
           local ??= new Map();
