@@ -100,8 +100,33 @@ function one(value: unknown, details: RefusalDetails): TenantId {
   return value as TenantId;
 }
 
+/**
+ * Tenants given as one key value (`withTenant(7)`, the common case) are normalised once and shared:
+ * a Tenant is immutable (frozen), so every request of tenant 7 gets the same object — no allocation
+ * per request, and what is derived from it (the row-level security setting) is computed once.
+ */
+const shared = new Map<unknown, Tenant>();
+const SHARED_MAX = 10_000;
+
 /** Validates and normalises what the application passed as a tenant; throws InvalidTenantError where it is received. */
 export function normalizeTenant(input: unknown, details: RefusalDetails): Tenant {
+  const kind = typeof input;
+  if (kind === 'number' || kind === 'string' || kind === 'bigint') {
+    const known = shared.get(input);
+    if (known) return known;
+    const key = canonical(input);
+    if (key !== undefined) {
+      const tenant: Tenant = Object.freeze({
+        input: input as TenantId,
+        ids: Object.freeze([input as TenantId]),
+        keys: new Set([key]),
+        many: false,
+      });
+      if (shared.size >= SHARED_MAX) shared.clear();
+      shared.set(input, tenant);
+      return tenant;
+    }
+  }
   const many = Array.isArray(input);
   const list: readonly unknown[] = many ? (input as unknown[]) : [input];
   if (list.length === 0) throw new InvalidTenantError('an empty array is no tenant', { ...details, value: input });

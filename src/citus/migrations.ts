@@ -1,6 +1,7 @@
 import type { QueryInterface, Sequelize, Transaction } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { type NoticeHandler, notify } from '../notice';
+import { policyReadyForCitus } from '../rls/policy';
 import { addForeignKey, distributionOf, distributionSql, type ForeignKeySpec, normalizeAction, referenceSql, runCitus } from './schema';
 import { bare, constraintName, hasCitus, regclass, rows, type TableName } from './sql';
 
@@ -84,6 +85,7 @@ export async function createDistributedTable(
       `colocateWith ${bare(options.colocateWith)} is not a distributed table: distribute it first (parents before children)`,
     );
   }
+  await policyReadyForCitus(sequelize, table, tenantColumn, options);
   await runCitus(sequelize, distributionSql(table, tenantColumn, options.colocateWith), bare(table), options, operation);
   return true;
 }

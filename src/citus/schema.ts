@@ -2,6 +2,7 @@ import type { Sequelize } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import { notify } from '../notice';
+import { policyReadyForCitus } from '../rls/policy';
 import { bare, constraintName, hasCitus, ident, qualified, regclass, rows, run, type SqlOptions, type TableName, tableKey } from './sql';
 
 /** A foreign key the library creates: `(store_id, product_id) → products (store_id, id)`, or one deferred on Citus. */
@@ -766,6 +767,7 @@ export async function distributeModel(sequelize: Sequelize, model: AnyModelStati
     const colocate = colocationTable(sequelize, model, meta);
     const ready = colocate && (await isDistributed(sequelize, colocate, options));
     sql = distributionSql(table, meta.column, ready ? colocate : undefined);
+    await policyReadyForCitus(sequelize, table, meta.column, options);
   } else if ((model as unknown as { options: { referenceTable?: boolean } }).options.referenceTable) {
     sql = referenceSql(table);
   }

@@ -1,5 +1,5 @@
 import type { QueryInterface, Sequelize, Transaction } from 'sequelize';
-import { bare, ident, qualified, regclass, rows, run, type SqlOptions, type TableName } from '../citus/sql';
+import { bare, hasCitus, ident, qualified, regclass, rows, run, type SqlOptions, type TableName } from '../citus/sql';
 import { MultitenantError } from '../errors';
 import { type NoticeHandler, notify } from '../notice';
 import { BYPASS_SETTING, TENANT_SETTING } from './session';
@@ -24,15 +24,22 @@ const sequelizeOf = (target: Target): Sequelize => ('sequelize' in target ? (tar
  * The policy's condition for a tenant column of PostgreSQL type `type` (`typname`): the column equals one
  * of the tenant values in the setting (cast to the column's own type where an index can serve it), or
  * the bypass setting is on. An unset setting (NULL) or an empty one matches no row: fail closed.
+ * On PostgreSQL the settings are read in scalar sub-selects, which the planner evaluates once per
+ * statement (InitPlans) instead of once per row; Citus refuses sub-selects in policies of distributed
+ * tables, so there they are read inline.
  */
-export function policyCondition(column: string, type: string): string {
-  const tenants = `NULLIF(current_setting('${TENANT_SETTING}', true), '')`;
+export function policyCondition(column: string, type: string, citus: boolean): string {
+  const once = (expr: string) => (citus ? expr : `(SELECT ${expr})`);
+  const list = (array: string) => {
+    const read = `NULLIF(current_setting('${TENANT_SETTING}', true), '')::${array}`;
+    return citus ? read : `(SELECT ${read})::${array}`;
+  };
   let match: string;
-  if (type === 'int2' || type === 'int4' || type === 'int8') match = `${ident(column)} = ANY (${tenants}::bigint[])`;
-  else if (type === 'uuid') match = `${ident(column)} = ANY (${tenants}::uuid[])`;
-  else if (type === 'text' || type === 'varchar' || type === 'bpchar') match = `${ident(column)} = ANY (${tenants}::text[])`;
-  else match = `${ident(column)}::text = ANY (${tenants}::text[])`;
-  return `(current_setting('${BYPASS_SETTING}', true) = 'on' OR ${match})`;
+  if (type === 'int2' || type === 'int4' || type === 'int8') match = `${ident(column)} = ANY (${list('bigint[]')})`;
+  else if (type === 'uuid') match = `${ident(column)} = ANY (${list('uuid[]')})`;
+  else if (type === 'text' || type === 'varchar' || type === 'bpchar') match = `${ident(column)} = ANY (${list('text[]')})`;
+  else match = `${ident(column)}::text = ANY (${list('text[]')})`;
+  return `(${once(`current_setting('${BYPASS_SETTING}', true) = 'on'`)} OR ${match})`;
 }
 
 interface RlsState {
@@ -66,9 +73,9 @@ async function columnType(sequelize: Sequelize, table: TableName, column: string
 }
 
 /** The statements `enableRowLevelSecurity` sends for a table whose tenant column has type `type`. */
-export function enableStatements(table: TableName, column: string, type: string, policyExists: boolean): string[] {
+export function enableStatements(table: TableName, column: string, type: string, policyExists: boolean, citus: boolean): string[] {
   const t = qualified(table);
-  const condition = policyCondition(column, type);
+  const condition = policyCondition(column, type, citus);
   return [
     `ALTER TABLE ${t} ENABLE ROW LEVEL SECURITY`,
     `ALTER TABLE ${t} FORCE ROW LEVEL SECURITY`,
@@ -110,7 +117,8 @@ export async function enableRowLevelSecurity(
       operation,
     });
   }
-  for (const sql of enableStatements(table, options.column, type, before.policy !== null)) await run(sequelize, sql, options);
+  const citus = await hasCitus(sequelize, { transaction: options.transaction });
+  for (const sql of enableStatements(table, options.column, type, before.policy !== null, citus)) await run(sequelize, sql, options);
   const after = await stateOf(sequelize, table, options);
   return !(before.enabled && before.forced && before.policy === after?.policy);
 }
@@ -169,4 +177,17 @@ export async function warnIfRoleBypasses(sequelize: Sequelize, options: SqlOptio
       `rls: the connected role ${role.name} is ${role.superuser ? 'a superuser' : 'a BYPASSRLS role'}: PostgreSQL skips row-level security for it, the policies protect nothing. Connect as a role without SUPERUSER and BYPASSRLS (it may own the tables: the policies are FORCEd)`,
     );
   }
+}
+
+/**
+ * Before a table is distributed: Citus refuses a policy with sub-selects (the PostgreSQL form), so the
+ * library's policy on a table made on plain PostgreSQL is turned into the Citus form first.
+ */
+export async function policyReadyForCitus(sequelize: Sequelize, table: TableName, column: string, options: SqlOptions): Promise<void> {
+  const state = await stateOf(sequelize, table, options);
+  if (!state?.policy || !/\bSELECT\b/i.test(state.policy)) return;
+  const type = await columnType(sequelize, table, column, options);
+  if (!type) return;
+  const condition = policyCondition(column, type, true);
+  await run(sequelize, `ALTER POLICY ${POLICY_NAME} ON ${qualified(table)} USING ${condition} WITH CHECK ${condition}`, options);
 }

@@ -1,0 +1,80 @@
+// The tenant context's own cost, side by side on a real PostgreSQL: a one-query request (findByPk) three
+// ways, interleaved op by op in one process —
+//   hand:      plain Sequelize, the tenant filter written by hand, no context at all;
+//   context:   the same hand-written query inside a fresh withTenant (what entering a tenant costs);
+//   library:   the library's scoped query inside a fresh withTenant (the whole request);
+//   control:   `hand` again on a second plain Sequelize — an A/A pair, so the noise floor is on the table.
+// Reports Node CPU µs per operation (process.cpuUsage) per round and the median over rounds of the
+// per-round ratios, so the machine's drift between rounds cancels out.
+// Run: npm run bench:context  (ROUNDS=40 OPS=200 to change)
+import { Sequelize } from 'sequelize';
+import { multitenant, withTenant } from '../src/index';
+import { createTestDatabase } from '../test/helpers/db';
+import { define, PRODUCTS, TENANTS } from './workloads';
+
+const ROUNDS = Number(process.env.ROUNDS ?? 40);
+const OPS = Number(process.env.OPS ?? 200);
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+async function main() {
+  const db = await createTestDatabase();
+  const pool = { max: 1 };
+  const plain = new Sequelize(db.url, { logging: false, pool });
+  const again = define(new Sequelize(db.url, { logging: false, pool }), false);
+  const scoped = new Sequelize(db.url, { logging: false, pool });
+  multitenant(scoped, { notice: false });
+  const base = define(plain, false);
+  const lib = define(scoped, true);
+  await plain.sync({ force: true });
+  await plain.query(
+    `INSERT INTO bench_products (id, store_id, name, stock) SELECT i, s, 'p' || i, 100 FROM generate_series(1, ${PRODUCTS}) i, generate_series(1, ${TENANTS}) s`,
+  );
+  const tenantOf = (i: number) => (i % TENANTS) + 1;
+  const pid = (i: number) => (i % PRODUCTS) + 1;
+  const ways = {
+    hand: (i: number) => base.Product.findOne({ where: { id: pid(i), store_id: tenantOf(i) } }),
+    context: (i: number) => withTenant(tenantOf(i), () => base.Product.findOne({ where: { id: pid(i), store_id: tenantOf(i) } })),
+    library: (i: number) => withTenant(tenantOf(i), () => lib.Product.findOne({ where: { id: pid(i) } })),
+    control: (i: number) => again.Product.findOne({ where: { id: pid(i), store_id: tenantOf(i) } }),
+  };
+  const names = Object.keys(ways) as Array<keyof typeof ways>;
+  const perRound: Array<Record<string, number>> = [];
+  for (let round = -2; round < ROUNDS; round++) {
+    const cpu: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
+    for (let i = 0; i < OPS; i++) {
+      for (let j = 0; j < names.length; j++) {
+        const name = names[(i + j) % names.length] as keyof typeof ways;
+        const c0 = process.cpuUsage();
+        await ways[name](i);
+        const c = process.cpuUsage(c0);
+        cpu[name] = (cpu[name] as number) + c.user + c.system;
+      }
+    }
+    if (round >= 0) perRound.push(Object.fromEntries(names.map((n) => [n, (cpu[n] as number) / OPS])));
+  }
+  const col = (n: string) => perRound.map((r) => r[n] as number);
+  const ratio = (a: string, b: string) => median(perRound.map((r) => (r[a] as number) / (r[b] as number)));
+  const result = {
+    database: db.kind,
+    rounds: ROUNDS,
+    opsPerRound: OPS,
+    'hand µs/op (median)': Number(median(col('hand')).toFixed(1)),
+    'context µs/op (median)': Number(median(col('context')).toFixed(1)),
+    'library µs/op (median)': Number(median(col('library')).toFixed(1)),
+    'whole request: library ÷ hand': Number(ratio('library', 'hand').toFixed(3)),
+    'entering a tenant: context ÷ hand': Number(ratio('context', 'hand').toFixed(3)),
+    'scoping itself: library ÷ context': Number(ratio('library', 'context').toFixed(3)),
+    'noise floor (A/A): control ÷ hand': Number(ratio('control', 'hand').toFixed(3)),
+  };
+  console.table(result);
+  console.log(JSON.stringify(result));
+  await plain.close();
+  await scoped.close();
+  await db.drop();
+}
+main();
