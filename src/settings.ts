@@ -57,8 +57,13 @@ export function addSettingsProvider(sequelize: Sequelize, provider: SettingsProv
   providers.set(sequelize, [...(providers.get(sequelize) ?? []), provider]);
 }
 
+/**
+ * A statement that is one transaction-control command and nothing else (Sequelize sends them one by
+ * one). A message that starts with BEGIN but goes on (`BEGIN; UPDATE ...; COMMIT`) is no control: it
+ * gets the settings like any statement that may touch rows.
+ */
 const CONTROL =
-  /^\s*(?:(BEGIN|START\s+TRANSACTION)|(COMMIT|END)|(ROLLBACK\s+(?:WORK\s+|TRANSACTION\s+)?TO)|(ROLLBACK|ABORT)|SAVEPOINT|RELEASE|SET\s+TRANSACTION|SET\s+SESSION\s+CHARACTERISTICS)\b/i;
+  /^\s*(?:(BEGIN|START\s+TRANSACTION)|(COMMIT|END)|(ROLLBACK\s+(?:WORK\s+|TRANSACTION\s+)?TO)|(ROLLBACK|ABORT)|SAVEPOINT|RELEASE|SET\s+TRANSACTION|SET\s+SESSION\s+CHARACTERISTICS)\b[^;]*;?\s*$/i;
 
 /** A statement of the application that may change a setting behind the cache's back. */
 const TOUCHES_SETTINGS = /sequelize_multitenant\.|set_config|\bRESET\b|\bDISCARD\b|\bSET\s+(?:SESSION\s+|LOCAL\s+)?citus\./i;

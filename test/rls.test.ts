@@ -335,6 +335,35 @@ test.serial('a raw SET of the setting by the application is not trusted: the nex
   }
 });
 
+test.serial('a raw message that starts with BEGIN (or COMMIT) and goes on runs under the current tenant, not the last one', async (t) => {
+  await seed(t);
+  const { db } = t.context;
+  await alone(db);
+  const s = new Sequelize(db.url, { logging: false, pool: { max: 1 }, ...db.connectOptions() });
+  multitenant(s, { rls: true, notice: false });
+  try {
+    t.deepEqual(await withTenant(2, () => storesSeen(s)), [2]); // the connection holds tenant 2
+    await withTenant(1, () => s.query("BEGIN; UPDATE products SET name = 'multi'; COMMIT"));
+    await withTenant(3, () => s.query("COMMIT; UPDATE products SET name = 'after commit'"));
+    t.deepEqual(await storesSeen(s), []);
+  } finally {
+    await s.close();
+  }
+  // on Citus such a message runs its own transaction control, into which no SET LOCAL can be put: the
+  // workers see no tenant, so it changes nothing (fail closed)
+  t.deepEqual(
+    await truth(db, "SELECT store_id::int, name FROM products WHERE name IN ('multi', 'after commit') ORDER BY 1, name"),
+    onCitus
+      ? []
+      : [
+          { store_id: 1, name: 'multi' },
+          { store_id: 1, name: 'multi' },
+          { store_id: 3, name: 'after commit' },
+          { store_id: 3, name: 'after commit' },
+        ],
+  );
+});
+
 test.serial('managed, unmanaged, rolled-back and nested (savepoint) transactions', async (t) => {
   await seed(t);
   const { sequelize } = t.context;
