@@ -1,4 +1,7 @@
 import type { Sequelize } from 'sequelize';
+import { currentFrame } from './context';
+import { MultitenantError } from './errors';
+import { shapeOf } from './statements';
 
 // Per-connection settings a statement must run with (routerOnly's citus.multi_task_query_log_level, the
 // row-level security tenant). Applied where Sequelize sends the final SQL (the dialect's Query#run), so
@@ -57,13 +60,9 @@ export function addSettingsProvider(sequelize: Sequelize, provider: SettingsProv
   providers.set(sequelize, [...(providers.get(sequelize) ?? []), provider]);
 }
 
-/**
- * A statement that is one transaction-control command and nothing else (Sequelize sends them one by
- * one). A message that starts with BEGIN but goes on (`BEGIN; UPDATE ...; COMMIT`) is no control: it
- * gets the settings like any statement that may touch rows.
- */
+/** One transaction-control command (read past its leading comments: `shapeOf`). */
 const CONTROL =
-  /^\s*(?:(BEGIN|START\s+TRANSACTION)|(COMMIT|END)|(ROLLBACK\s+(?:WORK\s+|TRANSACTION\s+)?TO)|(ROLLBACK|ABORT)|SAVEPOINT|RELEASE|SET\s+TRANSACTION|SET\s+SESSION\s+CHARACTERISTICS)\b[^;]*;?\s*$/i;
+  /^(?:(BEGIN|START\s+TRANSACTION)|(COMMIT|END)|(ROLLBACK\s+(?:WORK\s+|TRANSACTION\s+)?TO)|(ROLLBACK|ABORT)|SAVEPOINT|RELEASE|SET\s+TRANSACTION|SET\s+SESSION\s+CHARACTERISTICS)\b/i;
 
 /** A statement of the application that may change a setting behind the cache's back. */
 const TOUCHES_SETTINGS = /sequelize_multitenant\.|set_config|\bRESET\b|\bDISCARD\b|\bSET\s+(?:SESSION\s+|LOCAL\s+)?citus\./i;
@@ -92,9 +91,125 @@ function forget(state: ConnectionState): void {
 }
 
 /**
+ * The transaction status the server reported with its last ReadyForQuery (`I` idle, `T` in a
+ * transaction block, `E` in a failed one), as pg keeps it; undefined with a driver that does not.
+ */
+function serverStatus(connection: PgConnection): 'I' | 'T' | 'E' | undefined {
+  const c = connection as { getTransactionStatus?: () => unknown; _txStatus?: unknown };
+  const status = typeof c.getTransactionStatus === 'function' ? c.getTransactionStatus() : c._txStatus;
+  return status === 'I' || status === 'T' || status === 'E' ? status : undefined;
+}
+
+type Control = 'begin' | 'commit' | 'rollbackTo' | 'rollback' | 'other' | undefined;
+
+const TRANSACTION_HEADS = new Set(['BEGIN', 'START', 'COMMIT', 'END', 'ROLLBACK', 'ABORT', 'SAVEPOINT', 'RELEASE', 'PREPARE']);
+
+/**
+ * Inside a transaction, a message of several statements that also ends or rolls back (part of) the
+ * transaction would undo the settings made in it before its later statements run — they would run under
+ * whatever the connection held before. Refused under a tenant and with none; `withoutTenant` runs it.
+ */
+function assertNoHiddenControl(sql: string): void {
+  const shape = shapeOf(sql);
+  if (shape.readable && !shape.heads.some((head) => TRANSACTION_HEADS.has(head))) return;
+  if (currentFrame()?.bypass) return;
+  throw new MultitenantError(
+    `inside a transaction, a message of several statements that controls the transaction (or cannot be read to its end) would run its later statements under settings it undid; send its statements one by one, or run it inside withoutTenant: ${sql.slice(0, 200)}`,
+    { operation: 'rls' },
+  );
+}
+
+/** What one message is, for the cache: a single transaction-control command, a single other statement, or more. */
+function classify(sql: string): { control: Control; single: boolean; first: string } {
+  const shape = shapeOf(sql);
+  const single = shape.readable && shape.statements.length === 1;
+  const first = shape.statements[0] ?? '';
+  if (!single) return { control: undefined, single, first };
+  const m = CONTROL.exec(first);
+  const control: Control = !m ? undefined : m[1] ? 'begin' : m[2] ? 'commit' : m[3] ? 'rollbackTo' : m[4] ? 'rollback' : 'other';
+  return { control, single, first };
+}
+
+/**
+ * Before a statement: pg hands a failed query's error over before the server's ReadyForQuery (which
+ * carries the transaction status) has arrived. Waits for it, so the status read next is the server's.
+ */
+async function settled(connection: PgConnection): Promise<void> {
+  type Listener = (event: string, fn: () => void) => unknown;
+  const c = connection as { readyForQuery?: boolean; connection?: { once?: Listener; removeListener?: Listener } };
+  const events = c.connection;
+  if (c.readyForQuery !== false || typeof events?.once !== 'function' || typeof events.removeListener !== 'function') return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      for (const e of ['readyForQuery', 'end', 'error']) events.removeListener?.call(events, e, done);
+      resolve();
+    };
+    const timer = setTimeout(done, 2000);
+    for (const e of ['readyForQuery', 'end', 'error']) events.once?.call(events, e, done);
+  });
+}
+
+/**
+ * The server's transaction status is the truth about transactions (a COMMIT that failed, a ROLLBACK
+ * hidden inside a longer message, a statement sent on the client directly): a transaction that ended
+ * unseen may have undone SETs made inside it, so the cache is emptied.
+ */
+function syncWithServer(state: ConnectionState, connection: PgConnection): void {
+  const status = serverStatus(connection);
+  if (status === undefined) return;
+  if (status === 'I') {
+    if (state.inTransaction) forget(state);
+    state.inTransaction = false;
+    state.aborted = false;
+    state.local.clear();
+  } else {
+    if (!state.inTransaction) state.local.clear();
+    state.inTransaction = true;
+    state.aborted = status === 'E';
+  }
+}
+
+/**
+ * After a message that succeeded: what the connection holds now. A message of several statements, or
+ * one that touches settings, may have changed or undone any setting: the cache is emptied. A
+ * transaction that ended other than by the COMMIT of a sound one may have undone SETs made inside it:
+ * emptied too.
+ */
+function reconcile(state: ConnectionState, connection: PgConnection, sql: string, control: Control, single: boolean): void {
+  if (!single || TOUCHES_SETTINGS.test(sql) || control === 'rollbackTo') forget(state);
+  if (serverStatus(connection) === undefined) {
+    legacySuccess(state, control);
+    return;
+  }
+  if (state.inTransaction && serverStatus(connection) === 'I' && !(control === 'commit' && !state.aborted)) forget(state);
+  syncWithServer(state, connection);
+}
+
+/** A driver that does not report the status: follow the commands as sent. */
+function legacySuccess(state: ConnectionState, control: Control): void {
+  if (control === 'begin') {
+    state.inTransaction = true;
+    state.aborted = false;
+  } else if (control === 'commit' || control === 'rollback') {
+    if (control === 'rollback' || state.aborted) forget(state);
+    state.inTransaction = false;
+    state.aborted = false;
+    state.local.clear();
+  } else if (control === 'rollbackTo') state.aborted = false;
+}
+
+function legacyFailure(state: ConnectionState, control: Control): void {
+  if (control === 'commit' || control === 'rollback') {
+    state.inTransaction = false;
+    state.aborted = false;
+  } else if (state.inTransaction) state.aborted = true;
+}
+
+/**
  * Runs one statement with the settings its providers ask for (internal: the Query#run wrapper). A
- * statement without bind parameters that reads or writes rows carries its settings in the same message
- * (`SET ...; <statement>`: no extra round trip); any other sends them ahead.
+ * single statement without bind parameters that reads or writes rows carries its settings in the same
+ * message (`SET ...; <statement>`: no extra round trip); any other sends them ahead.
  */
 export async function runWithSettings<T>(
   query: { sequelize: Sequelize; connection?: unknown },
@@ -113,8 +228,10 @@ export async function runWithSettings<T>(
   });
   await previous;
   try {
-    const control = CONTROL.exec(sql);
-    let wrap = false;
+    await settled(connection);
+    syncWithServer(state, connection);
+    const { control, single } = classify(sql);
+    if (!single && state.inTransaction) assertNoHiddenControl(sql);
     let session: Map<string, string> | undefined;
     let local: Map<string, string> | undefined;
     if (!control && !state.aborted) {
@@ -139,61 +256,54 @@ export async function runWithSettings<T>(
           for (const [name, value] of mine) local.set(name, value);
         }
       }
-      if (session) for (const name of session.keys()) state.held.delete(name);
-      if (local) wrap = !state.inTransaction;
     }
-    if (session || local) {
-      // Citus propagates a SET LOCAL by sending the whole message it came in to the workers: a message of its own
-      const combined = !parameters?.length && readsOrWritesRows(sql);
-      const prefix = session ? `${assignments(session, false)}; ` : '';
+    if (!session && !local) {
       let result: T;
       try {
-        if (local) await send(state, connection, `${wrap ? 'BEGIN; ' : ''}${assignments(local, true)}`);
-        if (combined) result = await withSettings(connection, prefix, session?.size ?? 0, wrap ? '; COMMIT' : '', run);
-        else {
-          if (session) await send(state, connection, prefix.slice(0, -2));
-          result = await run();
-          if (wrap) await connection.query('COMMIT');
-        }
+        result = await run();
       } catch (err) {
-        if (wrap) await connection.query('ROLLBACK').catch(() => forget(state));
-        else if (state.inTransaction) state.aborted = true;
+        // what the failed message undid is not known (and its transaction status arrives after the error)
+        forget(state);
+        if (serverStatus(connection) === undefined) legacyFailure(state, control);
         throw err;
       }
-      if (session) for (const [name, value] of session) state.held.set(name, value);
-      if (local && !wrap) for (const [name, value] of local) state.local.set(name, value);
-      if (TOUCHES_SETTINGS.test(sql)) forget(state);
+      reconcile(state, connection, sql, control, single);
       return result;
     }
+    if (session) for (const name of session.keys()) state.held.delete(name);
+    const wrap = !!local && !state.inTransaction;
+    // one readable statement only: a message of several could undo (ROLLBACK) or outlive (BEGIN) the settings
+    const combined = single && !parameters?.length && readsOrWritesRows(sql);
+    const prefix = session ? `${assignments(session, false)}; ` : '';
     let result: T;
     try {
-      result = await run();
+      // Citus propagates a SET LOCAL by sending the whole message it came in to the workers: a message of its own
+      if (local) {
+        await connection.query(`${wrap ? 'BEGIN; ' : ''}${assignments(local, true)}`);
+        if (!wrap) for (const [name, value] of local) state.local.set(name, value);
+      }
+      if (combined) result = await withSettings(connection, prefix, session?.size ?? 0, wrap ? '\n; COMMIT' : '', run);
+      else {
+        if (session) await connection.query(prefix.slice(0, -2));
+        result = await run();
+        if (wrap) await connection.query('COMMIT');
+      }
     } catch (err) {
-      if (state.inTransaction && !control) state.aborted = true;
-      // a failed ROLLBACK: the session is in an unknown state
-      if (control?.[3] || control?.[4]) forget(state);
+      // (pg reports an error before the server's ReadyForQuery: the status is read at the next statement)
+      if (wrap) await connection.query('ROLLBACK').catch(() => undefined);
+      forget(state);
       throw err;
     }
-    if (!control) {
-      if (TOUCHES_SETTINGS.test(sql)) forget(state);
-    } else if (control[1]) {
-      state.inTransaction = true;
-      state.aborted = false;
-      state.local.clear();
-    } else if (control[2]) {
-      // COMMIT of an aborted transaction rolls it back
-      if (state.aborted) forget(state);
-      state.inTransaction = false;
-      state.aborted = false;
-      state.local.clear();
-    } else if (control[3]) {
+    if (wrap && serverStatus(connection) === 'T') {
+      // the block is still open: the statement's own text ended it otherwise than we did. Nothing of it stays.
+      await connection.query('ROLLBACK').catch(() => undefined);
       forget(state);
-      state.aborted = false;
-    } else if (control[4]) {
-      forget(state);
-      state.inTransaction = false;
-      state.aborted = false;
+      throw new MultitenantError(`a statement left the transaction block it was sent in open; it was rolled back: ${sql.slice(0, 200)}`, {
+        operation: 'rls',
+      });
     }
+    if (session) for (const [name, value] of session) state.held.set(name, value);
+    reconcile(state, connection, sql, undefined, single);
     return result;
   } finally {
     done();
@@ -267,13 +377,4 @@ const CITUS_ADMIN =
 export function readsOrWritesRows(sql: string): boolean {
   const head = sql.replace(LEADING, '');
   return ROWS.test(head) && !CITUS_ADMIN.test(head);
-}
-
-async function send(state: ConnectionState, connection: PgConnection, sql: string): Promise<void> {
-  try {
-    await connection.query(sql);
-  } catch (err) {
-    if (state.inTransaction) state.aborted = true;
-    throw err;
-  }
 }

@@ -23,6 +23,7 @@ export interface Tenant {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const INTEGER = /^-?\d+$/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Canonical string of a key value (as given or as read back from a row), or undefined if it is no key. */
 export function canonical(value: unknown): string | undefined {
@@ -34,7 +35,8 @@ export function canonical(value: unknown): string | undefined {
     case 'string':
       // No folding ('007' vs '7', letter case): for a text column those are different tenants, and a
       // false "different" only refuses a write, while a false "same" would let one through.
-      return value.trim() === '' ? undefined : value;
+      // a lone surrogate reaches PostgreSQL as U+FFFD (another tenant's string); a NUL cannot reach it at all
+      return value.trim() === '' || LONE_SURROGATE.test(value) || value.includes('\u0000') ? undefined : value;
     default:
       return undefined;
   }

@@ -15,7 +15,7 @@ import {
   withTenant,
 } from '../src/index';
 import { onCitus } from './helpers/db';
-import { createRlsDatabase, type RlsDatabase } from './helpers/rls';
+import { createRlsDatabase, defineStoreModels, type RlsDatabase, storesSeen } from './helpers/rls';
 
 // biome-ignore lint/suspicious/noExplicitAny: test models
 type AnyModel = ModelStatic<Model<any, any>>;
@@ -59,22 +59,7 @@ function wireOptions(db: RlsDatabase, wire: string[]): Partial<Options> {
 }
 
 function defineModels(sequelize: Sequelize) {
-  const Store = sequelize.define(
-    'Store',
-    { id: { type: DataTypes.BIGINT, primaryKey: true }, name: DataTypes.STRING },
-    { tableName: 'stores', tenantKey: 'id', timestamps: false },
-  );
-  const Product = sequelize.define(
-    'Product',
-    {
-      store_id: { type: DataTypes.BIGINT, primaryKey: true },
-      id: { type: DataTypes.BIGINT, primaryKey: true },
-      name: DataTypes.STRING,
-    },
-    { tableName: 'products', tenantKey: 'store_id', timestamps: false },
-  );
-  Product.belongsTo(Store, { foreignKey: 'store_id' });
-  Store.hasMany(Product, { foreignKey: 'store_id' });
+  const { Store, Product } = defineStoreModels(sequelize);
   const Team = sequelize.define(
     'Team',
     { slug: { type: DataTypes.STRING, primaryKey: true } },
@@ -131,8 +116,6 @@ async function seed(t: { context: Ctx }): Promise<void> {
 
 const select = <T = Record<string, unknown>>(s: Sequelize, sql: string, transaction?: Transaction) =>
   s.query(sql, { type: QueryTypes.SELECT, transaction }) as Promise<T[]>;
-const storesSeen = async (s: Sequelize, transaction?: Transaction) =>
-  [...new Set((await select<{ store_id: string }>(s, 'SELECT store_id FROM products', transaction)).map((r) => Number(r.store_id)))].sort();
 /** PGlite serves one connection at a time: the suite's own is closed before another one opens (it reopens on use). */
 let shared: Sequelize | undefined;
 async function alone(db: RlsDatabase): Promise<void> {
@@ -516,7 +499,7 @@ test.serial(
         // the statement and its COMMIT in one message
         t.is(sets.length, 10);
         t.true(sets.every((w) => /^BEGIN; SET LOCAL citus\.propagate_set_commands = E'local'; SET LOCAL [^;]*; SET LOCAL [^;]*$/.test(w)));
-        t.is(wire.filter((w) => /^SELECT .*; COMMIT$/.test(w)).length, 10);
+        t.is(wire.filter((w) => /^SELECT [^\n]*\n; COMMIT$/.test(w)).length, 10);
         t.is(wire.length, 20, 'one extra round trip per statement outside a transaction');
       } else {
         t.deepEqual(sets, [], 'no SET: the connection already holds tenant 1');
@@ -619,7 +602,7 @@ test.serial('migration helpers: enable, idempotent, the SQL they send, disable; 
     ? `(${setting('bypass')} = 'on' OR "account_id" = ANY (${tenants}))`
     : `((SELECT ${setting('bypass')} = 'on') OR "account_id" = ANY ((SELECT ${tenants})::uuid[]))`;
   t.deepEqual(
-    sent.filter((q) => !/^SELECT/.test(q)),
+    sent.filter((q) => !/^(SELECT|WITH)\b/.test(q)),
     [
       'ALTER TABLE "legacy" ENABLE ROW LEVEL SECURITY',
       'ALTER TABLE "legacy" FORCE ROW LEVEL SECURITY',

@@ -118,9 +118,35 @@ export async function enableRowLevelSecurity(
     });
   }
   const citus = await hasCitus(sequelize, { transaction: options.transaction });
-  for (const sql of enableStatements(table, options.column, type, before.policy !== null, citus)) await run(sequelize, sql, options);
-  const after = await stateOf(sequelize, table, options);
-  return !(before.enabled && before.forced && before.policy === after?.policy);
+  let changed = false;
+  // a partition or an inheritance child is a table of its own to PostgreSQL: read directly, it has only
+  // its own policies. Each one gets the same; partitions added later need this run again (or sync()).
+  for (const each of [table, ...(await descendants(sequelize, table, options))]) {
+    const was = each === table ? before : await stateOf(sequelize, each, options);
+    if (!was) continue;
+    for (const sql of enableStatements(each, options.column, type, was.policy !== null, citus)) await run(sequelize, sql, options);
+    const after = await stateOf(sequelize, each, options);
+    if (!(was.enabled && was.forced && was.policy === after?.policy)) changed = true;
+  }
+  return changed;
+}
+
+/** The partitions and inheritance children of a table, at every depth. */
+async function descendants(
+  sequelize: Sequelize,
+  table: TableName,
+  options: SqlOptions,
+): Promise<Array<{ tableName: string; schema: string }>> {
+  const found = await rows<{ tableName: string; schema: string }>(
+    sequelize,
+    `WITH RECURSIVE d(oid) AS (
+       SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(${regclass(table)})
+       UNION SELECT i.inhrelid FROM pg_inherits i JOIN d ON i.inhparent = d.oid)
+     SELECT c.relname AS "tableName", n.nspname AS schema FROM d JOIN pg_class c ON c.oid = d.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+     ORDER BY 2, 1`,
+    options,
+  );
+  return found;
 }
 
 /**
@@ -136,12 +162,21 @@ export async function disableRowLevelSecurity(target: Target, table: TableName, 
   assertPostgres(sequelize, operation, table);
   const before = await stateOf(sequelize, table, options);
   if (!before) throw new MultitenantError(`table ${bare(table)} does not exist; nothing was changed`, { model: bare(table), operation });
+  let changed = false;
+  for (const each of [table, ...(await descendants(sequelize, table, options))]) {
+    const was = each === table ? before : await stateOf(sequelize, each, options);
+    if (was && (await disableOne(sequelize, each, was, options))) changed = true;
+  }
+  return changed;
+}
+
+async function disableOne(sequelize: Sequelize, table: TableName, before: RlsState, options: RowLevelSecurityOptions): Promise<boolean> {
   const t = qualified(table);
   if (before.policy !== null) await run(sequelize, `DROP POLICY ${POLICY_NAME} ON ${t}`, options);
   if (before.others > 0) {
     notify(
       sequelize,
-      `${operation}: ${bare(table)} has ${before.others} other polic${before.others > 1 ? 'ies' : 'y'}: row-level security stays enabled`,
+      `disableRowLevelSecurity: ${bare(table)} has ${before.others} other polic${before.others > 1 ? 'ies' : 'y'}: row-level security stays enabled`,
       options.notice,
     );
     return before.policy !== null;

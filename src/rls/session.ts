@@ -1,8 +1,11 @@
 import type { Sequelize } from 'sequelize';
 import { currentFrame } from '../context';
-import { InvalidTenantError } from '../errors';
+import { InvalidTenantError, UnscopedQueryError } from '../errors';
+import type { AnyModelStatic } from '../models';
 import { sqlValue } from '../scope/scope';
+import { scopingModel } from '../scope/tables';
 import { addSettingsProvider, type PgConnection, readsOrWritesRows, type WantedSettings } from '../settings';
+import { shapeOf } from '../statements';
 import { type Tenant, tenantIdOf } from '../tenant';
 
 /** The custom setting holding the current tenant(s) as a PostgreSQL text array literal (`{"7","8"}`). */
@@ -63,6 +66,7 @@ export function installRlsSession(sequelize: Sequelize, isOn: () => boolean): vo
   let citus: boolean | undefined;
   addSettingsProvider(sequelize, async (connection: PgConnection, { sql, inTransaction }): Promise<WantedSettings | undefined> => {
     if (!isOn()) return undefined;
+    assertNoTruncate(sequelize, sql);
     if (citus === undefined) {
       const result = (await connection.query(`SELECT 1 FROM pg_extension WHERE extname = 'citus'`)) as { rowCount?: number };
       citus = (result.rowCount ?? 0) > 0;
@@ -72,4 +76,50 @@ export function installRlsSession(sequelize: Sequelize, isOn: () => boolean): vo
     if (!inTransaction && (values === NONE || !readsOrWritesRows(sql))) return undefined;
     return { values, local: true, before: CITUS_FIRST };
   });
+}
+
+const NAME =
+  /^\s*("(?:[^"]|"")*"|[A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*)(?:\s*\.\s*("(?:[^"]|"")*"|[A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*))?\s*\*?\s*(,|$|(?=[A-Za-z]))/;
+const part = (p: string) => (p.startsWith('"') ? p.slice(1, -1).replace(/""/g, '"') : p.toLowerCase());
+
+/** The tables a TRUNCATE names, as PostgreSQL reads them; undefined when they cannot be read. */
+function truncated(statement: string): string[] | undefined {
+  let rest = statement.replace(/^TRUNCATE\s+(?:TABLE\s+)?(?:ONLY\s+)?/i, '');
+  const names: string[] = [];
+  for (;;) {
+    const m = NAME.exec(rest);
+    if (!m) return undefined;
+    names.push(m[2] ? `${part(m[1] as string)}.${part(m[2])}` : part(m[1] as string));
+    rest = rest.slice(m[0].length);
+    if (m[3] !== ',') break;
+    rest = rest.replace(/^\s*(?:ONLY\s+)?/i, '');
+  }
+  return /^\s*(?:(?:RESTART|CONTINUE)\s+IDENTITY\s*)?(?:RESTRICT\s*)?$/i.test(rest) ? names : undefined;
+}
+
+/**
+ * TRUNCATE is not subject to row-level security: under a tenant or with none (outside withoutTenant) a
+ * TRUNCATE of a tenant table, one with CASCADE, or one the library cannot read is refused before it is
+ * sent.
+ */
+function assertNoTruncate(sequelize: Sequelize, sql: string): void {
+  const shape = shapeOf(sql);
+  if (!shape.heads.includes('TRUNCATE') && shape.readable) return;
+  if (currentFrame()?.bypass) return;
+  shape.statements.forEach((statement, i) => {
+    if (shape.heads[i] !== 'TRUNCATE') return;
+    const names = truncated(statement);
+    const tenantTable = names?.find((name) => !!tenantModel(sequelize, name));
+    if (names && !tenantTable) return;
+    const tenant = currentFrame()?.tenant;
+    throw new UnscopedQueryError(
+      `TRUNCATE is not subject to row-level security: ${tenantTable ? `${tenantTable} is a tenant table` : 'it may reach tenant tables (CASCADE, or a name that cannot be read)'}; run it inside withoutTenant, or delete the tenant's rows: ${statement.slice(0, 200)}`,
+      { operation: 'rls', tenant: tenant ? tenantIdOf(tenant) : undefined, table: tenantTable ?? names?.join(', ') ?? '', sql },
+    );
+  });
+}
+
+function tenantModel(sequelize: Sequelize, name: string): AnyModelStatic | undefined {
+  const model = scopingModel(sequelize, undefined, name);
+  return (model as unknown as { options?: { tenantKey?: unknown } } | undefined)?.options?.tenantKey != null ? model : undefined;
 }

@@ -5,7 +5,7 @@
 // connection starts with SET ROLE.
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import type { Options } from 'sequelize';
+import { DataTypes, type Options, QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { createTestDatabase, type TestDatabase } from './db';
 
 export interface RlsDatabase {
@@ -81,4 +81,31 @@ function adminOf(url: string): string {
   const u = new URL(url);
   u.pathname = '/postgres';
   return u.toString();
+}
+
+/** The stores and products of the row-level security tests (two tenants or more share product keys). */
+export function defineStoreModels(sequelize: Sequelize) {
+  const Store = sequelize.define(
+    'Store',
+    { id: { type: DataTypes.BIGINT, primaryKey: true }, name: DataTypes.STRING },
+    { tableName: 'stores', tenantKey: 'id', timestamps: false },
+  );
+  const Product = sequelize.define(
+    'Product',
+    {
+      store_id: { type: DataTypes.BIGINT, primaryKey: true },
+      id: { type: DataTypes.BIGINT, primaryKey: true },
+      name: DataTypes.STRING,
+    },
+    { tableName: 'products', tenantKey: 'store_id', timestamps: false },
+  );
+  Product.belongsTo(Store, { foreignKey: 'store_id' });
+  Store.hasMany(Product, { foreignKey: 'store_id' });
+  return { Store, Product };
+}
+
+/** The stores whose products a raw SELECT sees (through the policies), sorted. */
+export async function storesSeen(s: Sequelize, transaction?: Transaction): Promise<number[]> {
+  const rows = (await s.query('SELECT store_id FROM products', { type: QueryTypes.SELECT, transaction })) as Array<{ store_id: string }>;
+  return [...new Set(rows.map((r) => Number(r.store_id)))].sort();
 }
