@@ -70,6 +70,9 @@ async function main() {
     'entering a tenant: context ÷ hand': Number(ratio('context', 'hand').toFixed(3)),
     'scoping itself: library ÷ context': Number(ratio('library', 'context').toFixed(3)),
     'noise floor (A/A): control ÷ hand': Number(ratio('control', 'hand').toFixed(3)),
+    // the same hand-written query on a second instance: what an instance that is not the first costs
+    'whole request against the control: library ÷ control': Number(ratio('library', 'control').toFixed(3)),
+    'entering a tenant against the control: context ÷ control': Number(ratio('context', 'control').toFixed(3)),
   };
   console.table(result);
   console.log(JSON.stringify(result));
