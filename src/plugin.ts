@@ -107,10 +107,26 @@ function resolveOptions(sequelize: Sequelize, options: MultitenantOptions): Plug
       operation: 'multitenant',
     });
   }
+  if (options.rls) assertDriverReportsTransactions(sequelize);
   if (options.strict && options.writeOnly) {
     throw new MultitenantError('strict and writeOnly exclude each other: writeOnly adds no filters', { operation: 'multitenant' });
   }
   return { ...options, strict: options.strict ?? false, writeOnly: options.writeOnly ?? false };
+}
+
+/**
+ * What a connection holds is tracked with the transaction status the server reports (ReadyForQuery):
+ * the pg driver exposes it from 8.21 (`client.getTransactionStatus()`), the native binding not at all.
+ */
+function assertDriverReportsTransactions(sequelize: Sequelize): void {
+  const cm = (sequelize as unknown as { connectionManager?: { lib?: { Client?: { prototype?: Record<string, unknown> } } } })
+    .connectionManager;
+  const native = (sequelize as unknown as { options?: { native?: boolean } }).options?.native === true;
+  if (!native && typeof cm?.lib?.Client?.prototype?.getTransactionStatus === 'function') return;
+  throw new MultitenantError(
+    `option rls needs the pg driver 8.21 or later, which reports each connection's transaction status (client.getTransactionStatus)${native ? ', and not the native binding (native: true)' : ''}: install pg@^8.21; nothing was installed`,
+    { operation: 'multitenant' },
+  );
 }
 
 /**

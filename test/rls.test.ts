@@ -3,7 +3,7 @@
 // ORM layer never sees — is the main probe: what comes back, and what the database refuses to write.
 // The same file runs on Citus (`npm run test:citus`), where the tenant must reach the workers.
 import anyTest, { type TestFn } from 'ava';
-import { Client } from 'pg';
+import pg, { Client } from 'pg';
 import { DataTypes, type Model, type ModelStatic, type Options, QueryTypes, Sequelize, type Transaction } from 'sequelize';
 import {
   createDistributedTable,
@@ -654,6 +654,12 @@ test.serial('rls is refused on another dialect, and must be a boolean', (t) => {
   t.throws(() => multitenant(s, { rls: true }), { instanceOf: MultitenantError, message: /option rls needs PostgreSQL \(dialect mysql\)/ });
   const p = new Sequelize('postgres://u@127.0.0.1:1/x', { logging: false });
   t.throws(() => multitenant(p, { rls: 'yes' as unknown as boolean }), { message: /option rls must be a boolean/ });
+  // a pg older than 8.21 does not report the transaction status the settings cache is kept by
+  const oldPg = Object.create(pg) as typeof pg;
+  Object.defineProperty(oldPg, 'Client', { value: function Client() {} });
+  const o = new Sequelize('postgres://u@127.0.0.1:1/x', { logging: false, dialectModule: oldPg });
+  t.throws(() => multitenant(o, { rls: true }), { instanceOf: MultitenantError, message: /option rls needs the pg driver 8.21 or later/ });
+  t.notThrows(() => multitenant(o, { notice: false }), 'without rls, any pg');
 });
 
 test.serial('Citus: a table whose policy was made on PostgreSQL (sub-selects) is distributed by createDistributedTable', async (t) => {
