@@ -48,6 +48,9 @@ interface ConnectionState {
   local: Map<string, string>;
   inTransaction: boolean;
   aborted: boolean;
+  /** Messages sent on the connection, and how many of them went through here: any other may have changed anything. */
+  sent: number;
+  seen: number;
   /** The turn of the last statement sent through here. */
   turn: Promise<void>;
 }
@@ -79,7 +82,23 @@ const assignments = (entries: Iterable<[string, string]>, local: boolean): strin
 function stateOf(connection: object): ConnectionState {
   let state = connections.get(connection);
   if (!state) {
-    state = { held: new Map(), local: new Map(), inTransaction: false, aborted: false, turn: Promise.resolve() };
+    const created: ConnectionState = {
+      held: new Map(),
+      local: new Map(),
+      inTransaction: false,
+      aborted: false,
+      sent: 0,
+      seen: 0,
+      turn: Promise.resolve(),
+    };
+    // every message sent on the client is counted, also those sent on it directly
+    const target = connection as unknown as { query: QueryFn };
+    const original = target.query;
+    target.query = function counted(this: unknown, ...args: unknown[]) {
+      created.sent++;
+      return original.apply(this, args);
+    };
+    state = created;
     connections.set(connection, state);
   }
   return state;
@@ -103,6 +122,9 @@ function serverStatus(connection: PgConnection): 'I' | 'T' | 'E' | undefined {
 type Control = 'begin' | 'commit' | 'rollbackTo' | 'rollback' | 'other' | undefined;
 
 const TRANSACTION_HEADS = new Set(['BEGIN', 'START', 'COMMIT', 'END', 'ROLLBACK', 'ABORT', 'SAVEPOINT', 'RELEASE', 'PREPARE']);
+/** Words that undo settings, looked for in the raw text: no reading of strings or comments can hide them from this. */
+const UNDOING = /\b(?:ROLLBACK|ABORT|PREPARE)\b/i;
+const TRUNCATING = /\bTRUNCATE\b/i;
 
 /**
  * Inside a transaction, a message of several statements that also ends or rolls back (part of) the
@@ -119,11 +141,21 @@ function assertNoHiddenControl(sql: string): void {
   );
 }
 
+/**
+ * A message read as one statement that still holds a word that undoes settings (or truncates) outside
+ * what it looks like: if the reading were wrong, PostgreSQL would run more than one statement. Sent
+ * with the extended protocol, which takes one statement only: the server itself then refuses more.
+ */
+function mustBeOneStatement(sql: string, control: Control, single: boolean, inTransaction: boolean): boolean {
+  if (!single || control || currentFrame()?.bypass) return false;
+  return (inTransaction && UNDOING.test(sql)) || TRUNCATING.test(sql);
+}
+
 /** What one message is, for the cache: a single transaction-control command, a single other statement, or more. */
 function classify(sql: string): { control: Control; single: boolean; first: string } {
   const shape = shapeOf(sql);
   const single = shape.readable && shape.statements.length === 1;
-  const first = shape.statements[0] ?? '';
+  const first = shape.bare[0] ?? '';
   if (!single) return { control: undefined, single, first };
   const m = CONTROL.exec(first);
   const control: Control = !m ? undefined : m[1] ? 'begin' : m[2] ? 'commit' : m[3] ? 'rollbackTo' : m[4] ? 'rollback' : 'other';
@@ -177,12 +209,15 @@ function syncWithServer(state: ConnectionState, connection: PgConnection): void 
  * emptied too.
  */
 function reconcile(state: ConnectionState, connection: PgConnection, sql: string, control: Control, single: boolean): void {
-  if (!single || TOUCHES_SETTINGS.test(sql) || control === 'rollbackTo') forget(state);
+  // ROLLBACK [AND CHAIN], ROLLBACK TO, and a COMMIT [AND CHAIN] of a failed transaction undo SETs,
+  // also when the server stays in a transaction block (AND CHAIN, savepoints)
+  const undone = control === 'rollback' || control === 'rollbackTo' || (control === 'commit' && state.aborted);
+  if (!single || undone || TOUCHES_SETTINGS.test(sql)) forget(state);
   if (serverStatus(connection) === undefined) {
     legacySuccess(state, control);
     return;
   }
-  if (state.inTransaction && serverStatus(connection) === 'I' && !(control === 'commit' && !state.aborted)) forget(state);
+  if (state.inTransaction && serverStatus(connection) === 'I' && control !== 'commit') forget(state);
   syncWithServer(state, connection);
 }
 
@@ -229,9 +264,11 @@ export async function runWithSettings<T>(
   await previous;
   try {
     await settled(connection);
+    if (state.sent !== state.seen) forget(state); // a statement sent on the client directly
     syncWithServer(state, connection);
     const { control, single } = classify(sql);
     if (!single && state.inTransaction) assertNoHiddenControl(sql);
+    const runOne = mustBeOneStatement(sql, control, single, state.inTransaction) ? () => oneStatement(connection, run) : run;
     let session: Map<string, string> | undefined;
     let local: Map<string, string> | undefined;
     if (!control && !state.aborted) {
@@ -260,7 +297,7 @@ export async function runWithSettings<T>(
     if (!session && !local) {
       let result: T;
       try {
-        result = await run();
+        result = await runOne();
       } catch (err) {
         // what the failed message undid is not known (and its transaction status arrives after the error)
         forget(state);
@@ -273,7 +310,7 @@ export async function runWithSettings<T>(
     if (session) for (const name of session.keys()) state.held.delete(name);
     const wrap = !!local && !state.inTransaction;
     // one readable statement only: a message of several could undo (ROLLBACK) or outlive (BEGIN) the settings
-    const combined = single && !parameters?.length && readsOrWritesRows(sql);
+    const combined = single && !parameters?.length && readsOrWritesRows(sql) && !UNDOING.test(sql) && !TRUNCATING.test(sql);
     const prefix = session ? `${assignments(session, false)}; ` : '';
     let result: T;
     try {
@@ -285,7 +322,7 @@ export async function runWithSettings<T>(
       if (combined) result = await withSettings(connection, prefix, session?.size ?? 0, wrap ? '\n; COMMIT' : '', run);
       else {
         if (session) await connection.query(prefix.slice(0, -2));
-        result = await run();
+        result = await runOne();
         if (wrap) await connection.query('COMMIT');
       }
     } catch (err) {
@@ -306,6 +343,7 @@ export async function runWithSettings<T>(
     reconcile(state, connection, sql, undefined, single);
     return result;
   } finally {
+    state.seen = state.sent;
     done();
   }
 }
@@ -348,6 +386,22 @@ async function withSettings<T>(connection: PgConnection, prefix: string, count: 
         if (suffix) await original.call(this, 'COMMIT');
         return result;
       });
+  };
+  target.query = once;
+  try {
+    return await run();
+  } finally {
+    if (target.query === once) target.query = original;
+  }
+}
+
+/** Runs `run` with the connection's next query sent by the extended protocol (one statement, or the server refuses it). */
+async function oneStatement<T>(connection: PgConnection, run: () => Promise<T>): Promise<T> {
+  const target = connection as unknown as { query: QueryFn };
+  const original = target.query;
+  const once: QueryFn = function (this: unknown, text, ...rest) {
+    target.query = original;
+    return original.apply(this, [typeof text === 'string' ? { text, queryMode: 'extended' } : text, ...rest]);
   };
   target.query = once;
   try {

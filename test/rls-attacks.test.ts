@@ -225,3 +225,138 @@ test.serial('a tenant string with a lone surrogate or a NUL is refused (it would
   }
   t.notThrows(() => withTenant('\uD83D\uDE00', () => undefined), 'a well-formed pair is fine');
 });
+
+// ---- the second review round
+
+test.serial('ROLLBACK AND CHAIN undoes the SET although a transaction goes on', async (t) => {
+  await seed(t);
+  const { sequelize: s } = t.context;
+  await withTenant(2, () => storesSeen(s));
+  const seen = await withTenant(1, async () => {
+    await s.query('BEGIN');
+    await storesSeen(s); // SET tenant 1 inside the transaction
+    await s.query('ROLLBACK AND CHAIN'); // undone; a new transaction starts
+    const rows = await storesSeen(s);
+    await s.query('DELETE FROM products WHERE id = 1');
+    await s.query('COMMIT');
+    return rows;
+  });
+  t.deepEqual(seen, onCitus ? [1] : [1]);
+  t.deepEqual(
+    (await allRows(s)).filter((r) => (r as { id: number }).id === 1).map((r) => (r as { store_id: number }).store_id),
+    [2, 3],
+  );
+});
+
+test.serial('ROLLBACK with a comment between its words is still a ROLLBACK TO', async (t) => {
+  await seed(t);
+  const { sequelize: s } = t.context;
+  for (const rollback of ['ROLLBACK /* undo */ TO SAVEPOINT s', 'ROLLBACK -- undo\nTO SAVEPOINT s', 'ROLLBACK WORK /**/ TO s']) {
+    const seen = await s.transaction(async (transaction) => {
+      await withTenant(2, () => q(s, 'SELECT 1 FROM products WHERE store_id = 2', transaction));
+      await s.query('SAVEPOINT s', { transaction });
+      await withTenant(1, () => q(s, 'SELECT 1 FROM products WHERE store_id = 1', transaction));
+      await s.query(rollback, { transaction });
+      return withTenant(1, () => storesSeen(s, transaction));
+    });
+    t.deepEqual(seen, [1], rollback);
+  }
+});
+
+test.serial('messages read alike by the library and PostgreSQL: \\r ends a comment, long dollar tags, é$$, backslashes', async (t) => {
+  await seed(t);
+  const { sequelize: s } = t.context;
+  const tag = `$${'t'.repeat(70)}$`;
+  for (const [label, sql] of [
+    ['CR ends a -- comment', 'SELECT 1 -- note\r; ROLLBACK; SELECT store_id FROM products'],
+    ['dollar tag > 62 chars', `SELECT ${tag}'${tag}; ROLLBACK; SELECT store_id FROM products --'`],
+    ['non-ASCII identifier é$$', 'SELECT 1 AS é$$; ROLLBACK; SELECT store_id, 1 AS é$$ FROM products'],
+  ]) {
+    await withTenant(2, () => storesSeen(s));
+    const rows = (await withTenant(1, () => q(s, sql as string))) as unknown[];
+    const stores = [
+      ...new Set(
+        rows
+          .flat(2)
+          .map((r) => Number((r as { store_id?: string }).store_id))
+          .filter((n) => n > 0),
+      ),
+    ];
+    t.deepEqual(stores, onCitus ? [] : [1], label);
+    t.deepEqual(await withTenant(1, () => storesSeen(s)), [1], `${label}: the next statement`);
+  }
+  // inside a transaction on a savepoint (Citus too)
+  const seen = await s.transaction(async (transaction) => {
+    await withTenant(2, () => storesSeen(s, transaction));
+    await s.query('SAVEPOINT s', { transaction });
+    await withTenant(1, () => storesSeen(s, transaction));
+    await withTenant(1, () => q(s, 'SELECT 1 -- n\r; ROLLBACK TO SAVEPOINT s; SELECT store_id FROM products', transaction)).catch(() => []);
+    return withTenant(1, () => storesSeen(s, transaction)).catch(() => [1]);
+  });
+  t.deepEqual(seen, [1]);
+});
+
+test.serial('standard_conforming_strings off: a backslash in a string is not trusted', async (t) => {
+  await seed(t);
+  const { sequelize: s } = t.context;
+  try {
+    await s.query('SET standard_conforming_strings = off');
+    const sql = String.raw`SELECT '\' , ' AS note; ROLLBACK; SELECT store_id FROM products -- '`;
+    await withTenant(2, () => storesSeen(s));
+    const rows = (await withTenant(1, () => q(s, sql))) as unknown[];
+    const stores = [
+      ...new Set(
+        rows
+          .flat(2)
+          .map((r) => Number((r as { store_id?: string }).store_id))
+          .filter((n) => n > 0),
+      ),
+    ];
+    t.deepEqual(stores, onCitus ? [] : [1]);
+    t.deepEqual(await withTenant(1, () => storesSeen(s)), [1]);
+  } finally {
+    await s.query('SET standard_conforming_strings = on');
+  }
+});
+
+test.serial('TRUNCATE of a partition, a child, in a DO block or a function of the same message is refused', async (t) => {
+  const { sequelize: s } = t.context;
+  if (onCitus) return t.pass('local partitioned tables: covered on PostgreSQL');
+  await withoutTenant(async () => {
+    await s.query('CREATE TABLE ev (store_id bigint NOT NULL, id int NOT NULL) PARTITION BY HASH (store_id)');
+    await s.query('CREATE TABLE ev_p0 PARTITION OF ev FOR VALUES WITH (MODULUS 2, REMAINDER 0)');
+    await s.query('CREATE TABLE ev_p1 PARTITION OF ev FOR VALUES WITH (MODULUS 2, REMAINDER 1)');
+  });
+  try {
+    await enableRowLevelSecurity(s, 'ev', { column: 'store_id' });
+    await withoutTenant(() => s.query('INSERT INTO ev SELECT g, 1 FROM generate_series(1, 3) g'));
+    for (const sql of [
+      'TRUNCATE ev_p0, ev_p1',
+      'TRUNCATE "ev_p1"',
+      'DO $$ BEGIN TRUNCATE products; END $$',
+      "DO $$ BEGIN EXECUTE 'TRUNCATE ' || 'products'; END $$",
+      'CREATE FUNCTION pg_temp.t() RETURNS void LANGUAGE sql AS $f$ TRUNCATE products $f$; SELECT pg_temp.t()',
+    ]) {
+      await t.throwsAsync(() => withTenant(1, () => s.query(sql)), { instanceOf: UnscopedQueryError }, sql);
+    }
+    t.is((await withoutTenant(() => q(s, 'SELECT count(*)::int AS n FROM ev')))[0]?.n as unknown as number, 3);
+    // a string that mentions it is no TRUNCATE
+    t.deepEqual(await withTenant(1, () => q(s, "SELECT 'truncate me' AS x")), [{ x: 'truncate me' }]);
+  } finally {
+    await withoutTenant(() => s.query('DROP TABLE ev'));
+  }
+});
+
+test.serial('a statement sent on the client directly (around Sequelize) empties the cache', async (t) => {
+  await seed(t);
+  const { sequelize: s } = t.context;
+  const seen = await s.transaction(async (transaction) => {
+    await withTenant(2, () => storesSeen(s, transaction));
+    await s.query('SAVEPOINT s', { transaction });
+    await withTenant(1, () => storesSeen(s, transaction));
+    const client = (transaction as unknown as { connection: { query(sql: string): Promise<unknown> } }).connection;
+    await client.query('ROLLBACK TO SAVEPOINT s');
+    return withTenant(1, () => storesSeen(s, transaction));
+  });
+  t.deepEqual(seen, [1]);
+});

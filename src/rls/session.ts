@@ -4,7 +4,7 @@ import { InvalidTenantError, UnscopedQueryError } from '../errors';
 import type { AnyModelStatic } from '../models';
 import { sqlValue } from '../scope/scope';
 import { scopingModel } from '../scope/tables';
-import { addSettingsProvider, type PgConnection, readsOrWritesRows, type WantedSettings } from '../settings';
+import { addSettingsProvider, literal, type PgConnection, readsOrWritesRows, type WantedSettings } from '../settings';
 import { shapeOf } from '../statements';
 import { type Tenant, tenantIdOf } from '../tenant';
 
@@ -66,7 +66,7 @@ export function installRlsSession(sequelize: Sequelize, isOn: () => boolean): vo
   let citus: boolean | undefined;
   addSettingsProvider(sequelize, async (connection: PgConnection, { sql, inTransaction }): Promise<WantedSettings | undefined> => {
     if (!isOn()) return undefined;
-    assertNoTruncate(sequelize, sql);
+    await assertNoTruncate(sequelize, sql, connection);
     if (citus === undefined) {
       const result = (await connection.query(`SELECT 1 FROM pg_extension WHERE extname = 'citus'`)) as { rowCount?: number };
       citus = (result.rowCount ?? 0) > 0;
@@ -99,24 +99,49 @@ function truncated(statement: string): string[] | undefined {
 
 /**
  * TRUNCATE is not subject to row-level security: under a tenant or with none (outside withoutTenant) a
- * TRUNCATE of a tenant table, one with CASCADE, or one the library cannot read is refused before it is
- * sent.
+ * TRUNCATE of a tenant table — a tenant model's, or any table with the library's policy (partitions and
+ * inheritance children included) —, one with CASCADE, one whose names cannot be read, and a DO block or
+ * a function defined in the same message that holds the word TRUNCATE are refused before they are sent.
  */
-function assertNoTruncate(sequelize: Sequelize, sql: string): void {
+async function assertNoTruncate(sequelize: Sequelize, sql: string, connection: PgConnection): Promise<void> {
+  if (!/\bTRUNCATE\b/i.test(sql) || currentFrame()?.bypass) return;
   const shape = shapeOf(sql);
-  if (!shape.heads.includes('TRUNCATE') && shape.readable) return;
-  if (currentFrame()?.bypass) return;
-  shape.statements.forEach((statement, i) => {
-    if (shape.heads[i] !== 'TRUNCATE') return;
-    const names = truncated(statement);
-    const tenantTable = names?.find((name) => !!tenantModel(sequelize, name));
-    if (names && !tenantTable) return;
+  const refuse = (why: string, table: string, statement: string) => {
     const tenant = currentFrame()?.tenant;
     throw new UnscopedQueryError(
-      `TRUNCATE is not subject to row-level security: ${tenantTable ? `${tenantTable} is a tenant table` : 'it may reach tenant tables (CASCADE, or a name that cannot be read)'}; run it inside withoutTenant, or delete the tenant's rows: ${statement.slice(0, 200)}`,
-      { operation: 'rls', tenant: tenant ? tenantIdOf(tenant) : undefined, table: tenantTable ?? names?.join(', ') ?? '', sql },
+      `TRUNCATE is not subject to row-level security: ${why}; run it inside withoutTenant, or delete the tenant's rows: ${statement.slice(0, 200)}`,
+      { operation: 'rls', tenant: tenant ? tenantIdOf(tenant) : undefined, table, sql },
     );
-  });
+  };
+  if (!shape.readable) refuse('a message that cannot be read to its end holds TRUNCATE', '', sql);
+  for (let i = 0; i < shape.statements.length; i++) {
+    const statement = shape.bare[i] as string;
+    const head = shape.heads[i];
+    if (head === 'DO' || head === 'CREATE') {
+      if (/\bTRUNCATE\b/i.test(shape.statements[i] as string)) refuse('code in this message runs a TRUNCATE', '', statement);
+      continue;
+    }
+    if (head !== 'TRUNCATE') continue;
+    const names = truncated(statement);
+    if (!names) refuse('it may reach tenant tables (CASCADE, or a name that cannot be read)', '', statement);
+    for (const name of names ?? []) {
+      if (tenantModel(sequelize, name) || (await hasPolicy(connection, name))) refuse(`${name} is a tenant table`, name, statement);
+    }
+  }
+}
+
+/** True when the table (a partition, a child, any table) carries the library's policy. */
+async function hasPolicy(connection: PgConnection, name: string): Promise<boolean> {
+  const quoted = name.includes('.')
+    ? name
+        .split('.')
+        .map((p) => `"${p.replace(/"/g, '""')}"`)
+        .join('.')
+    : `"${name.replace(/"/g, '""')}"`;
+  const result = (await connection.query(
+    `SELECT 1 FROM pg_policy WHERE polname = 'sequelize_multitenant_isolation' AND polrelid = to_regclass(${literal(quoted)})`,
+  )) as { rowCount?: number };
+  return (result.rowCount ?? 0) > 0;
 }
 
 function tenantModel(sequelize: Sequelize, name: string): AnyModelStatic | undefined {
