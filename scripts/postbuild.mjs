@@ -1,5 +1,6 @@
-// After tsc: ship the Sequelize module augmentation with the declarations, and an ESM entry that
-// re-exports the CommonJS build (one copy of the module state for `require` and `import` alike).
+// After tsc: ship the Sequelize module augmentation with the declarations, and for the main entry and
+// every subpath entry (the host integrations) an ESM file that re-exports the CommonJS build — one copy
+// of the module state (the tenant context) for `require` and `import` alike.
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
@@ -8,7 +9,21 @@ copyFileSync('types/sequelize-multitenant.d.ts', 'dist/types/sequelize-multitena
 const dts = readFileSync('dist/index.d.ts', 'utf8');
 const ref = '/// <reference path="./types/sequelize-multitenant.d.ts" />\n';
 writeFileSync('dist/index.d.ts', dts.startsWith(ref) ? dts : ref + dts);
-writeFileSync('dist/index.d.mts', `${ref}export * from './index.js';\n`);
 
-const names = Object.keys(createRequire(import.meta.url)('../dist/index.js')).filter((n) => n !== '__esModule');
-writeFileSync('dist/index.mjs', `import cjs from './index.js';\nexport const { ${names.join(', ')} } = cjs;\n`);
+const require = createRequire(import.meta.url);
+// the entries: the package itself and its subpaths (package.json "exports")
+const entries = ['index', 'hosts/koa', 'hosts/fastify'];
+for (const entry of entries) {
+  let names;
+  try {
+    names = Object.keys(require(`../dist/${entry}.js`)).filter((n) => n !== '__esModule');
+  } catch (err) {
+    // a subpath whose optional peer is not installed here is still shipped (its ESM file lists its exports statically)
+    if (err.code !== 'MODULE_NOT_FOUND' || String(err.message).includes(`dist/${entry}.js`)) throw err;
+    names = [...readFileSync(`dist/${entry}.js`, 'utf8').matchAll(/^exports\.(\w+) = /gm)].map((m) => m[1]);
+  }
+  const base = entry.split('/').pop();
+  const refHere = entry === 'index' ? ref : '';
+  writeFileSync(`dist/${entry}.d.mts`, `${refHere}export * from './${base}.js';\n`);
+  writeFileSync(`dist/${entry}.mjs`, `import cjs from './${base}.js';\nexport const { ${[...new Set(names)].join(', ')} } = cjs;\n`);
+}

@@ -1,0 +1,56 @@
+import { AsyncResource } from 'node:async_hooks';
+import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
+import { type Frame, runInFrame } from '../context';
+import { assertResolver, resolveFrame, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
+
+export type { ResolvedTenant, TenantMiddlewareOptions, TenantResolver } from './resolve';
+
+/** Options of `fastifyTenant`. */
+export interface FastifyTenantOptions extends TenantMiddlewareOptions {
+  /** The request's tenant (sync or async): an instance, an id, an array, or nothing. */
+  resolveTenant?: TenantResolver<FastifyRequest>;
+}
+
+/**
+ * A Fastify plugin (Fastify 5): every request of the instance it is registered on — and of its child
+ * contexts, as Fastify's encapsulation goes — runs as a unit of work of its own with the tenant that
+ * `resolveTenant(request)` returns, in the hooks after `onRequest` and in the handler. The resolver runs
+ * as `withoutTenant` would. With `required`, a request that resolves to no tenant fails with
+ * `MissingTenantError`; a throwing or rejecting resolver, or an invalid tenant, fails it too (Fastify's
+ * error handler answers). Body parsing, later hooks and the handler continue inside the request's frame
+ * (tested with bodies that arrive late, in chunks, on AsyncLocalStorage and on cls-hooked).
+ * Register it with `fastify-plugin` semantics (it is marked to skip encapsulation) to cover the whole app,
+ * or inside a plugin to cover that plugin's routes only.
+ * @example
+ * import { fastifyTenant } from 'sequelize-multitenant/fastify';
+ * await app.register(fastifyTenant, { resolveTenant: (req) => req.headers['x-store-id'] });
+ */
+export const fastifyTenant: FastifyPluginCallback<FastifyTenantOptions> = function fastifyTenant(fastify, options, done) {
+  const resolveTenant = options?.resolveTenant ?? (() => undefined);
+  try {
+    assertResolver(resolveTenant, 'fastifyTenant');
+  } catch (err) {
+    done(err as Error);
+    return;
+  }
+  const required = options?.required ?? false;
+  fastify.addHook('onRequest', (request, _reply, next) => {
+    let frame: ReturnType<typeof resolveFrame>;
+    try {
+      frame = resolveFrame(resolveTenant, request, required, 'fastifyTenant');
+    } catch (err) {
+      return next(err as Error);
+    }
+    // the rest of the request (hooks, body parsing, handler) continues from next(): inside the frame
+    if (frame instanceof Promise)
+      frame.then(
+        AsyncResource.bind((f: Frame) => runInFrame(f, () => next())),
+        (err: unknown) => next(err as Error),
+      );
+    else runInFrame(frame, () => next());
+  });
+  done();
+};
+// fastify-plugin's marks, without depending on it: the hooks reach the routes of the app it is registered on
+(fastifyTenant as unknown as Record<symbol | string, unknown>)[Symbol.for('skip-override')] = true;
+(fastifyTenant as unknown as Record<symbol | string, unknown>)[Symbol.for('fastify.display-name')] = 'sequelize-multitenant';

@@ -1,0 +1,65 @@
+// fastifyTenant on Fastify 5, over real HTTP: the hostile cases of every host (host-suite.ts), and
+// Fastify's own: encapsulation (a sibling context without the plugin has no tenant), the context put
+// back after body parsing (preValidation, preHandler).
+import anyTest, { type TestFn } from 'ava';
+import { fastifyTenant } from '../src/hosts/fastify';
+import { type HostCtx, hostSuite } from './helpers/host-suite';
+import { fastifyHost } from './helpers/hosts/fastify';
+import { request } from './helpers/http';
+
+const test = anyTest as TestFn<HostCtx>;
+hostSuite(test, [fastifyHost()]);
+
+test.serial('fastify 5: a sibling context without the plugin resolves no tenant (encapsulation)', async (t) => {
+  const r = await request(`${t.context.started['fastify 5']?.url}/outside/whoami`, { headers: { 'x-store-id': '2' } });
+  t.deepEqual([r.status, r.body.tenant], [200, null]);
+});
+
+test.serial('fastify 5: a resolver that is not a function fails the registration', async (t) => {
+  const Fastify = (await import('fastify')).default;
+  const app = Fastify();
+  await t.throwsAsync(
+    async () => {
+      await app.register(fastifyTenant, { resolveTenant: 'x-store-id' as never });
+      await app.ready();
+    },
+    { message: /resolveTenant must be a function/ },
+  );
+  await app.close();
+});
+
+test.serial('fastify 5: a body that arrives late (after the resolver, in chunks) still finds the tenant in the handler', async (t) => {
+  await t.context.f.reset();
+  const url = new URL(`${t.context.started['fastify 5']?.url}/products`);
+  const http = await import('node:http');
+  const reply = await new Promise<{ status: number; body: { tenant: number; store_id: number } }>((resolve, reject) => {
+    const req = http.request(
+      {
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-store-id': '3', 'transfer-encoding': 'chunked' },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => {
+          text += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      },
+    );
+    req.on('error', reject);
+    req.flushHeaders();
+    const parts = ['{"na', 'me":"la', 'te"}'];
+    let i = 0;
+    const timer = setInterval(() => {
+      if (i < parts.length) req.write(parts[i++]);
+      else {
+        clearInterval(timer);
+        req.end();
+      }
+    }, 20);
+  });
+  t.deepEqual(reply, { status: 201, body: { tenant: 3, store_id: 3 } });
+});
