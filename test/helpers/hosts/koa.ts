@@ -8,7 +8,8 @@ import { getCurrentTenantId, setCurrentTenant } from '../../../src/index';
 import type { Fixture } from '../fixture';
 import { errorReply, type Host, productsOf, resolveHeader } from '../host-suite';
 
-type KoaClass = typeof import('koa');
+/** Koa 2 and 3 (koa ships no types of its own). */
+type KoaClass = new () => { use(fn: unknown): unknown; callback(): http.RequestListener };
 // biome-ignore lint/suspicious/noExplicitAny: Koa 2 and 3 contexts alike
 type Ctx = any;
 
