@@ -248,3 +248,20 @@ export function getCurrentTenantId(): TenantId | TenantId[] | undefined {
   const tenant = currentFrame()?.tenant;
   return tenant ? tenantIdOf(tenant) : undefined;
 }
+
+/**
+ * Binds `fn` to the unit of work it is bound in: wherever and whenever it is called later — by an
+ * old-style event emitter, a pool, a timer or a callback queue created earlier — it runs with that
+ * unit of work's tenant (as it is when it runs), and never with the caller's. Bound outside any unit of
+ * work, each call runs as a unit of work of its own with no tenant.
+ * @example
+ * withTenant(store, () => legacyEmitter.on('done', bindTenant(() => Product.count()))); // counts store's rows
+ */
+export function bindTenant<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
+  if (typeof fn !== 'function') throw new TypeError('bindTenant(fn): fn must be a function');
+  const frame = currentFrame();
+  return function boundToTenant(this: unknown, ...args: A): R {
+    // bound outside any unit of work: each call is one of its own, with no tenant
+    return runInFrame(frame ?? { tenant: undefined, bypass: false }, () => fn.apply(this, args));
+  };
+}

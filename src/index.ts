@@ -5,6 +5,7 @@ export { routerOnly } from './citus/router-only';
 export type { TableName } from './citus/sql';
 export type { ClsNamespace } from './context';
 export {
+  bindTenant,
   getCurrentTenant,
   getCurrentTenantId,
   setCurrentTenant,

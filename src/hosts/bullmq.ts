@@ -1,0 +1,136 @@
+import { currentFrame, runInFrame } from '../context';
+import { MissingTenantError, MultitenantError } from '../errors';
+import { normalizeTenant, type TenantId, tenantIdOf } from '../tenant';
+
+/** The key under which a job's data carries the tenant of the unit of work that added it. */
+export const JOB_TENANT_KEY = '__multitenant';
+
+type Encoded = { ids: Array<['n' | 's' | 'b', string]>; many: boolean } | { bypass: true };
+
+/** What a job carries: the tenant (ids typed, bigints kept), an explicit bypass, or nothing. */
+function encodeCurrent(): Encoded | undefined {
+  const frame = currentFrame();
+  if (frame?.bypass) return { bypass: true };
+  const tenant = frame?.tenant;
+  if (!tenant) return undefined;
+  return {
+    many: tenant.many,
+    ids: tenant.ids.map((id) => [typeof id === 'number' ? 'n' : typeof id === 'bigint' ? 'b' : 's', String(id)]),
+  };
+}
+
+function decode(value: unknown, operation: string): { tenant?: ReturnType<typeof normalizeTenant>; bypass: boolean } | undefined {
+  if (value === undefined || value === null) return undefined;
+  const v = value as Partial<{ ids: unknown; many: unknown; bypass: unknown }>;
+  if (v.bypass === true) return { bypass: true };
+  if (!Array.isArray(v.ids) || v.ids.length === 0) {
+    throw new MultitenantError(`the job's ${JOB_TENANT_KEY} is not a tenant this library wrote: ${JSON.stringify(value)}`, { operation });
+  }
+  const ids = v.ids.map((entry) => {
+    const [type, text] = Array.isArray(entry) ? entry : [];
+    if (type === 'n') return Number(text);
+    if (type === 'b') return BigInt(String(text));
+    return text as TenantId;
+  });
+  return { tenant: normalizeTenant(v.many === true ? ids : ids[0], { operation }), bypass: false };
+}
+
+/** The part of a BullMQ queue the wrapper uses. */
+export interface QueueLike {
+  add(name: string, data: unknown, opts?: unknown): Promise<unknown>;
+  addBulk(jobs: Array<{ name: string; data: unknown; opts?: unknown }>): Promise<unknown>;
+}
+/** The part of a BullMQ job the processor wrapper reads. */
+export interface JobLike {
+  readonly data: unknown;
+  readonly name?: string;
+  readonly id?: string;
+}
+
+/** Options of `tenantQueue` and `tenantProcessor`. */
+export interface JobTenantOptions {
+  /**
+   * Jobs must carry a tenant: `add` with no tenant set (outside `withoutTenant`) throws
+   * `MissingTenantError`; the processor fails a job that carries none.
+   * @default false
+   */
+  required?: boolean;
+}
+
+/** The job data with the current tenant (or the bypass of `withoutTenant`) under `JOB_TENANT_KEY`. */
+function withTenantOf(data: unknown, required: boolean, operation: string): unknown {
+  if (data !== undefined && (data === null || typeof data !== 'object' || Array.isArray(data))) {
+    throw new MultitenantError('a job that carries a tenant needs object data', { operation });
+  }
+  const encoded = encodeCurrent();
+  if (!encoded) {
+    if (required) throw new MissingTenantError('a job of a tenant-required queue is added with no tenant set', { operation });
+    const { [JOB_TENANT_KEY]: _dropped, ...rest } = (data ?? {}) as Record<string, unknown>;
+    return rest; // a forged marker in the caller's data is not carried
+  }
+  return { ...(data as Record<string, unknown>), [JOB_TENANT_KEY]: encoded };
+}
+
+/**
+ * Makes a BullMQ queue's `add` and `addBulk` stamp each job with the tenant of the unit of work that adds
+ * it (`withTenant(t, () => queue.add(...))` carries `t`; inside `withoutTenant` an explicit bypass; with
+ * none, nothing — or `MissingTenantError` with `required`). Returns the same queue.
+ * @example
+ * import { tenantQueue, tenantProcessor } from 'sequelize-multitenant/bullmq';
+ * const queue = tenantQueue(new Queue('emails', { connection }));
+ * await withTenant(store, () => queue.add('welcome', { userId }));
+ */
+export function tenantQueue<Q extends QueueLike>(queue: Q, options: JobTenantOptions = {}): Q {
+  const required = options.required ?? false;
+  const add = queue.add;
+  const addBulk = queue.addBulk;
+  queue.add = function addWithTenant(this: Q, name, data, opts) {
+    try {
+      return add.call(this, name, withTenantOf(data, required, 'queue.add'), opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  };
+  queue.addBulk = function addBulkWithTenant(this: Q, jobs) {
+    try {
+      return addBulk.call(
+        this,
+        jobs.map((job) => ({ ...job, data: withTenantOf(job.data, required, 'queue.addBulk') })),
+      );
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  };
+  return queue;
+}
+
+/**
+ * Wraps a BullMQ processor: each job runs as a unit of work of its own with the tenant it carries (as
+ * `withTenant`), inside `withoutTenant` when it was added there, and with no tenant when it carries none
+ * (with `required`: the job fails with `MissingTenantError`). Nothing a job sets (`setCurrentTenant`)
+ * reaches the next job, also with concurrency and after a failure; retries run under the same tenant.
+ * @example
+ * new Worker('emails', tenantProcessor(async (job) => {
+ *   await User.findByPk(job.data.userId); // scoped to the tenant that added the job
+ * }), { connection, concurrency: 5 });
+ */
+export function tenantProcessor<J extends JobLike, A extends unknown[], R>(
+  processor: (job: J, ...rest: A) => Promise<R> | R,
+  options: JobTenantOptions = {},
+): (job: J, ...rest: A) => Promise<R> {
+  if (typeof processor !== 'function') throw new TypeError('tenantProcessor(processor): processor must be a function');
+  const required = options.required ?? false;
+  return async function processWithTenant(job: J, ...rest: A): Promise<R> {
+    const operation = `job ${job?.name ?? ''}${job?.id ? `#${job.id}` : ''}`.trim();
+    const carried = decode((job?.data as Record<string, unknown> | undefined)?.[JOB_TENANT_KEY], operation);
+    if (!carried && required) throw new MissingTenantError('the job carries no tenant (a tenant-required worker)', { operation });
+    const frame = carried ? { tenant: carried.tenant, bypass: carried.bypass } : { tenant: undefined, bypass: false };
+    return runInFrame(frame, () => processor(job, ...rest));
+  };
+}
+
+/** The tenant a job carries, as `getCurrentTenantId` would give it (undefined for none or a bypass). */
+export function jobTenantId(job: JobLike): TenantId | TenantId[] | undefined {
+  const carried = decode((job?.data as Record<string, unknown> | undefined)?.[JOB_TENANT_KEY], 'jobTenantId');
+  return carried?.tenant ? tenantIdOf(carried.tenant) : undefined;
+}

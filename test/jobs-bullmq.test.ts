@@ -1,0 +1,175 @@
+// Jobs carry the tenant of the unit of work that added them (sequelize-multitenant/bullmq), on a real
+// BullMQ queue and worker over the Redis at 127.0.0.1:6379, against the fixture database.
+import { randomBytes } from 'node:crypto';
+import anyTest, { type TestFn } from 'ava';
+import { type Job, Queue, Worker } from 'bullmq';
+import { jobTenantId, tenantProcessor, tenantQueue } from '../src/hosts/bullmq';
+import { getCurrentTenantId, MissingTenantError, setCurrentTenant, withoutTenant, withTenant } from '../src/index';
+import { createFixture, type Fixture } from './helpers/fixture';
+
+const connection = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null };
+interface Ctx {
+  f: Fixture;
+}
+const test = anyTest as TestFn<Ctx>;
+
+test.before(async (t) => {
+  t.context = { f: await createFixture() };
+});
+test.after.always(async (t) => {
+  await t.context?.f?.close();
+});
+
+/** A queue and a worker of their own for one test; `process` answers what the job saw. */
+async function harness<R>(
+  process: (job: Job) => Promise<R>,
+  options: { concurrency?: number; required?: boolean } = {},
+): Promise<{ queue: Queue; results: Map<string, R | Error>; done: (n: number) => Promise<void>; close: () => Promise<void> }> {
+  const name = `smt-${randomBytes(4).toString('hex')}`;
+  const queue = tenantQueue(new Queue(name, { connection }), { required: options.required });
+  const results = new Map<string, R | Error>();
+  const worker = new Worker(name, tenantProcessor(process, { required: options.required }), {
+    connection,
+    concurrency: options.concurrency ?? 1,
+  });
+  worker.on('completed', (job, value) => results.set(String(job.data.key), value as R));
+  worker.on('failed', (job, err) => {
+    if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) results.set(String(job.data.key), err);
+  });
+  await worker.waitUntilReady();
+  const done = async (n: number) => {
+    for (let i = 0; i < 600 && results.size < n; i++) await new Promise((r) => setTimeout(r, 25));
+  };
+  return {
+    queue,
+    results,
+    done,
+    close: async () => {
+      await worker.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+    },
+  };
+}
+
+test.serial(
+  'jobs of three tenants, none, several and withoutTenant, interleaved on a worker of concurrency 5: each saw its own',
+  async (t) => {
+    const { f } = t.context;
+    await f.reset();
+    const h = await harness(
+      async (job) => {
+        await new Promise((r) => setTimeout(r, (Number(job.data.key) * 7) % 11));
+        const rows = await f.Product.findAll({ attributes: ['store_id'] });
+        return { tenant: getCurrentTenantId() ?? null, stores: [...new Set(rows.map((r) => r.get('store_id') as number))].sort() };
+      },
+      { concurrency: 5 },
+    );
+    try {
+      const kinds = [1, 2, 3, 'none', 'bypass', 'both'] as const;
+      const sent: Array<{ key: number; kind: (typeof kinds)[number] }> = [];
+      await Promise.all(
+        Array.from({ length: 90 }, (_, key) => {
+          const kind = kinds[key % kinds.length] as (typeof kinds)[number];
+          sent.push({ key, kind });
+          const add = () => h.queue.add('read', { key });
+          if (kind === 'none') return add();
+          if (kind === 'bypass') return withoutTenant(add);
+          return withTenant(kind === 'both' ? [1, 2] : kind, add);
+        }),
+      );
+      await h.done(90);
+      const expected = (kind: (typeof kinds)[number]) =>
+        kind === 'none' || kind === 'bypass'
+          ? { tenant: null, stores: [1, 2] }
+          : kind === 'both'
+            ? { tenant: [1, 2], stores: [1, 2] }
+            : { tenant: kind, stores: kind === 3 ? [] : [kind] };
+      const wrong = sent.filter(({ key, kind }) => JSON.stringify(h.results.get(String(key))) !== JSON.stringify(expected(kind)));
+      t.is(h.results.size, 90);
+      t.deepEqual(wrong, []);
+      t.log(`90 jobs, concurrency 5, 6 kinds interleaved: ${wrong.length} saw another tenant`);
+    } finally {
+      await h.close();
+    }
+  },
+);
+
+test.serial('a create in a job is stamped with the tenant that added it; retries run under the same tenant', async (t) => {
+  const { f } = t.context;
+  await f.reset();
+  const h = await harness(async (job) => {
+    if (job.attemptsMade < 2) throw new Error(`attempt ${job.attemptsMade + 1} fails`);
+    const made = await f.Product.create({ name: `job-${job.data.key}` });
+    return { tenant: getCurrentTenantId(), store_id: made.get('store_id'), attempt: job.attemptsMade + 1 };
+  });
+  try {
+    await withTenant(2, () => h.queue.add('create', { key: 'a' }, { attempts: 3 }));
+    await h.done(1);
+    t.deepEqual(h.results.get('a'), { tenant: 2, store_id: 2, attempt: 3 });
+    t.deepEqual(
+      (await f.rows('products')).filter((p) => p.name === 'job-a').map((p) => p.store_id),
+      [2],
+    );
+  } finally {
+    await h.close();
+  }
+});
+
+test.serial('a job that sets a tenant or fails leaks nothing into the next job', async (t) => {
+  const h = await harness(async (job) => {
+    const before = getCurrentTenantId() ?? null;
+    if (job.data.set) setCurrentTenant(job.data.set);
+    if (job.data.fail) throw new Error('job failed');
+    return before;
+  });
+  try {
+    await withTenant(1, () => h.queue.add('a', { key: 'a', set: 3, fail: true }));
+    await h.queue.add('b', { key: 'b' });
+    await withTenant(2, () => h.queue.add('c', { key: 'c', set: 3 }));
+    await h.queue.add('d', { key: 'd' });
+    await h.done(4);
+    t.true(h.results.get('a') instanceof Error);
+    t.deepEqual([h.results.get('b'), h.results.get('c'), h.results.get('d')], [null, 2, null]);
+  } finally {
+    await h.close();
+  }
+});
+
+test.serial('a tenant-required queue refuses a job with no tenant (nothing added); a required worker fails one', async (t) => {
+  const h = await harness(async () => getCurrentTenantId(), { required: true });
+  try {
+    await t.throwsAsync(() => h.queue.add('x', { key: 'x' }), { instanceOf: MissingTenantError });
+    await t.throwsAsync(() => h.queue.addBulk([{ name: 'y', data: { key: 'y' } }]), { instanceOf: MissingTenantError });
+    t.is(await h.queue.count(), 0);
+    await withoutTenant(() => h.queue.add('bypass', { key: 'bypass' })); // explicit: allowed
+    await withTenant('7', () => h.queue.addBulk([{ name: 'z', data: { key: 'z' } }]));
+    // a job put on the queue around the wrapper (no marker): the required worker refuses it
+    await Queue.prototype.add.call(h.queue, 'raw', { key: 'raw' });
+    await h.done(3);
+    t.deepEqual([h.results.get('bypass'), h.results.get('z')], [undefined, '7']);
+    t.true(h.results.get('raw') instanceof MissingTenantError);
+  } finally {
+    await h.close();
+  }
+});
+
+test.serial('tenant values keep their type through Redis (bigint, string); a forged marker with no tenant is dropped', async (t) => {
+  // (a job's return value travels as JSON: the bigint is shown by its type and text)
+  const h = await harness(async (job) => {
+    const id = getCurrentTenantId();
+    const carried = jobTenantId(job);
+    return { id: id === undefined ? null : String(id), type: typeof id, carried: carried === undefined ? null : String(carried) };
+  });
+  try {
+    await withTenant(9007199254740993n, () => h.queue.add('big', { key: 'big' }));
+    await withTenant('acme', () => h.queue.add('text', { key: 'text' }));
+    await h.queue.add('forged', { key: 'forged', __multitenant: { bypass: true } });
+    await h.done(3);
+    t.deepEqual(h.results.get('big'), { id: '9007199254740993', type: 'bigint', carried: '9007199254740993' });
+    t.deepEqual(h.results.get('text'), { id: 'acme', type: 'string', carried: 'acme' });
+    t.deepEqual(h.results.get('forged'), { id: null, type: 'undefined', carried: null });
+  } finally {
+    await h.close();
+  }
+});
