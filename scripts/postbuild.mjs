@@ -12,7 +12,7 @@ writeFileSync('dist/index.d.ts', dts.startsWith(ref) ? dts : ref + dts);
 
 const require = createRequire(import.meta.url);
 // the entries: the package itself and its subpaths (package.json "exports")
-const entries = ['index', 'hosts/koa', 'hosts/fastify', 'hosts/bullmq'];
+const entries = ['index', 'hosts/koa', 'hosts/fastify', 'hosts/bullmq', 'hosts/nestjs'];
 for (const entry of entries) {
   let names;
   try {

@@ -1,0 +1,192 @@
+import {
+  type CallHandler,
+  createParamDecorator,
+  type DynamicModule,
+  type ExecutionContext,
+  Global,
+  Inject,
+  Injectable,
+  type MiddlewareConsumer,
+  Module,
+  type NestInterceptor,
+  type NestMiddleware,
+  SetMetadata,
+} from '@nestjs/common';
+import { APP_INTERCEPTOR, ModuleRef, Reflector } from '@nestjs/core';
+import { Observable } from 'rxjs';
+import type { Sequelize } from 'sequelize';
+import { type Frame, getCurrentTenantId, runInFrame } from '../context';
+import { MissingTenantError } from '../errors';
+import { type MultitenantOptions, multitenant } from '../plugin';
+import { assertResolver, resolveFrame, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
+
+export type { ResolvedTenant, TenantMiddlewareOptions, TenantResolver } from './resolve';
+
+/** Options of `MultitenantModule.forRoot`. */
+export interface MultitenantModuleOptions extends TenantMiddlewareOptions {
+  /**
+   * The request's tenant (sync or async): an instance, an id, an array, or nothing. It receives the
+   * request Nest's middleware gets: Express's `Request` with the Express adapter, Node's
+   * `IncomingMessage` (headers, url) with the Fastify adapter.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: the request type of either adapter
+  resolveTenant?: TenantResolver<any>;
+  /**
+   * Install `multitenant()` on the Sequelize instance of `@nestjs/sequelize` (its default connection, or
+   * the one named by `connection`) with these options, when the module starts.
+   */
+  multitenant?: MultitenantOptions & { connection?: string };
+}
+
+/** Options of `MultitenantModule.forRootAsync`. */
+export interface MultitenantModuleAsyncOptions {
+  // biome-ignore lint/suspicious/noExplicitAny: Nest's own module and token types
+  imports?: any[];
+  // biome-ignore lint/suspicious/noExplicitAny: Nest's own injection tokens
+  inject?: any[];
+  // biome-ignore lint/suspicious/noExplicitAny: the factory's injected arguments
+  useFactory: (...args: any[]) => MultitenantModuleOptions | Promise<MultitenantModuleOptions>;
+}
+
+const OPTIONS = Symbol('sequelize-multitenant:nest-options');
+const WITHOUT_TENANT = 'sequelize-multitenant:without-tenant';
+const REQUIRE_TENANT = 'sequelize-multitenant:require-tenant';
+
+/** The frame each request's middleware resolved, by the Node request (either adapter). */
+const frames = new WeakMap<object, Frame>();
+const rawOf = (req: unknown): object => ((req as { raw?: object }).raw ?? req) as object;
+
+/** Resolves the request's tenant before guards run, and runs the rest of the request in its frame. */
+class TenantMiddleware implements NestMiddleware {
+  constructor(private readonly options: MultitenantModuleOptions) {}
+  use(req: unknown, _res: unknown, next: (err?: unknown) => void): void {
+    let frame: Frame | Promise<Frame>;
+    try {
+      frame = resolveFrame(this.options.resolveTenant ?? (() => undefined), req, this.options.required ?? false, 'MultitenantModule');
+    } catch (err) {
+      next(err);
+      return;
+    }
+    const enter = (f: Frame) => {
+      frames.set(rawOf(req), f);
+      runInFrame(f, () => next());
+    };
+    if (frame instanceof Promise) frame.then(enter, (err: unknown) => next(err));
+    else enter(frame);
+  }
+}
+Injectable()(TenantMiddleware);
+Inject(OPTIONS)(TenantMiddleware, undefined as never, 0);
+
+/**
+ * Runs each handler in its request's frame (also where an adapter's body parsing or a guard's await
+ * lost the async context), and `@WithoutTenant()` routes inside `withoutTenant`.
+ */
+class TenantInterceptor implements NestInterceptor {
+  constructor(private readonly reflector: Reflector) {}
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    if (context.getType() !== 'http') return next.handle();
+    const targets = [context.getHandler(), context.getClass()];
+    const without = this.reflector.getAllAndOverride<boolean>(WITHOUT_TENANT, targets);
+    const frame: Frame | undefined = without ? { tenant: undefined, bypass: true } : frames.get(rawOf(context.switchToHttp().getRequest()));
+    if (!without && !frame?.tenant && this.reflector.getAllAndOverride<boolean>(REQUIRE_TENANT, targets)) {
+      throw new MissingTenantError('the request resolved to no tenant (@RequireTenant)', { operation: 'MultitenantModule' });
+    }
+    if (!frame) return next.handle();
+    return new Observable((subscriber) => {
+      const subscription = runInFrame(frame, () => next.handle().subscribe(subscriber));
+      return () => subscription.unsubscribe();
+    });
+  }
+}
+Injectable()(TenantInterceptor);
+Inject(Reflector)(TenantInterceptor, undefined as never, 0);
+
+/** Installs `multitenant()` on the `@nestjs/sequelize` connection when asked to. */
+class MultitenantInstaller {
+  constructor(
+    private readonly options: MultitenantModuleOptions,
+    private readonly moduleRef: ModuleRef,
+  ) {}
+  async onModuleInit(): Promise<void> {
+    const plugin = this.options.multitenant;
+    if (!plugin) return;
+    const { connection, ...options } = plugin;
+    // @nestjs/sequelize's token: the Sequelize class for the default connection, `<name>Connection` otherwise
+    const { getConnectionToken } = (await import('@nestjs/sequelize')) as { getConnectionToken(name?: string): unknown };
+    const sequelize = this.moduleRef.get(getConnectionToken(connection) as string, { strict: false }) as Sequelize;
+    multitenant(sequelize, options);
+  }
+}
+Injectable()(MultitenantInstaller);
+Inject(OPTIONS)(MultitenantInstaller, undefined as never, 0);
+Inject(ModuleRef)(MultitenantInstaller, undefined as never, 1);
+
+/**
+ * A NestJS module (Nest 11, Express and Fastify adapters): every HTTP request runs as a unit of work of
+ * its own with the tenant `resolveTenant(req)` returns — guards, interceptors, pipes and the handler see
+ * it; `@WithoutTenant()` runs a route (or a controller) unscoped; `@CurrentTenant()` reads the tenant
+ * into a handler parameter. Works with `@nestjs/sequelize` (`multitenant: {...}` installs the plugin on
+ * its connection). Global: import it once, in the root module.
+ * @example
+ * @Module({ imports: [SequelizeModule.forRoot({...}), MultitenantModule.forRoot({ resolveTenant: (req) => req.headers['x-store-id'], multitenant: { strict: true } })] })
+ * export class AppModule {}
+ */
+export class MultitenantModule {
+  /** The module with fixed options. */
+  static forRoot(options: MultitenantModuleOptions = {}): DynamicModule {
+    assertResolver(options.resolveTenant ?? (() => undefined), 'MultitenantModule.forRoot');
+    return MultitenantModule.with([{ provide: OPTIONS, useValue: options }]);
+  }
+  /** The module with options from a factory (ConfigService and the like). */
+  static forRootAsync(options: MultitenantModuleAsyncOptions): DynamicModule {
+    return {
+      ...MultitenantModule.with([
+        {
+          provide: OPTIONS,
+          inject: options.inject ?? [],
+          useFactory: async (...args: unknown[]) => {
+            const resolved = await options.useFactory(...args);
+            assertResolver(resolved.resolveTenant ?? (() => undefined), 'MultitenantModule.forRootAsync');
+            return resolved;
+          },
+        },
+      ]),
+      imports: options.imports ?? [],
+    };
+  }
+  private static with(providers: DynamicModule['providers']): DynamicModule {
+    return {
+      module: MultitenantModule,
+      global: true,
+      providers: [...(providers ?? []), TenantMiddleware, MultitenantInstaller, { provide: APP_INTERCEPTOR, useClass: TenantInterceptor }],
+    };
+  }
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(TenantMiddleware).forRoutes('*');
+  }
+}
+Global()(MultitenantModule);
+Module({})(MultitenantModule);
+
+/**
+ * Marks a route handler or a controller to run inside `withoutTenant` (admin, sign-up, health checks).
+ * @example
+ * @WithoutTenant() @Post('signup') signUp() { return Store.create({...}); }
+ */
+export const WithoutTenant = (): MethodDecorator & ClassDecorator => SetMetadata(WITHOUT_TENANT, true);
+
+/**
+ * Marks a route handler or a controller to need a tenant: a request that resolved to none fails with
+ * `MissingTenantError` before the handler runs (`required: true` in the module's options does it for all).
+ * @example
+ * @RequireTenant() @Get('orders') list() { return Order.findAll(); }
+ */
+export const RequireTenant = (): MethodDecorator & ClassDecorator => SetMetadata(REQUIRE_TENANT, true);
+
+/**
+ * A handler parameter holding the current tenant's id (`getCurrentTenantId()`), or undefined.
+ * @example
+ * @Get('me') me(@CurrentTenant() storeId: number) { return storeId; }
+ */
+export const CurrentTenant = createParamDecorator(() => getCurrentTenantId());
