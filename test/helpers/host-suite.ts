@@ -2,13 +2,14 @@
 // against the fixture database. A host is an app with the same routes:
 //   GET /whoami, GET /required/whoami (required: true), GET|POST /products, GET /stream,
 //   /set/whoami and POST /set/products (a later middleware or hook calls setCurrentTenant(x-set-store)),
-//   GET /boom, GET /boom-async; errors answered as { error, message, tenant } with 400 for
+//   GET /boom, GET /boom-async, GET /handler-set (the handler calls setCurrentTenant(x-set-store));
+//   errors answered as { error, message, tenant } with 400 for
 //   InvalidTenantError, 401 for MissingTenantError, 500 otherwise.
 // The resolver reads x-store-id: a number, `async:<n>`, `throw`, `reject`, `object` (invalid).
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestFn } from 'ava';
-import { InvalidTenantError, MissingTenantError, type ResolvedTenant } from '../../src/index';
+import { InvalidTenantError, MissingTenantError, multitenant, type ResolvedTenant } from '../../src/index';
 import { createFixture, type Fixture } from './fixture';
 import { request } from './http';
 
@@ -155,6 +156,35 @@ export function hostSuite(test: TestFn<HostCtx>, hosts: Host[]): void {
       }
       agent.destroy();
       t.deepEqual(seen, [1, null, 2, null, null]);
+    });
+
+    test.serial(`${name}: setCurrentTenant inside a handler does not reach the next request on the socket`, async (t) => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const seen: unknown[] = [];
+      for (const h of ['2', '', '3', '']) {
+        const r = await request(`${url(t)}/handler-set`, { agent, headers: h ? { 'x-set-store': h } : {} });
+        seen.push([r.body.before, r.body.after]);
+      }
+      agent.destroy();
+      t.deepEqual(seen, [
+        [null, 2],
+        [null, null],
+        [null, 3],
+        [null, null],
+      ]);
+    });
+
+    test.serial(`${name}: strict mode: a request with no tenant is refused before any SQL, one with a tenant runs`, async (t) => {
+      const { f } = t.context;
+      multitenant(f.sequelize, { ...f.options, strict: true });
+      try {
+        const refused = await request(`${url(t)}/products`);
+        t.deepEqual([refused.status, refused.body.error], [401, 'MissingTenantError']);
+        const ok = await request(`${url(t)}/products`, { headers: { 'x-store-id': '1' } });
+        t.deepEqual([ok.status, ok.body.tenant], [200, 1]);
+      } finally {
+        multitenant(f.sequelize, { ...f.options, strict: false });
+      }
     });
 
     test.serial(`${name}: concurrent requests that set their tenant by hand each read and write only their own rows`, async (t) => {

@@ -43,6 +43,12 @@ export function fastifyHost(name = 'fastify 5'): Host {
           reply.type('text/plain');
           return reply.send(out);
         });
+        scoped.get('/handler-set', async (req) => {
+          const before = getCurrentTenantId() ?? null;
+          const h = req.headers['x-set-store'] as string | undefined;
+          if (h) setCurrentTenant(Number(h));
+          return { before, after: getCurrentTenantId() ?? null };
+        });
         scoped.get('/boom', () => {
           throw new Error('handler threw');
         });

@@ -73,6 +73,11 @@ export function koaHost(name: string, Koa: KoaClass): Host {
             }
             out.end();
           })();
+        } else if (ctx.path === '/handler-set') {
+          const before = getCurrentTenantId() ?? null;
+          const h = ctx.get('x-set-store');
+          if (h) setCurrentTenant(Number(h));
+          ctx.body = { before, after: getCurrentTenantId() ?? null };
         } else if (path === '/boom') throw new Error('handler threw');
         else if (path === '/boom-async') {
           await sleep(1);

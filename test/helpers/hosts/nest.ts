@@ -73,6 +73,12 @@ class ProductsController {
     const rows = await f.Product.findAll({ attributes: ['store_id'] });
     return { tenant: getCurrentTenantId() ?? null, made: made.get('store_id'), seen: rows.map((r) => r.get('store_id')) };
   }
+  @Get('handler-set') handlerSet(@Req() req: AnyReq) {
+    const before = getCurrentTenantId() ?? null;
+    const h = req.headers['x-set-store'];
+    if (h) setCurrentTenant(Number(h));
+    return { before, after: getCurrentTenantId() ?? null };
+  }
   @Get('boom') boom() {
     throw new Error('handler threw');
   }
