@@ -11,6 +11,7 @@ import {
   InvalidTenantError,
   MissingTenantError,
   MultitenantError,
+  multitenant,
   setCurrentTenant,
   tenantMiddleware,
 } from '../../src/index';
@@ -27,8 +28,10 @@ export interface Ctx {
   servers: Record<string, { server: http.Server; url: string }>;
 }
 
+let lookupIn: Fixture | undefined;
 function resolver(req: Request): unknown {
   const h = req.header('x-store-id');
+  if (h?.startsWith('lookup:')) return (lookupIn as Fixture).Store.findOne({ where: { name: h.slice(7) } }).then((s) => s?.get('id'));
   if (h === 'throw') throw new Error('resolver exploded');
   if (h === 'reject') return Promise.reject(new Error('resolver rejected'));
   if (h === 'object') return {};
@@ -129,6 +132,7 @@ function bareApp(express: Express) {
 export function expressSuite(test: TestFn<Ctx>): void {
   test.before(async (t) => {
     const f = await createFixture();
+    lookupIn = f;
     const servers: Ctx['servers'] = {};
     for (const [name, express] of versions) {
       for (const bodyFirst of [false, true]) {
@@ -256,6 +260,19 @@ export function expressSuite(test: TestFn<Ctx>): void {
         },
       );
     }
+
+    test.serial(`${name}: in strict mode the resolver's own lookup of the tenant works (it runs as withoutTenant would)`, async (t) => {
+      const { f } = t.context;
+      await f.reset();
+      multitenant(f.sequelize, { ...f.options, strict: true });
+      try {
+        const r = await request(`${url(t)}/products`, { headers: { 'x-store-id': 'lookup:B' } });
+        t.deepEqual([r.status, r.body.tenant, r.body.rows.length], [200, 2, 3]);
+        t.is((await request(`${url(t)}/products`)).status, 401);
+      } finally {
+        multitenant(f.sequelize, { ...f.options, strict: false });
+      }
+    });
 
     test.serial(`${name}: a streaming response keeps the tenant between chunks`, async (t) => {
       await t.context.f.reset();

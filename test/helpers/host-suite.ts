@@ -26,8 +26,13 @@ export interface HostCtx {
   started: Record<string, Started>;
 }
 
-/** The resolver of every host app, by header value. */
+let lookupIn: Fixture | undefined;
+
+/** The resolver of every host app, by header value (`lookup:<name>` finds the store by name, as apps do). */
 export function resolveHeader(value: string | undefined): ResolvedTenant | Promise<ResolvedTenant> {
+  if (value?.startsWith('lookup:')) {
+    return (lookupIn as Fixture).Store.findOne({ where: { name: value.slice(7) } }).then((store) => store?.get('id') as number | undefined);
+  }
   if (value === 'throw') throw new Error('resolver exploded');
   if (value === 'reject') return Promise.reject(new Error('resolver rejected'));
   if (value === 'object') return {} as never;
@@ -52,6 +57,7 @@ export async function productsOf(f: Fixture) {
 export function hostSuite(test: TestFn<HostCtx>, hosts: Host[]): void {
   test.before(async (t) => {
     const f = await createFixture();
+    lookupIn = f;
     const started: HostCtx['started'] = {};
     for (const host of hosts) started[host.name] = await host.start(f);
     t.context = { f, started };
@@ -182,6 +188,9 @@ export function hostSuite(test: TestFn<HostCtx>, hosts: Host[]): void {
         t.deepEqual([refused.status, refused.body.error], [401, 'MissingTenantError']);
         const ok = await request(`${url(t)}/products`, { headers: { 'x-store-id': '1' } });
         t.deepEqual([ok.status, ok.body.tenant], [200, 1]);
+        // the resolver's own lookup of the tenant table runs unscoped (as withoutTenant would), also in strict mode
+        const looked = await request(`${url(t)}/products`, { headers: { 'x-store-id': 'lookup:B' } });
+        t.deepEqual([looked.status, looked.body.tenant, looked.body.rows.length], [200, 2, 3]);
       } finally {
         multitenant(f.sequelize, { ...f.options, strict: false });
       }
