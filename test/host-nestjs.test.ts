@@ -18,3 +18,54 @@ for (const host of hosts) {
     t.deepEqual((await request(`${url}/admin/count`, { headers: { 'x-store-id': '2' } })).body, { tenant: null, count: 5 });
   });
 }
+
+test.serial('a route mark wins over its controller mark; both on one target are refused', async (t) => {
+  const { Controller, Get, Module } = await import('@nestjs/common');
+  const { NestFactory } = await import('@nestjs/core');
+  const { MultitenantModule, RequireTenant, WithoutTenant } = await import('../src/hosts/nestjs');
+  const { getCurrentTenantId } = await import('../src/index');
+  const { f } = t.context;
+  await f.reset();
+  class Admin {
+    async orders() {
+      return { tenant: getCurrentTenantId() ?? null, count: await f.Product.count() };
+    }
+    async open() {
+      return { count: await f.Product.count() };
+    }
+    both() {
+      return {};
+    }
+  }
+  const method = (name: keyof Admin) => [Admin.prototype, name, Object.getOwnPropertyDescriptor(Admin.prototype, name)] as const;
+  Get('orders')(...method('orders'));
+  RequireTenant()(...method('orders'));
+  Get('open')(...method('open'));
+  Get('both')(...method('both'));
+  RequireTenant()(...method('both'));
+  WithoutTenant()(...method('both'));
+  WithoutTenant()(Admin);
+  Controller('admin2')(Admin);
+  class AppModule {}
+  Module({
+    imports: [MultitenantModule.forRoot({ resolveTenant: (req: { headers: Record<string, string> }) => req.headers['x-store-id'] })],
+    controllers: [Admin],
+  })(AppModule);
+  const app = await NestFactory.create(AppModule, { logger: false });
+  await app.listen(0, '127.0.0.1');
+  try {
+    const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+    const refused = await request(`${url}/admin2/orders`);
+    t.is(refused.status, 500, 'no tenant: @RequireTenant on the route wins over @WithoutTenant on the controller');
+    t.regex(refused.text, /Internal server error|MissingTenantError/);
+    t.deepEqual((await request(`${url}/admin2/orders`, { headers: { 'x-store-id': '2' } })).body, { tenant: '2', count: 3 });
+    t.deepEqual(
+      (await request(`${url}/admin2/open`, { headers: { 'x-store-id': '2' } })).body,
+      { count: 5 },
+      'the controller mark: unscoped',
+    );
+    t.is((await request(`${url}/admin2/both`)).status, 500);
+  } finally {
+    await app.close();
+  }
+});

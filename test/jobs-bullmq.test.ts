@@ -3,8 +3,8 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import anyTest, { type TestFn } from 'ava';
-import { type Job, Queue, Worker } from 'bullmq';
-import { jobTenantId, tenantProcessor, tenantQueue } from '../src/hosts/bullmq';
+import { FlowProducer, type Job, Queue, Worker } from 'bullmq';
+import { jobTenantId, tenantFlowProducer, tenantProcessor, tenantQueue } from '../src/hosts/bullmq';
 import { getCurrentTenantId, MissingTenantError, setCurrentTenant, withoutTenant, withTenant } from '../src/index';
 import { createFixture, type Fixture } from './helpers/fixture';
 
@@ -176,6 +176,71 @@ test('tenant values keep their type through Redis (bigint, string); a forged mar
     t.deepEqual(h.results.get('text'), { id: 'acme', type: 'string', carried: 'acme' });
     t.deepEqual(h.results.get('forged'), { id: null, type: 'undefined', carried: null });
   } finally {
+    await h.close();
+  }
+});
+
+// ---- what the review of the hosts found
+
+test('a retry after job.updateData() runs under the same tenant (the data keeps it)', async (t) => {
+  const { f } = t.context;
+  await f.reset();
+  const h = await harness(async (job) => {
+    const seen = { tenant: getCurrentTenantId() ?? null, attempt: job.attemptsMade + 1, step: job.data.step ?? null };
+    if (job.attemptsMade === 0) {
+      await job.updateData({ key: job.data.key, step: 'half-done' });
+      throw new Error('transient');
+    }
+    return { ...seen, count: await f.Product.count() };
+  });
+  try {
+    await withTenant(2, () => h.queue.add('import', { key: 'u' }, { attempts: 2 }));
+    await h.done(1);
+    t.deepEqual(h.results.get('u'), { tenant: 2, attempt: 2, step: 'half-done', count: 3 });
+  } finally {
+    await h.close();
+  }
+});
+
+test('job schedulers and flows carry the tenant of who set them up; required refuses them with none', async (t) => {
+  const { f } = t.context;
+  await f.reset();
+  const h = await harness(async () => ({ tenant: getCurrentTenantId() ?? null, count: await f.Product.count() }), { required: true });
+  const flows = tenantFlowProducer(new FlowProducer({ connection }), { required: true });
+  try {
+    await t.throwsAsync(() => h.queue.upsertJobScheduler('no-tenant', { every: 60_000 }, { name: 'x', data: { key: 'x' } }), {
+      instanceOf: MissingTenantError,
+    });
+    await t.throwsAsync(() => flows.add({ name: 'f0', queueName: h.queue.name, data: { key: 'f0' } }), { instanceOf: MissingTenantError });
+    await withTenant(1, () => h.queue.upsertJobScheduler('s1', { every: 60_000 }, { name: 'sched', data: { key: 'sched' } }));
+    await withTenant(2, () =>
+      flows.add({
+        name: 'parent',
+        queueName: h.queue.name,
+        data: { key: 'parent' },
+        children: [
+          {
+            name: 'child',
+            queueName: h.queue.name,
+            data: { key: 'child' },
+            children: [{ name: 'grandchild', queueName: h.queue.name, data: { key: 'grandchild' } }],
+          },
+        ],
+      }),
+    );
+    await h.done(4);
+    t.deepEqual(
+      ['sched', 'parent', 'child', 'grandchild'].map((k) => h.results.get(k)),
+      [
+        { tenant: 1, count: 2 },
+        { tenant: 2, count: 3 },
+        { tenant: 2, count: 3 },
+        { tenant: 2, count: 3 },
+      ],
+    );
+  } finally {
+    await h.queue.removeJobScheduler('s1').catch(() => undefined);
+    await flows.close();
     await h.close();
   }
 });

@@ -45,6 +45,7 @@ export interface JobLike {
   readonly data: unknown;
   readonly name?: string;
   readonly id?: string;
+  updateData?(data: unknown): Promise<unknown>;
 }
 
 /** Options of `tenantQueue` and `tenantProcessor`. */
@@ -72,7 +73,7 @@ function withTenantOf(data: unknown, required: boolean, operation: string): unkn
 }
 
 /**
- * Makes a BullMQ queue's `add` and `addBulk` stamp each job with the tenant of the unit of work that adds
+ * Makes a BullMQ queue's `add`, `addBulk` and `upsertJobScheduler` stamp each job (a scheduler's template) with the tenant of the unit of work that adds
  * it (`withTenant(t, () => queue.add(...))` carries `t`; inside `withoutTenant` an explicit bypass; with
  * none, nothing — or `MissingTenantError` with `required`). Returns the same queue.
  * @example
@@ -91,6 +92,18 @@ export function tenantQueue<Q extends QueueLike>(queue: Q, options: JobTenantOpt
       return Promise.reject(err);
     }
   };
+  const scheduler = (queue as { upsertJobScheduler?: (id: string, repeat: unknown, template?: { data?: unknown }) => Promise<unknown> })
+    .upsertJobScheduler;
+  if (typeof scheduler === 'function') {
+    // the jobs a scheduler makes later carry the tenant of whoever set the scheduler up
+    (queue as { upsertJobScheduler?: typeof scheduler }).upsertJobScheduler = function upsertWithTenant(this: Q, id, repeat, template) {
+      try {
+        return scheduler.call(this, id, repeat, { ...template, data: withTenantOf(template?.data, required, 'queue.upsertJobScheduler') });
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    };
+  }
   queue.addBulk = function addBulkWithTenant(this: Q, jobs) {
     try {
       return addBulk.call(
@@ -125,6 +138,7 @@ export function tenantProcessor<J extends JobLike, A extends unknown[], R>(
     const carried = decode((job?.data as Record<string, unknown> | undefined)?.[JOB_TENANT_KEY], operation);
     if (!carried && required) throw new MissingTenantError('the job carries no tenant (a tenant-required worker)', { operation });
     const frame = carried ? { tenant: carried.tenant, bypass: carried.bypass } : { tenant: undefined, bypass: false };
+    keepTenantOnUpdate(job);
     return runInFrame(frame, () => processor(job, ...rest));
   };
 }
@@ -133,4 +147,67 @@ export function tenantProcessor<J extends JobLike, A extends unknown[], R>(
 export function jobTenantId(job: JobLike): TenantId | TenantId[] | undefined {
   const carried = decode((job?.data as Record<string, unknown> | undefined)?.[JOB_TENANT_KEY], 'jobTenantId');
   return carried?.tenant ? tenantIdOf(carried.tenant) : undefined;
+}
+
+/** `job.updateData(data)` replaces the data: the tenant the job carries is kept in it (a retry runs under it too). */
+function keepTenantOnUpdate(job: JobLike): void {
+  const marker = (job?.data as Record<string, unknown> | undefined)?.[JOB_TENANT_KEY];
+  const update = job?.updateData;
+  if (marker === undefined || typeof update !== 'function') return;
+  (job as { updateData: typeof update }).updateData = function updateDataKeepingTenant(this: JobLike, data: unknown) {
+    const kept =
+      data && typeof data === 'object' && !Array.isArray(data) ? { ...(data as Record<string, unknown>), [JOB_TENANT_KEY]: marker } : data;
+    return update.call(this, kept);
+  };
+}
+
+/** A node of a BullMQ flow (FlowProducer): a job and its children. */
+interface FlowNode {
+  data?: unknown;
+  children?: FlowNode[];
+}
+/** The part of a BullMQ FlowProducer the wrapper uses. */
+export interface FlowProducerLike {
+  add(flow: FlowNode, opts?: unknown): Promise<unknown>;
+  addBulk(flows: FlowNode[]): Promise<unknown>;
+}
+
+function stampFlow<N extends FlowNode>(node: N, required: boolean, operation: string): N {
+  return {
+    ...node,
+    data: withTenantOf(node.data, required, operation),
+    ...(node.children ? { children: node.children.map((child) => stampFlow(child, required, operation)) } : {}),
+  };
+}
+
+/**
+ * Makes a BullMQ `FlowProducer`'s `add` and `addBulk` stamp every job of the flow (the parent and all
+ * children, at every depth) with the tenant of the unit of work that adds it, as `tenantQueue` does.
+ * Returns the same producer.
+ * @example
+ * const flows = tenantFlowProducer(new FlowProducer({ connection }));
+ * await withTenant(store, () => flows.add({ name: 'report', queueName: 'reports', children: [...] }));
+ */
+export function tenantFlowProducer<F extends FlowProducerLike>(producer: F, options: JobTenantOptions = {}): F {
+  const required = options.required ?? false;
+  const add = producer.add;
+  const addBulk = producer.addBulk;
+  producer.add = function addFlowWithTenant(this: F, flow, opts) {
+    try {
+      return add.call(this, stampFlow(flow, required, 'flowProducer.add'), opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  };
+  producer.addBulk = function addFlowsWithTenant(this: F, flows) {
+    try {
+      return addBulk.call(
+        this,
+        flows.map((flow) => stampFlow(flow, required, 'flowProducer.addBulk')),
+      );
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  };
+  return producer;
 }

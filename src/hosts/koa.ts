@@ -1,4 +1,4 @@
-import { runInFrame } from '../context';
+import { type Frame, runInFrame } from '../context';
 import { assertResolver, resolveFrame, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
 
 export type { ResolvedTenant, TenantMiddlewareOptions, TenantResolver } from './resolve';
@@ -10,7 +10,8 @@ export interface KoaContextLike {
 
 /**
  * Koa middleware (Koa 2 and 3): the rest of the request — every later middleware and the response —
- * runs as a unit of work of its own with the tenant `resolveTenant(ctx)` returns (sync or async; an
+ * runs as a unit of work of its own with the tenant `resolveTenant(ctx)` returns — a stream body too, which
+ * Koa reads after the middleware chain — (sync or async; an
  * instance, an id, an array, or nothing). The resolver runs as `withoutTenant` would. With `required`,
  * a request that resolves to no tenant fails with `MissingTenantError` (Koa's error handling sees it);
  * a resolver that throws or rejects, or returns an invalid tenant, fails the request the same way.
@@ -27,6 +28,22 @@ export function koaTenant<Ctx extends KoaContextLike = KoaContextLike>(
   const required = options.required ?? false;
   return async function multitenantKoa(ctx, next) {
     const frame = await resolveFrame(resolveTenant, ctx, required, 'koaTenant');
-    return runInFrame(frame, next);
+    const result = await runInFrame(frame, next);
+    // Koa pipes a stream body after the middleware chain has settled, outside the request's frame: the
+    // stream is pulled (an async generator's next step, a database cursor) in the frame all the same
+    bindStream((ctx as unknown as { body?: unknown }).body, frame);
+    return result;
   };
 }
+
+/** Makes every pull of a readable stream (its `_read`) run in `frame`. */
+function bindStream(body: unknown, frame: Frame): void {
+  const stream = body as { _read?: (...args: unknown[]) => unknown; pipe?: unknown } | undefined;
+  if (!stream || typeof stream.pipe !== 'function' || typeof stream._read !== 'function' || BOUND.has(stream)) return;
+  BOUND.add(stream);
+  const read = stream._read;
+  stream._read = function readInFrame(this: unknown, ...args: unknown[]) {
+    return runInFrame(frame, () => read.apply(this, args));
+  };
+}
+const BOUND = new WeakSet<object>();

@@ -16,7 +16,7 @@ import { APP_INTERCEPTOR, ModuleRef, Reflector } from '@nestjs/core';
 import { Observable } from 'rxjs';
 import type { Sequelize } from 'sequelize';
 import { type Frame, getCurrentTenantId, runInFrame } from '../context';
-import { MissingTenantError } from '../errors';
+import { MissingTenantError, MultitenantError } from '../errors';
 import { type MultitenantOptions, multitenant } from '../plugin';
 import { assertResolver, resolveFrame, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
 
@@ -84,12 +84,31 @@ Inject(OPTIONS)(TenantMiddleware, undefined as never, 0);
  */
 class TenantInterceptor implements NestInterceptor {
   constructor(private readonly reflector: Reflector) {}
+  /**
+   * The route's marks: the method's own win over its controller's (a `@RequireTenant()` route in a
+   * `@WithoutTenant()` controller needs a tenant); both on one target contradict each other: refused.
+   */
+  private marks(context: ExecutionContext): { without: boolean; require: boolean } {
+    for (const target of [context.getHandler(), context.getClass()]) {
+      const without = this.reflector.get<boolean>(WITHOUT_TENANT, target) === true;
+      const require = this.reflector.get<boolean>(REQUIRE_TENANT, target) === true;
+      if (without && require) {
+        throw new MultitenantError(
+          `@WithoutTenant() and @RequireTenant() on one ${target === context.getClass() ? 'controller' : 'route'} contradict each other`,
+          {
+            operation: 'MultitenantModule',
+          },
+        );
+      }
+      if (without || require) return { without, require };
+    }
+    return { without: false, require: false };
+  }
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (context.getType() !== 'http') return next.handle();
-    const targets = [context.getHandler(), context.getClass()];
-    const without = this.reflector.getAllAndOverride<boolean>(WITHOUT_TENANT, targets);
+    const { without, require } = this.marks(context);
     const frame: Frame | undefined = without ? { tenant: undefined, bypass: true } : frames.get(rawOf(context.switchToHttp().getRequest()));
-    if (!without && !frame?.tenant && this.reflector.getAllAndOverride<boolean>(REQUIRE_TENANT, targets)) {
+    if (require && !frame?.tenant) {
       throw new MissingTenantError('the request resolved to no tenant (@RequireTenant)', { operation: 'MultitenantModule' });
     }
     if (!frame) return next.handle();

@@ -2,14 +2,16 @@
 // against the fixture database. A host is an app with the same routes:
 //   GET /whoami, GET /required/whoami (required: true), GET|POST /products, GET /stream,
 //   /set/whoami and POST /set/products (a later middleware or hook calls setCurrentTenant(x-set-store)),
+//   GET /pull (a stream body pulled from an async generator — read by the framework after the handler),
 //   GET /boom, GET /boom-async, GET /handler-set (the handler calls setCurrentTenant(x-set-store));
 //   errors answered as { error, message, tenant } with 400 for
 //   InvalidTenantError, 401 for MissingTenantError, 500 otherwise.
 // The resolver reads x-store-id: a number, `async:<n>`, `throw`, `reject`, `object` (invalid).
 import http from 'node:http';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestFn } from 'ava';
-import { InvalidTenantError, MissingTenantError, multitenant, type ResolvedTenant } from '../../src/index';
+import { getCurrentTenantId, InvalidTenantError, MissingTenantError, multitenant, type ResolvedTenant } from '../../src/index';
 import { createFixture, type Fixture } from './fixture';
 import { request } from './http';
 
@@ -45,6 +47,18 @@ export function errorReply(err: unknown, tenant: unknown): { status: number; bod
   const e = err as Error;
   const status = err instanceof InvalidTenantError ? 400 : err instanceof MissingTenantError ? 401 : 500;
   return { status, body: { error: e?.name, message: e?.message, tenant: tenant ?? null } };
+}
+
+/** A stream that reads the tenant and counts products each time it is pulled (after the handler returned). */
+export function pulled(f: Fixture): Readable {
+  return Readable.from(
+    (async function* () {
+      for (let i = 0; i < 3; i++) {
+        await sleep(2);
+        yield `${i ? '|' : ''}${getCurrentTenantId() ?? 'none'}:${await f.Product.count()}`;
+      }
+    })(),
+  );
 }
 
 /** The product rows a request sees, and a product created in it, as the routes answer. */
@@ -129,6 +143,18 @@ export function hostSuite(test: TestFn<HostCtx>, hosts: Host[]): void {
       ]);
       t.is(a.text, '1:2\n'.repeat(5));
       t.is(b.text, '2:3\n'.repeat(5));
+    });
+
+    test.serial(`${name}: a stream body pulled after the handler (an async generator) reads under the request's tenant`, async (t) => {
+      await t.context.f.reset();
+      const [a, b, none] = await Promise.all([
+        request(`${url(t)}/pull`, { headers: { 'x-store-id': '1' } }),
+        request(`${url(t)}/pull`, { headers: { 'x-store-id': '2' } }),
+        request(`${url(t)}/pull`),
+      ]);
+      t.is(a.text, '1:2|1:2|1:2');
+      t.is(b.text, '2:3|2:3|2:3');
+      t.is(none.text, 'none:5|none:5|none:5');
     });
 
     test.serial(`${name}: a handler that throws (sync or async) reaches the error handler`, async (t) => {

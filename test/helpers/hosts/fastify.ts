@@ -5,7 +5,7 @@ import Fastify from 'fastify';
 import { type FastifyTenantOptions, fastifyTenant } from '../../../src/hosts/fastify';
 import { getCurrentTenantId, setCurrentTenant } from '../../../src/index';
 import type { Fixture } from '../fixture';
-import { errorReply, type Host, productsOf, resolveHeader } from '../host-suite';
+import { errorReply, type Host, productsOf, pulled, resolveHeader } from '../host-suite';
 
 type Req = { headers: Record<string, string | undefined>; socket: { remotePort?: number }; body?: Record<string, unknown> };
 
@@ -42,6 +42,10 @@ export function fastifyHost(name = 'fastify 5'): Host {
           })();
           reply.type('text/plain');
           return reply.send(out);
+        });
+        scoped.get('/pull', async (_req, reply) => {
+          reply.type('text/plain');
+          return reply.send(pulled(f));
         });
         scoped.get('/handler-set', async (req) => {
           const before = getCurrentTenantId() ?? null;

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { koaTenant } from '../../../src/hosts/koa';
 import { getCurrentTenantId, setCurrentTenant } from '../../../src/index';
 import type { Fixture } from '../fixture';
-import { errorReply, type Host, productsOf, resolveHeader } from '../host-suite';
+import { errorReply, type Host, productsOf, pulled, resolveHeader } from '../host-suite';
 
 /** Koa 2 and 3 (koa ships no types of its own). */
 type KoaClass = new () => { use(fn: unknown): unknown; callback(): http.RequestListener };
@@ -73,6 +73,9 @@ export function koaHost(name: string, Koa: KoaClass): Host {
             }
             out.end();
           })();
+        } else if (ctx.path === '/pull') {
+          ctx.type = 'text/plain';
+          ctx.body = pulled(f);
         } else if (ctx.path === '/handler-set') {
           const before = getCurrentTenantId() ?? null;
           const h = ctx.get('x-set-store');

@@ -24,7 +24,7 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { CurrentTenant, MultitenantModule, RequireTenant, WithoutTenant } from '../../../src/hosts/nestjs';
 import { getCurrentTenantId, setCurrentTenant } from '../../../src/index';
 import type { Fixture } from '../fixture';
-import { errorReply, type Host, productsOf, resolveHeader } from '../host-suite';
+import { errorReply, type Host, productsOf, pulled, resolveHeader } from '../host-suite';
 
 let f: Fixture;
 type AnyReq = { headers: Record<string, string | undefined>; socket?: { remotePort?: number }; raw?: { socket?: { remotePort?: number } } };
@@ -72,6 +72,16 @@ class ProductsController {
     await sleep(Number(body.wait ?? 0));
     const rows = await f.Product.findAll({ attributes: ['store_id'] });
     return { tenant: getCurrentTenantId() ?? null, made: made.get('store_id'), seen: rows.map((r) => r.get('store_id')) };
+  }
+  @Get('pull') pull(@Res() res: Record<string, unknown>) {
+    const out = pulled(f);
+    if ('raw' in res) {
+      (res.header as (k: string, v: string) => void)('content-type', 'text/plain');
+      (res.send as (s: unknown) => void)(out);
+    } else {
+      (res.setHeader as (k: string, v: string) => void)('content-type', 'text/plain');
+      out.pipe(res as never);
+    }
   }
   @Get('handler-set') handlerSet(@Req() req: AnyReq) {
     const before = getCurrentTenantId() ?? null;
