@@ -37,7 +37,8 @@ test.serial('a route mark wins over its controller mark; both on one target are 
       return {};
     }
   }
-  const method = (name: keyof Admin) => [Admin.prototype, name, Object.getOwnPropertyDescriptor(Admin.prototype, name)] as const;
+  const method = (name: keyof Admin) =>
+    [Admin.prototype, name, Object.getOwnPropertyDescriptor(Admin.prototype, name) as PropertyDescriptor] as const;
   Get('orders')(...method('orders'));
   RequireTenant()(...method('orders'));
   Get('open')(...method('open'));
