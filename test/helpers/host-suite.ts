@@ -8,7 +8,7 @@
 //   InvalidTenantError, 401 for MissingTenantError, 500 otherwise.
 // The resolver reads x-store-id: a number, `async:<n>`, `throw`, `reject`, `object` (invalid).
 import http from 'node:http';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestFn } from 'ava';
 import { getCurrentTenantId, InvalidTenantError, MissingTenantError, multitenant, type ResolvedTenant } from '../../src/index';
@@ -47,6 +47,19 @@ export function errorReply(err: unknown, tenant: unknown): { status: number; bod
   const e = err as Error;
   const status = err instanceof InvalidTenantError ? 400 : err instanceof MissingTenantError ? 401 : 500;
   return { status, body: { error: e?.name, message: e?.message, tenant: tenant ?? null } };
+}
+
+/** A stream fed by the handler's own async work: five lines of the tenant and its product count. */
+export function pushed(f: Fixture): PassThrough {
+  const out = new PassThrough();
+  (async () => {
+    for (let i = 0; i < 5; i++) {
+      await sleep(2);
+      out.write(`${getCurrentTenantId()}:${await f.Product.count()}\n`);
+    }
+    out.end();
+  })();
+  return out;
 }
 
 /** A stream that reads the tenant and counts products each time it is pulled (after the handler returned). */

@@ -1,11 +1,10 @@
 // The host-suite app on Fastify 5 with the fastifyTenant plugin.
-import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Fastify from 'fastify';
 import { type FastifyTenantOptions, fastifyTenant } from '../../../src/hosts/fastify';
 import { getCurrentTenantId, setCurrentTenant } from '../../../src/index';
 import type { Fixture } from '../fixture';
-import { errorReply, type Host, productsOf, pulled, resolveHeader } from '../host-suite';
+import { errorReply, type Host, productsOf, pulled, pushed, resolveHeader } from '../host-suite';
 
 type Req = { headers: Record<string, string | undefined>; socket: { remotePort?: number }; body?: Record<string, unknown> };
 
@@ -32,16 +31,8 @@ export function fastifyHost(name = 'fastify 5'): Host {
           return { tenant: getCurrentTenantId(), store_id: made.get('store_id') };
         });
         scoped.get('/stream', async (_req, reply) => {
-          const out = new PassThrough();
-          (async () => {
-            for (let i = 0; i < 5; i++) {
-              await sleep(2);
-              out.write(`${getCurrentTenantId()}:${await f.Product.count()}\n`);
-            }
-            out.end();
-          })();
           reply.type('text/plain');
-          return reply.send(out);
+          return reply.send(pushed(f));
         });
         scoped.get('/pull', async (_req, reply) => {
           reply.type('text/plain');

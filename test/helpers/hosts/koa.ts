@@ -1,12 +1,11 @@
 // The host-suite app on Koa (2 and 3) with koaTenant.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { koaTenant } from '../../../src/hosts/koa';
 import { getCurrentTenantId, setCurrentTenant } from '../../../src/index';
 import type { Fixture } from '../fixture';
-import { errorReply, type Host, productsOf, pulled, resolveHeader } from '../host-suite';
+import { errorReply, type Host, productsOf, pulled, pushed, resolveHeader } from '../host-suite';
 
 /** Koa 2 and 3 (koa ships no types of its own). */
 type KoaClass = new () => { use(fn: unknown): unknown; callback(): http.RequestListener };
@@ -63,16 +62,8 @@ export function koaHost(name: string, Koa: KoaClass): Host {
           ctx.status = 201;
           ctx.body = { tenant: getCurrentTenantId() ?? null, made: made.get('store_id'), seen: rows.map((r) => r.get('store_id')) };
         } else if (path === '/stream') {
-          const out = new PassThrough();
           ctx.type = 'text/plain';
-          ctx.body = out;
-          (async () => {
-            for (let i = 0; i < 5; i++) {
-              await sleep(2);
-              out.write(`${getCurrentTenantId()}:${await f.Product.count()}\n`);
-            }
-            out.end();
-          })();
+          ctx.body = pushed(f);
         } else if (ctx.path === '/pull') {
           ctx.type = 'text/plain';
           ctx.body = pulled(f);

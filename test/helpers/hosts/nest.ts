@@ -1,7 +1,6 @@
 // The host-suite app on NestJS 11 with MultitenantModule, on the Express and the Fastify adapter.
 // (Decorators without emitted metadata — tsx does not emit it —: nothing is injected by type.)
 import 'reflect-metadata';
-import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type ArgumentsHost,
@@ -24,11 +23,22 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { CurrentTenant, MultitenantModule, RequireTenant, WithoutTenant } from '../../../src/hosts/nestjs';
 import { getCurrentTenantId, setCurrentTenant } from '../../../src/index';
 import type { Fixture } from '../fixture';
-import { errorReply, type Host, productsOf, pulled, resolveHeader } from '../host-suite';
+import { errorReply, type Host, productsOf, pulled, pushed, resolveHeader } from '../host-suite';
 
 let f: Fixture;
 type AnyReq = { headers: Record<string, string | undefined>; socket?: { remotePort?: number }; raw?: { socket?: { remotePort?: number } } };
 const portOf = (req: AnyReq) => req.socket?.remotePort ?? req.raw?.socket?.remotePort;
+
+/** A text stream as the response, on either adapter (Fastify's reply, or Express's response). */
+function sendStream(res: Record<string, unknown>, out: NodeJS.ReadableStream): void {
+  if ('raw' in res) {
+    (res.header as (k: string, v: string) => void)('content-type', 'text/plain');
+    (res.send as (s: unknown) => void)(out);
+  } else {
+    (res.setHeader as (k: string, v: string) => void)('content-type', 'text/plain');
+    out.pipe(res as never);
+  }
+}
 
 @Controller()
 class ProductsController {
@@ -46,22 +56,7 @@ class ProductsController {
     return { tenant: getCurrentTenantId(), store_id: made.get('store_id') };
   }
   @Get('stream') stream(@Res() res: Record<string, unknown>) {
-    const out = new PassThrough();
-    (async () => {
-      for (let i = 0; i < 5; i++) {
-        await sleep(2);
-        out.write(`${getCurrentTenantId()}:${await f.Product.count()}\n`);
-      }
-      out.end();
-    })();
-    if ('raw' in res) {
-      // Fastify's reply
-      (res.header as (k: string, v: string) => void)('content-type', 'text/plain');
-      (res.send as (s: unknown) => void)(out);
-    } else {
-      (res.setHeader as (k: string, v: string) => void)('content-type', 'text/plain');
-      out.pipe(res as never);
-    }
+    sendStream(res, pushed(f));
   }
   @Get('set/whoami') setWhoami(@Req() req: AnyReq) {
     return { tenant: getCurrentTenantId() ?? null, port: portOf(req) };
@@ -74,14 +69,7 @@ class ProductsController {
     return { tenant: getCurrentTenantId() ?? null, made: made.get('store_id'), seen: rows.map((r) => r.get('store_id')) };
   }
   @Get('pull') pull(@Res() res: Record<string, unknown>) {
-    const out = pulled(f);
-    if ('raw' in res) {
-      (res.header as (k: string, v: string) => void)('content-type', 'text/plain');
-      (res.send as (s: unknown) => void)(out);
-    } else {
-      (res.setHeader as (k: string, v: string) => void)('content-type', 'text/plain');
-      out.pipe(res as never);
-    }
+    sendStream(res, pulled(f));
   }
   @Get('handler-set') handlerSet(@Req() req: AnyReq) {
     const before = getCurrentTenantId() ?? null;
