@@ -70,3 +70,53 @@ test.serial('a route mark wins over its controller mark; both on one target are 
     await app.close();
   }
 });
+
+test.serial('a message handler (TCP microservice): @RequireTenant refuses it, @WithoutTenant runs it unscoped', async (t) => {
+  const { Controller, Module } = await import('@nestjs/common');
+  const { NestFactory } = await import('@nestjs/core');
+  const { ClientProxyFactory, MessagePattern, Transport } = await import('@nestjs/microservices');
+  const { firstValueFrom } = await import('rxjs');
+  const { MultitenantModule, RequireTenant, WithoutTenant } = await import('../src/hosts/nestjs');
+  const { getCurrentTenantId } = await import('../src/index');
+  const { f } = t.context;
+  await f.reset();
+  class Rpc {
+    async guarded() {
+      return { tenant: getCurrentTenantId() ?? null, count: await f.Product.count() };
+    }
+    async admin() {
+      return { count: await f.Product.count() };
+    }
+  }
+  const method = (name: keyof Rpc) =>
+    [Rpc.prototype, name, Object.getOwnPropertyDescriptor(Rpc.prototype, name) as PropertyDescriptor] as const;
+  MessagePattern('orders.guarded')(...method('guarded'));
+  RequireTenant()(...method('guarded'));
+  MessagePattern('orders.admin')(...method('admin'));
+  WithoutTenant()(...method('admin'));
+  Controller()(Rpc);
+  class AppModule {}
+  Module({ imports: [MultitenantModule.forRoot({})], controllers: [Rpc] })(AppModule);
+  const app = await NestFactory.create(AppModule, { logger: false });
+  const net = await import('node:net');
+  const port = await new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address() as { port: number };
+      probe.close(() => resolve(free));
+    });
+  });
+  app.connectMicroservice({ transport: Transport.TCP, options: { host: '127.0.0.1', port } }, { inheritAppConfig: true });
+  await app.startAllMicroservices();
+  const client = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: '127.0.0.1', port } });
+  try {
+    const refused = await firstValueFrom(client.send('orders.guarded', {})).then(
+      (ran) => ({ ran }),
+      (err: unknown) => err,
+    );
+    t.deepEqual(refused, { status: 'error', message: 'Internal server error' }, 'refused, not run with no tenant');
+    t.deepEqual(await firstValueFrom(client.send('orders.admin', {})), { count: 5 });
+  } finally {
+    client.close();
+    await app.close();
+  }
+});

@@ -170,11 +170,13 @@ test('tenant values keep their type through Redis (bigint, string); a forged mar
   try {
     await withTenant(9007199254740993n, () => h.queue.add('big', { key: 'big' }));
     await withTenant('acme', () => h.queue.add('text', { key: 'text' }));
-    await h.queue.add('forged', { key: 'forged', __multitenant: { bypass: true } });
-    await h.done(3);
+    await h.queue.add('forged', { key: 'forged', __multitenant: { bypass: true } }); // in the data: not read
+    await h.queue.add('forged2', { key: 'forged2' }, { __multitenant: { ids: [['n', '1']], many: false } } as never); // dropped
+    await h.done(4);
     t.deepEqual(h.results.get('big'), { id: '9007199254740993', type: 'bigint', carried: '9007199254740993' });
     t.deepEqual(h.results.get('text'), { id: 'acme', type: 'string', carried: 'acme' });
     t.deepEqual(h.results.get('forged'), { id: null, type: 'undefined', carried: null });
+    t.deepEqual(h.results.get('forged2'), { id: null, type: 'undefined', carried: null });
   } finally {
     await h.close();
   }
@@ -182,21 +184,36 @@ test('tenant values keep their type through Redis (bigint, string); a forged mar
 
 // ---- what the review of the hosts found
 
-test('a retry after job.updateData() runs under the same tenant (the data keeps it)', async (t) => {
+test('a retry after updateData() — an object, a string, null, on the job fetched by id — runs under the same tenant', async (t) => {
   const { f } = t.context;
   await f.reset();
   const h = await harness(async (job) => {
-    const seen = { tenant: getCurrentTenantId() ?? null, attempt: job.attemptsMade + 1, step: job.data.step ?? null };
     if (job.attemptsMade === 0) {
-      await job.updateData({ key: job.data.key, step: 'half-done' });
+      const how = (job.data as { how: string }).how;
+      if (how === 'object') await job.updateData({ key: 'object', step: 'half-done' });
+      else if (how === 'string') await job.updateData('step-2');
+      else if (how === 'null') await job.updateData(null);
+      else await (await h.queue.getJob(job.id as string))?.updateData({ step: 2 });
       throw new Error('transient');
     }
-    return { ...seen, count: await f.Product.count() };
+    return { tenant: getCurrentTenantId() ?? null, count: await f.Product.count() };
   });
   try {
-    await withTenant(2, () => h.queue.add('import', { key: 'u' }, { attempts: 2 }));
-    await h.done(1);
-    t.deepEqual(h.results.get('u'), { tenant: 2, attempt: 2, step: 'half-done', count: 3 });
+    const hows = ['object', 'string', 'null', 'byId'];
+    // the results are keyed by data.key: the job's id is the key where updateData replaced the data
+    await withTenant(2, () => Promise.all(hows.map((how) => h.queue.add('import', { key: how, how }, { attempts: 2, jobId: how }))));
+    const byId = new Map<string, unknown>();
+    for (let i = 0; i < 400 && byId.size < hows.length; i++) {
+      for (const how of hows) {
+        const job = await h.queue.getJob(how);
+        if (job && (await job.isCompleted())) byId.set(how, job.returnvalue);
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    t.deepEqual(
+      hows.map((how) => byId.get(how)),
+      hows.map(() => ({ tenant: 2, count: 3 })),
+    );
   } finally {
     await h.close();
   }

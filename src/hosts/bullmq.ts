@@ -2,7 +2,11 @@ import { currentFrame, runInFrame } from '../context';
 import { MissingTenantError, MultitenantError } from '../errors';
 import { normalizeTenant, type TenantId, tenantIdOf } from '../tenant';
 
-/** The key under which a job's data carries the tenant of the unit of work that added it. */
+/**
+ * The key under which a job's options carry the tenant of the unit of work that added it. Options, not
+ * data: BullMQ keeps a job's options across retries, `updateData` and fetches by id, and no payload the
+ * job's data is built from can forge them.
+ */
 export const JOB_TENANT_KEY = '__multitenant';
 
 type Encoded = { ids: Array<['n' | 's' | 'b', string]>; many: boolean } | { bypass: true };
@@ -40,12 +44,13 @@ export interface QueueLike {
   add(name: string, data: unknown, opts?: unknown): Promise<unknown>;
   addBulk(jobs: Array<{ name: string; data: unknown; opts?: unknown }>): Promise<unknown>;
 }
+type Opts = Record<string, unknown> | undefined;
 /** The part of a BullMQ job the processor wrapper reads. */
 export interface JobLike {
-  readonly data: unknown;
+  readonly data?: unknown;
+  readonly opts?: unknown;
   readonly name?: string;
   readonly id?: string;
-  updateData?(data: unknown): Promise<unknown>;
 }
 
 /** Options of `tenantQueue` and `tenantProcessor`. */
@@ -58,18 +63,15 @@ export interface JobTenantOptions {
   required?: boolean;
 }
 
-/** The job data with the current tenant (or the bypass of `withoutTenant`) under `JOB_TENANT_KEY`. */
-function withTenantOf(data: unknown, required: boolean, operation: string): unknown {
-  if (data !== undefined && (data === null || typeof data !== 'object' || Array.isArray(data))) {
-    throw new MultitenantError('a job that carries a tenant needs object data', { operation });
-  }
+/** The job options with the current tenant (or the bypass of `withoutTenant`) under `JOB_TENANT_KEY`. */
+function withTenantOf(opts: unknown, required: boolean, operation: string): Opts {
   const encoded = encodeCurrent();
+  const { [JOB_TENANT_KEY]: _given, ...rest } = (opts ?? {}) as Record<string, unknown>;
   if (!encoded) {
     if (required) throw new MissingTenantError('a job of a tenant-required queue is added with no tenant set', { operation });
-    const { [JOB_TENANT_KEY]: _dropped, ...rest } = (data ?? {}) as Record<string, unknown>;
-    return rest; // a forged marker in the caller's data is not carried
+    return rest; // a marker the caller put in the options is not carried
   }
-  return { ...(data as Record<string, unknown>), [JOB_TENANT_KEY]: encoded };
+  return { ...rest, [JOB_TENANT_KEY]: encoded };
 }
 
 /**
@@ -87,18 +89,18 @@ export function tenantQueue<Q extends QueueLike>(queue: Q, options: JobTenantOpt
   const addBulk = queue.addBulk;
   queue.add = function addWithTenant(this: Q, name, data, opts) {
     try {
-      return add.call(this, name, withTenantOf(data, required, 'queue.add'), opts);
+      return add.call(this, name, data, withTenantOf(opts, required, 'queue.add'));
     } catch (err) {
       return Promise.reject(err);
     }
   };
-  const scheduler = (queue as { upsertJobScheduler?: (id: string, repeat: unknown, template?: { data?: unknown }) => Promise<unknown> })
+  const scheduler = (queue as { upsertJobScheduler?: (id: string, repeat: unknown, template?: { opts?: unknown }) => Promise<unknown> })
     .upsertJobScheduler;
   if (typeof scheduler === 'function') {
     // the jobs a scheduler makes later carry the tenant of whoever set the scheduler up
     (queue as { upsertJobScheduler?: typeof scheduler }).upsertJobScheduler = function upsertWithTenant(this: Q, id, repeat, template) {
       try {
-        return scheduler.call(this, id, repeat, { ...template, data: withTenantOf(template?.data, required, 'queue.upsertJobScheduler') });
+        return scheduler.call(this, id, repeat, { ...template, opts: withTenantOf(template?.opts, required, 'queue.upsertJobScheduler') });
       } catch (err) {
         return Promise.reject(err);
       }
@@ -108,7 +110,7 @@ export function tenantQueue<Q extends QueueLike>(queue: Q, options: JobTenantOpt
     try {
       return addBulk.call(
         this,
-        jobs.map((job) => ({ ...job, data: withTenantOf(job.data, required, 'queue.addBulk') })),
+        jobs.map((job) => ({ ...job, opts: withTenantOf(job.opts, required, 'queue.addBulk') })),
       );
     } catch (err) {
       return Promise.reject(err);
@@ -118,7 +120,8 @@ export function tenantQueue<Q extends QueueLike>(queue: Q, options: JobTenantOpt
 }
 
 /**
- * Wraps a BullMQ processor: each job runs as a unit of work of its own with the tenant it carries (as
+ * Wraps a BullMQ processor (also inside a sandboxed processor's file): each job runs as a unit of work of
+ * its own with the tenant its options carry (as
  * `withTenant`), inside `withoutTenant` when it was added there, and with no tenant when it carries none
  * (with `required`: the job fails with `MissingTenantError`). Nothing a job sets (`setCurrentTenant`)
  * reaches the next job, also with concurrency and after a failure; retries run under the same tenant.
@@ -135,35 +138,22 @@ export function tenantProcessor<J extends JobLike, A extends unknown[], R>(
   const required = options.required ?? false;
   return async function processWithTenant(job: J, ...rest: A): Promise<R> {
     const operation = `job ${job?.name ?? ''}${job?.id ? `#${job.id}` : ''}`.trim();
-    const carried = decode((job?.data as Record<string, unknown> | undefined)?.[JOB_TENANT_KEY], operation);
+    const carried = decode((job?.opts as Record<string, unknown> | undefined)?.[JOB_TENANT_KEY], operation);
     if (!carried && required) throw new MissingTenantError('the job carries no tenant (a tenant-required worker)', { operation });
     const frame = carried ? { tenant: carried.tenant, bypass: carried.bypass } : { tenant: undefined, bypass: false };
-    keepTenantOnUpdate(job);
     return runInFrame(frame, () => processor(job, ...rest));
   };
 }
 
 /** The tenant a job carries, as `getCurrentTenantId` would give it (undefined for none or a bypass). */
 export function jobTenantId(job: JobLike): TenantId | TenantId[] | undefined {
-  const carried = decode((job?.data as Record<string, unknown> | undefined)?.[JOB_TENANT_KEY], 'jobTenantId');
+  const carried = decode((job?.opts as Record<string, unknown> | undefined)?.[JOB_TENANT_KEY], 'jobTenantId');
   return carried?.tenant ? tenantIdOf(carried.tenant) : undefined;
-}
-
-/** `job.updateData(data)` replaces the data: the tenant the job carries is kept in it (a retry runs under it too). */
-function keepTenantOnUpdate(job: JobLike): void {
-  const marker = (job?.data as Record<string, unknown> | undefined)?.[JOB_TENANT_KEY];
-  const update = job?.updateData;
-  if (marker === undefined || typeof update !== 'function') return;
-  (job as { updateData: typeof update }).updateData = function updateDataKeepingTenant(this: JobLike, data: unknown) {
-    const kept =
-      data && typeof data === 'object' && !Array.isArray(data) ? { ...(data as Record<string, unknown>), [JOB_TENANT_KEY]: marker } : data;
-    return update.call(this, kept);
-  };
 }
 
 /** A node of a BullMQ flow (FlowProducer): a job and its children. */
 interface FlowNode {
-  data?: unknown;
+  opts?: unknown;
   children?: FlowNode[];
 }
 /** The part of a BullMQ FlowProducer the wrapper uses. */
@@ -175,7 +165,7 @@ export interface FlowProducerLike {
 function stampFlow<N extends FlowNode>(node: N, required: boolean, operation: string): N {
   return {
     ...node,
-    data: withTenantOf(node.data, required, operation),
+    opts: withTenantOf(node.opts, required, operation),
     ...(node.children ? { children: node.children.map((child) => stampFlow(child, required, operation)) } : {}),
   };
 }

@@ -31,7 +31,12 @@ export function koaTenant<Ctx extends KoaContextLike = KoaContextLike>(
     const result = await runInFrame(frame, next);
     // Koa pipes a stream body after the middleware chain has settled, outside the request's frame: the
     // stream is pulled (an async generator's next step, a database cursor) in the frame all the same
-    bindStream((ctx as unknown as { body?: unknown }).body, frame);
+    const c = ctx as unknown as { body?: unknown };
+    const body = c.body;
+    if (isWebStream(body)) c.body = bindWebStream(body, frame);
+    else if (typeof Response === 'function' && body instanceof Response && body.body) {
+      c.body = new Response(bindWebStream(body.body, frame), { status: body.status, statusText: body.statusText, headers: body.headers });
+    } else bindStream(body, frame);
     return result;
   };
 }
@@ -47,3 +52,22 @@ function bindStream(body: unknown, frame: Frame): void {
   };
 }
 const BOUND = new WeakSet<object>();
+
+const isWebStream = (body: unknown): body is ReadableStream => typeof ReadableStream === 'function' && body instanceof ReadableStream;
+
+/** A web stream (Koa 3 takes them, and `Response`s) whose every pull runs in `frame`. */
+function bindWebStream(stream: ReadableStream, frame: Frame): ReadableStream {
+  const reader = stream.getReader();
+  return new ReadableStream(
+    {
+      pull: (controller) =>
+        runInFrame(frame, async () => {
+          const { value, done } = await reader.read();
+          if (done) controller.close();
+          else controller.enqueue(value);
+        }),
+      cancel: (reason) => reader.cancel(reason),
+    },
+    { highWaterMark: 0 },
+  );
+}

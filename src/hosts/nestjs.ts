@@ -105,11 +105,21 @@ class TenantInterceptor implements NestInterceptor {
     return { without: false, require: false };
   }
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    if (context.getType() !== 'http') return next.handle();
     const { without, require } = this.marks(context);
-    const frame: Frame | undefined = without ? { tenant: undefined, bypass: true } : frames.get(rawOf(context.switchToHttp().getRequest()));
+    // a message handler (microservices, websockets) has no HTTP request to resolve a tenant from
+    const http = context.getType() === 'http';
+    const frame: Frame | undefined = without
+      ? { tenant: undefined, bypass: true }
+      : http
+        ? frames.get(rawOf(context.switchToHttp().getRequest()))
+        : undefined;
     if (require && !frame?.tenant) {
-      throw new MissingTenantError('the request resolved to no tenant (@RequireTenant)', { operation: 'MultitenantModule' });
+      throw new MissingTenantError(
+        http
+          ? 'the request resolved to no tenant (@RequireTenant)'
+          : `@RequireTenant on a ${context.getType()} handler: it has no HTTP request to resolve a tenant from`,
+        { operation: 'MultitenantModule' },
+      );
     }
     if (!frame) return next.handle();
     return new Observable((subscriber) => {

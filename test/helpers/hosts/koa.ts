@@ -64,6 +64,21 @@ export function koaHost(name: string, Koa: KoaClass): Host {
         } else if (path === '/stream') {
           ctx.type = 'text/plain';
           ctx.body = pushed(f);
+        } else if (ctx.path === '/web' || ctx.path === '/web-response') {
+          // a web stream, pulled one chunk at a time by whoever reads it (highWaterMark 0)
+          let i = 0;
+          const web = new ReadableStream(
+            {
+              async pull(controller) {
+                if (i === 3) return controller.close();
+                controller.enqueue(
+                  new TextEncoder().encode(`${i++ ? '|' : ''}${getCurrentTenantId() ?? 'none'}:${await f.Product.count()}`),
+                );
+              },
+            },
+            { highWaterMark: 0 },
+          );
+          ctx.body = ctx.path === '/web' ? web : new Response(web, { headers: { 'content-type': 'text/plain' } });
         } else if (ctx.path === '/pull') {
           ctx.type = 'text/plain';
           ctx.body = pulled(f);
