@@ -63,3 +63,49 @@ test.serial('fastify 5: a body that arrives late (after the resolver, in chunks)
   });
   t.deepEqual(reply, { status: 201, body: { tenant: 3, store_id: 3 } });
 });
+
+test.serial('fastify 5: onRequestAbort and onTimeout hooks added after the plugin run with the request’s tenant', async (t) => {
+  const Fastify = (await import('fastify')).default;
+  const net = await import('node:net');
+  const { getCurrentTenantId } = await import('../src/index');
+  const seen: Record<string, unknown> = {};
+  const app = Fastify({ connectionTimeout: 0 });
+  await app.register(fastifyTenant, { resolveTenant: (req) => req.headers['x-store-id'] as string | undefined });
+  app.addHook('onRequestAbort', async (req) => {
+    seen[`abort ${req.headers['x-store-id']}`] = getCurrentTenantId() ?? null;
+  });
+  app.addHook('onTimeout', (req, _reply, done) => {
+    seen[`timeout ${req.headers['x-store-id']}`] = getCurrentTenantId() ?? null;
+    done();
+  });
+  app.get('/slow', async (req) => {
+    req.raw.setTimeout(150);
+    await new Promise((r) => setTimeout(r, 600));
+    return { ok: true };
+  });
+  const url = new URL(await app.listen({ port: 0, host: '127.0.0.1' }));
+  try {
+    // a client that goes away, and one whose socket times out, each of another tenant
+    await Promise.all(
+      [
+        ['4', 60],
+        ['5', 1000],
+      ].map(
+        ([tenant, closeAfter]) =>
+          new Promise<void>((resolve) => {
+            const socket = net.connect(Number(url.port), '127.0.0.1', () => {
+              socket.write(`GET /slow HTTP/1.1\r\nhost: x\r\nx-store-id: ${tenant}\r\n\r\n`);
+              setTimeout(() => socket.destroy(), closeAfter as number);
+            });
+            socket.on('error', () => undefined);
+            socket.on('close', () => resolve());
+          }),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    t.is(seen['abort 4'], '4');
+    t.is(seen['timeout 5'], '5');
+  } finally {
+    await app.close();
+  }
+});

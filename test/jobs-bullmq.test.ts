@@ -150,8 +150,10 @@ test('a tenant-required queue refuses a job with no tenant (nothing added); a re
     t.is(await h.queue.count(), 0);
     await withoutTenant(() => h.queue.add('bypass', { key: 'bypass' })); // explicit: allowed
     await withTenant('7', () => h.queue.addBulk([{ name: 'z', data: { key: 'z' } }]));
-    // a job put on the queue around the wrapper (no marker): the required worker refuses it
-    await Queue.prototype.add.call(h.queue, 'raw', { key: 'raw' });
+    // a job put on the queue around the wrapper (another, unwrapped Queue; no marker): the required worker refuses it
+    const around = new Queue(h.queue.name, { connection });
+    await around.add('raw', { key: 'raw' });
+    await around.close();
     await h.done(3);
     t.deepEqual([h.results.get('bypass'), h.results.get('z')], [undefined, '7']);
     t.true(h.results.get('raw') instanceof MissingTenantError);
@@ -257,6 +259,42 @@ test('job schedulers and flows carry the tenant of who set them up; required ref
     );
   } finally {
     await h.queue.removeJobScheduler('s1').catch(() => undefined);
+    await flows.close();
+    await h.close();
+  }
+});
+
+test('a marker in the queue’s defaultJobOptions or a flow’s queue options is not carried; addJob is covered too', async (t) => {
+  const { f } = t.context;
+  await f.reset();
+  const forged = { __multitenant: { ids: [['n', '1']], many: false } };
+  const h = await harness(async () => ({ tenant: getCurrentTenantId() ?? null }));
+  const defaults = tenantQueue(new Queue(h.queue.name, { connection, defaultJobOptions: forged as never }), { required: false });
+  const flows = tenantFlowProducer(new FlowProducer({ connection }));
+  try {
+    await defaults.add('d', { key: 'd' });
+    await flows.add(
+      { name: 'fl', queueName: h.queue.name, data: { key: 'fl' } },
+      {
+        queuesOptions: { [h.queue.name]: { defaultJobOptions: forged as never } },
+      },
+    );
+    await withTenant(2, () =>
+      (h.queue as unknown as { addJob(n: string, d: unknown, o?: unknown): Promise<unknown> }).addJob('aj', { key: 'aj' }),
+    );
+    await h.done(3);
+    t.deepEqual(
+      ['d', 'fl', 'aj'].map((k) => h.results.get(k)),
+      [{ tenant: null }, { tenant: null }, { tenant: 2 }],
+    );
+    const required = tenantQueue(new Queue(`${h.queue.name}-r`, { connection }), { required: true });
+    await t.throwsAsync(() => (required as unknown as { addJob(n: string, d: unknown, o?: unknown): Promise<unknown> }).addJob('x', {}), {
+      instanceOf: MissingTenantError,
+    });
+    await required.obliterate({ force: true });
+    await required.close();
+  } finally {
+    await defaults.close();
     await flows.close();
     await h.close();
   }

@@ -69,7 +69,8 @@ function withTenantOf(opts: unknown, required: boolean, operation: string): Opts
   const { [JOB_TENANT_KEY]: _given, ...rest } = (opts ?? {}) as Record<string, unknown>;
   if (!encoded) {
     if (required) throw new MissingTenantError('a job of a tenant-required queue is added with no tenant set', { operation });
-    return rest; // a marker the caller put in the options is not carried
+    // explicitly none: a marker in the caller's options, or in the queue's defaultJobOptions, is not carried
+    return { ...rest, [JOB_TENANT_KEY]: null };
   }
   return { ...rest, [JOB_TENANT_KEY]: encoded };
 }
@@ -85,11 +86,14 @@ function withTenantOf(opts: unknown, required: boolean, operation: string): Opts
  */
 export function tenantQueue<Q extends QueueLike>(queue: Q, options: JobTenantOptions = {}): Q {
   const required = options.required ?? false;
-  const add = queue.add;
+  // BullMQ's add goes through addJob (public in JavaScript): the one to wrap when it exists
+  const entry: 'add' | 'addJob' = typeof (queue as { addJob?: unknown }).addJob === 'function' ? 'addJob' : 'add';
+  const target = queue as unknown as Record<typeof entry, QueueLike['add']>;
+  const add = target[entry];
   const addBulk = queue.addBulk;
-  queue.add = function addWithTenant(this: Q, name, data, opts) {
+  target[entry] = function addWithTenant(this: Q, name, data, opts) {
     try {
-      return add.call(this, name, data, withTenantOf(opts, required, 'queue.add'));
+      return add.call(this, name, data, withTenantOf(opts, required, `queue.${entry}`));
     } catch (err) {
       return Promise.reject(err);
     }

@@ -5,6 +5,9 @@ import { assertResolver, resolveFrame, type TenantMiddlewareOptions, type Tenant
 
 export type { ResolvedTenant, TenantMiddlewareOptions, TenantResolver } from './resolve';
 
+/** The frame each request runs in (for the hooks Fastify fires from the connection's events). */
+const frames = new WeakMap<object, Frame>();
+
 /** Options of `fastifyTenant`. */
 export interface FastifyTenantOptions extends TenantMiddlewareOptions {
   /** The request's tenant (sync or async): an instance, an id, an array, or nothing. */
@@ -18,7 +21,8 @@ export interface FastifyTenantOptions extends TenantMiddlewareOptions {
  * as `withoutTenant` would. With `required`, a request that resolves to no tenant fails with
  * `MissingTenantError`; a throwing or rejecting resolver, or an invalid tenant, fails it too (Fastify's
  * error handler answers). Body parsing, later hooks and the handler continue inside the request's frame
- * (tested with bodies that arrive late, in chunks, on AsyncLocalStorage and on cls-hooked).
+ * (tested with bodies that arrive late, in chunks, on AsyncLocalStorage and on cls-hooked); the
+ * `onRequestAbort` and `onTimeout` hooks added after the plugin run in it too.
  * Register it with `fastify-plugin` semantics (it is marked to skip encapsulation) to cover the whole app,
  * or inside a plugin to cover that plugin's routes only.
  * @example
@@ -34,6 +38,21 @@ export const fastifyTenant: FastifyPluginCallback<FastifyTenantOptions> = functi
     return;
   }
   const required = options?.required ?? false;
+  // onRequestAbort and onTimeout are fired from the connection's events, outside the request's async
+  // context: the hooks added after this plugin (in its context and the ones below) run in the request's frame
+  const addHook = fastify.addHook;
+  (fastify as unknown as { addHook: (...args: unknown[]) => unknown }).addHook = function addHookInFrame(
+    this: unknown,
+    ...args: unknown[]
+  ) {
+    const [name, hook] = args;
+    if ((name === 'onRequestAbort' || name === 'onTimeout') && typeof hook === 'function') {
+      args[1] = function hookInRequestFrame(this: unknown, request: object, ...rest: unknown[]) {
+        return runInFrame(frames.get(request) ?? { tenant: undefined, bypass: false }, () => hook.call(this, request, ...rest));
+      };
+    }
+    return (addHook as (...a: unknown[]) => unknown).apply(this, args);
+  };
   fastify.addHook('onRequest', (request, _reply, next) => {
     let frame: ReturnType<typeof resolveFrame>;
     try {
@@ -42,12 +61,12 @@ export const fastifyTenant: FastifyPluginCallback<FastifyTenantOptions> = functi
       return next(err as Error);
     }
     // the rest of the request (hooks, body parsing, handler) continues from next(): inside the frame
-    if (frame instanceof Promise)
-      frame.then(
-        AsyncResource.bind((f: Frame) => runInFrame(f, () => next())),
-        (err: unknown) => next(err as Error),
-      );
-    else runInFrame(frame, () => next());
+    const enter = (f: Frame) => {
+      frames.set(request, f);
+      runInFrame(f, () => next());
+    };
+    if (frame instanceof Promise) frame.then(AsyncResource.bind(enter), (err: unknown) => next(err as Error));
+    else enter(frame);
   });
   done();
 };
