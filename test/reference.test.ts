@@ -14,11 +14,17 @@ function exportsOf(file: string): string[] {
   const names = new Set<string>();
   for (const m of text.matchAll(/^export (?:type )?\{([^}]*)\}/gm)) {
     for (const part of (m[1] as string).split(',')) {
-      const name = part.trim().replace(/^type /, '').split(/\s+as\s+/).pop()?.trim();
+      const name = part
+        .trim()
+        .replace(/^type /, '')
+        .split(/\s+as\s+/)
+        .pop()
+        ?.trim();
       if (name) names.add(name);
     }
   }
-  for (const m of text.matchAll(/^export (?:async )?(?:function|const|class|interface|type) ([A-Za-z_$][\w$]*)/gm)) names.add(m[1] as string);
+  for (const m of text.matchAll(/^export (?:async )?(?:function|const|class|interface|type) ([A-Za-z_$][\w$]*)/gm))
+    names.add(m[1] as string);
   return [...names].sort();
 }
 
@@ -42,6 +48,11 @@ for (const [entry, file] of Object.entries(entries)) {
 test('the API section names each subpath, and package.json exports exactly those', (t) => {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { exports: Record<string, unknown> };
   const subpaths = Object.keys(pkg.exports).filter((k) => k !== '.' && k !== './package.json');
-  t.deepEqual(subpaths.map((k) => `sequelize-multitenant${k.slice(1)}`).sort(), Object.keys(entries).filter((e) => e.includes('/')).sort());
+  t.deepEqual(
+    subpaths.map((k) => `sequelize-multitenant${k.slice(1)}`).sort(),
+    Object.keys(entries)
+      .filter((e) => e.includes('/'))
+      .sort(),
+  );
   for (const sub of subpaths) t.true(api.includes(`/${sub.slice(2)}`), sub);
 });
