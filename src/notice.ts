@@ -6,8 +6,13 @@ export type NoticeHandler = ((message: string) => void) | false;
 
 const defaultNotice = (message: string) => console.warn(`[sequelize-multitenant] ${message}`);
 
-export function notify(sequelize: Sequelize | undefined, message: string, handler?: NoticeHandler): void {
+/**
+ * Sends a notice. `'info'` notices (a Citus step skipped on plain PostgreSQL: expected there) reach only
+ * a handler the application gave; the default handler prints warnings only.
+ */
+export function notify(sequelize: Sequelize | undefined, message: string, handler?: NoticeHandler, level: 'warn' | 'info' = 'warn'): void {
   const chosen = handler !== undefined ? handler : sequelize ? stateOf(sequelize)?.options.notice : undefined;
   if (chosen === false) return;
+  if (!chosen && level === 'info') return;
   (chosen ?? defaultNotice)(message);
 }

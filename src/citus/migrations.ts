@@ -19,7 +19,7 @@ const sequelizeOf = (target: Target): Sequelize => ('sequelize' in target ? (tar
 async function citusOr(target: Target, what: string, options: MigrationOptions): Promise<Sequelize | undefined> {
   const sequelize = sequelizeOf(target);
   if (await hasCitus(sequelize, { transaction: options.transaction, refresh: true })) return sequelize;
-  notify(sequelize, `${what}: no citus extension in this database, nothing to do (plain PostgreSQL)`, options.notice);
+  notify(sequelize, `${what}: no citus extension in this database, nothing to do (plain PostgreSQL)`, options.notice, 'info');
   return undefined;
 }
 

@@ -28,7 +28,8 @@ export function routerOnly(sequelize: Sequelize, options: { notice?: NoticeHandl
     if (citus === undefined) {
       const result = (await connection.query(`SELECT 1 FROM pg_extension WHERE extname = 'citus'`)) as { rowCount?: number };
       citus = (result.rowCount ?? 0) > 0;
-      if (!citus) notify(sequelize, 'routerOnly: no citus extension in this database, nothing to check (plain PostgreSQL)', options.notice);
+      if (!citus)
+        notify(sequelize, 'routerOnly: no citus extension in this database, nothing to check (plain PostgreSQL)', options.notice, 'info');
     }
     if (!citus) return undefined;
     const tenant = currentFrame()?.tenant;

@@ -838,7 +838,7 @@ export function patchCreateTable(
       (tenantMeta(model) || (model as unknown as { options: { referenceTable?: boolean } }).options.referenceTable)
     ) {
       noticed.add(sequelize);
-      notify(sequelize, 'no citus extension in this database: tables are created, not distributed (plain PostgreSQL)');
+      notify(sequelize, 'no citus extension in this database: tables are created, not distributed (plain PostgreSQL)', undefined, 'info');
     }
     return result;
   };
