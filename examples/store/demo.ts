@@ -30,10 +30,18 @@ function summary(body: unknown): string {
     return `${body.length} rows: ${body.map((r) => `${r.name ?? r.code}${r.storeId ? ` (store ${r.storeId})` : ''}`).join(', ')}`;
   if (body && typeof body === 'object') {
     const b = body as Record<string, unknown>;
-    if (b.error) return `${b.error}: ${b.message ?? ''}`;
-    return JSON.stringify(b).slice(0, 160);
+    if (b.error) return b.message ? `${b.error}: ${b.message}` : String(b.error);
+    return JSON.stringify(b);
   }
   return String(body);
+}
+
+/** The SQL as a reader needs it: the select list and RETURNING list folded, the schema prefix dropped — the tenant predicates stay. */
+function short(sql: string): string {
+  return sql
+    .replace(/"store_example"\./g, '')
+    .replace(/^SELECT (?!count|sum)[\s\S]*? FROM /, 'SELECT … FROM ')
+    .replace(/ RETURNING [^;]*/, ' RETURNING …');
 }
 
 export async function runDemo(options: { url?: string; print?: (line: string) => void } = {}): Promise<DemoStep[]> {
@@ -58,7 +66,7 @@ export async function runDemo(options: { url?: string; print?: (line: string) =>
         `== ${step.as ?? '(no store)'}: ${step.method} ${step.path}${step.body ? ` ${JSON.stringify(step.body)}` : ''}   — ${step.note}`,
       );
       print(`   ${res.status} ${summary(body)}`);
-      for (const s of sql) print(`   SQL ${s}`);
+      for (const s of sql) print(`   SQL ${short(s)}`);
       print('');
     }
   } finally {
