@@ -152,14 +152,13 @@ function mustBeOneStatement(sql: string, control: Control, single: boolean, inTr
 }
 
 /** What one message is, for the cache: a single transaction-control command, a single other statement, or more. */
-function classify(sql: string): { control: Control; single: boolean; first: string } {
+function classify(sql: string): { control: Control; single: boolean } {
   const shape = shapeOf(sql);
   const single = shape.readable && shape.statements.length === 1;
-  const first = shape.bare[0] ?? '';
-  if (!single) return { control: undefined, single, first };
-  const m = CONTROL.exec(first);
+  if (!single) return { control: undefined, single };
+  const m = CONTROL.exec(shape.bare[0] ?? '');
   const control: Control = !m ? undefined : m[1] ? 'begin' : m[2] ? 'commit' : m[3] ? 'rollbackTo' : m[4] ? 'rollback' : 'other';
-  return { control, single, first };
+  return { control, single };
 }
 
 /**
@@ -423,12 +422,12 @@ function commitAfter(original: QueryFn, self: unknown, callback: Callback): Call
  * run in a transaction block of their own. Citus's administration functions are not: several of them
  * refuse to run in a transaction block (create_distributed_table_concurrently, citus_rebalance_start, ...).
  */
-const LEADING = /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*\(*\s*/;
 const ROWS = /^(?:SELECT|WITH|INSERT|UPDATE|DELETE|MERGE|VALUES|TABLE)\b/i;
 const CITUS_ADMIN =
   /^SELECT\s+(?:\*\s+FROM\s+)?(?:pg_catalog\.)?(?:citus_|master_|isolate_tenant_to_new_shard|create_distributed|create_reference_table|undistribute_table|alter_distributed_table|alter_table_set_access_method|rebalance_table_shards|get_rebalance|update_distributed_table_colocation|replicate_reference_tables|start_metadata_sync|stop_metadata_sync|create_time_partitions|drop_old_time_partitions)\w*\s*\(/i;
 
 export function readsOrWritesRows(sql: string): boolean {
-  const head = sql.replace(LEADING, '');
+  // the first statement as PostgreSQL reads it (comments skipped the way shapeOf skips them), past any `(`
+  const head = (shapeOf(sql).bare[0] ?? '').replace(/^\(*\s*/, '');
   return ROWS.test(head) && !CITUS_ADMIN.test(head);
 }
