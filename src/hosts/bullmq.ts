@@ -1,5 +1,6 @@
 import { currentFrame, runInFrame } from '../context';
 import { MissingTenantError, MultitenantError } from '../errors';
+import { guarded } from '../scope/scope';
 import { normalizeTenant, type TenantId, tenantIdOf } from '../tenant';
 
 /**
@@ -92,33 +93,25 @@ export function tenantQueue<Q extends QueueLike>(queue: Q, options: JobTenantOpt
   const add = target[entry];
   const addBulk = queue.addBulk;
   target[entry] = function addWithTenant(this: Q, name, data, opts) {
-    try {
-      return add.call(this, name, data, withTenantOf(opts, required, `queue.${entry}`));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return guarded(() => add.call(this, name, data, withTenantOf(opts, required, `queue.${entry}`)));
   };
   const scheduler = (queue as { upsertJobScheduler?: (id: string, repeat: unknown, template?: { opts?: unknown }) => Promise<unknown> })
     .upsertJobScheduler;
   if (typeof scheduler === 'function') {
     // the jobs a scheduler makes later carry the tenant of whoever set the scheduler up
     (queue as { upsertJobScheduler?: typeof scheduler }).upsertJobScheduler = function upsertWithTenant(this: Q, id, repeat, template) {
-      try {
-        return scheduler.call(this, id, repeat, { ...template, opts: withTenantOf(template?.opts, required, 'queue.upsertJobScheduler') });
-      } catch (err) {
-        return Promise.reject(err);
-      }
+      return guarded(() =>
+        scheduler.call(this, id, repeat, { ...template, opts: withTenantOf(template?.opts, required, 'queue.upsertJobScheduler') }),
+      );
     };
   }
   queue.addBulk = function addBulkWithTenant(this: Q, jobs) {
-    try {
-      return addBulk.call(
+    return guarded(() =>
+      addBulk.call(
         this,
         jobs.map((job) => ({ ...job, opts: withTenantOf(job.opts, required, 'queue.addBulk') })),
-      );
-    } catch (err) {
-      return Promise.reject(err);
-    }
+      ),
+    );
   };
   return queue;
 }
@@ -187,21 +180,15 @@ export function tenantFlowProducer<F extends FlowProducerLike>(producer: F, opti
   const add = producer.add;
   const addBulk = producer.addBulk;
   producer.add = function addFlowWithTenant(this: F, flow, opts) {
-    try {
-      return add.call(this, stampFlow(flow, required, 'flowProducer.add'), opts);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return guarded(() => add.call(this, stampFlow(flow, required, 'flowProducer.add'), opts));
   };
   producer.addBulk = function addFlowsWithTenant(this: F, flows) {
-    try {
-      return addBulk.call(
+    return guarded(() =>
+      addBulk.call(
         this,
         flows.map((flow) => stampFlow(flow, required, 'flowProducer.addBulk')),
-      );
-    } catch (err) {
-      return Promise.reject(err);
-    }
+      ),
+    );
   };
   return producer;
 }
