@@ -1,7 +1,5 @@
-import { AsyncResource } from 'node:async_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Frame, runInFrame } from './context';
-import { assertResolver, resolveFrame, type TenantMiddlewareOptions, type TenantResolver } from './hosts/resolve';
+import { assertResolver, enterRequest, type TenantMiddlewareOptions, type TenantResolver } from './hosts/resolve';
 
 export type { ResolvedTenant, TenantMiddlewareOptions, TenantResolver } from './hosts/resolve';
 
@@ -26,16 +24,6 @@ export function tenantMiddleware<Req extends IncomingMessage = IncomingMessage, 
   assertResolver(resolveTenant, 'tenantMiddleware');
   const required = options.required ?? false;
   return function multitenantMiddleware(req, _res, next) {
-    let frame: Frame | Promise<Frame>;
-    try {
-      frame = resolveFrame(resolveTenant, req, required, 'tenantMiddleware');
-    } catch (err) {
-      return next(err);
-    }
-    if (frame instanceof Promise) {
-      // the request goes on in the async context it came in (not the resolver's)
-      const resume = AsyncResource.bind((f: Frame) => runInFrame(f, () => next()));
-      frame.then(resume, (err: unknown) => next(err));
-    } else runInFrame(frame, () => next());
+    enterRequest(resolveTenant, req, required, 'tenantMiddleware', () => next(), next);
   };
 }

@@ -1,7 +1,6 @@
-import { AsyncResource } from 'node:async_hooks';
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
 import { type Frame, runInFrame } from '../context';
-import { assertResolver, resolveFrame, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
+import { assertResolver, enterRequest, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
 
 export type { ResolvedTenant, TenantMiddlewareOptions, TenantResolver } from './resolve';
 
@@ -54,19 +53,18 @@ export const fastifyTenant: FastifyPluginCallback<FastifyTenantOptions> = functi
     return (addHook as (...a: unknown[]) => unknown).apply(this, args);
   };
   fastify.addHook('onRequest', (request, _reply, next) => {
-    let frame: ReturnType<typeof resolveFrame>;
-    try {
-      frame = resolveFrame(resolveTenant, request, required, 'fastifyTenant');
-    } catch (err) {
-      return next(err as Error);
-    }
     // the rest of the request (hooks, body parsing, handler) continues from next(): inside the frame
-    const enter = (f: Frame) => {
-      frames.set(request, f);
-      runInFrame(f, () => next());
-    };
-    if (frame instanceof Promise) frame.then(AsyncResource.bind(enter), (err: unknown) => next(err as Error));
-    else enter(frame);
+    enterRequest(
+      resolveTenant,
+      request,
+      required,
+      'fastifyTenant',
+      (frame) => {
+        frames.set(request, frame);
+        next();
+      },
+      (err) => next(err as Error),
+    );
   });
   done();
 };

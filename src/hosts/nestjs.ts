@@ -18,7 +18,7 @@ import type { Sequelize } from 'sequelize';
 import { type Frame, getCurrentTenantId, runInFrame } from '../context';
 import { MissingTenantError, MultitenantError } from '../errors';
 import { type MultitenantOptions, multitenant } from '../plugin';
-import { assertResolver, resolveFrame, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
+import { assertResolver, enterRequest, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
 
 export type { ResolvedTenant, TenantMiddlewareOptions, TenantResolver } from './resolve';
 
@@ -60,19 +60,18 @@ const rawOf = (req: unknown): object => ((req as { raw?: object }).raw ?? req) a
 class TenantMiddleware implements NestMiddleware {
   constructor(private readonly options: MultitenantModuleOptions) {}
   use(req: unknown, _res: unknown, next: (err?: unknown) => void): void {
-    let frame: Frame | Promise<Frame>;
-    try {
-      frame = resolveFrame(this.options.resolveTenant ?? (() => undefined), req, this.options.required ?? false, 'MultitenantModule');
-    } catch (err) {
-      next(err);
-      return;
-    }
-    const enter = (f: Frame) => {
-      frames.set(rawOf(req), f);
-      runInFrame(f, () => next());
-    };
-    if (frame instanceof Promise) frame.then(enter, (err: unknown) => next(err));
-    else enter(frame);
+    const { resolveTenant = () => undefined, required = false } = this.options;
+    enterRequest(
+      resolveTenant,
+      req,
+      required,
+      'MultitenantModule',
+      (frame) => {
+        frames.set(rawOf(req), frame);
+        next();
+      },
+      next,
+    );
   }
 }
 Injectable()(TenantMiddleware);

@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { type Frame, runInFrame } from '../context';
 import { MissingTenantError } from '../errors';
 import { normalizeTenant, type TenantInput } from '../tenant';
@@ -54,4 +55,29 @@ export function resolveFrame<Req>(
     );
   }
   return frameOf(result as ResolvedTenant, required, operation);
+}
+
+/**
+ * A callback host's request: resolves its frame and runs `proceed` inside it — at once for a sync
+ * resolver; for an async one, in the async context the request came in (not the resolver's). A
+ * refusal (throwing or rejecting resolver, invalid or missing tenant) goes to `fail`.
+ */
+export function enterRequest<Req>(
+  resolveTenant: TenantResolver<Req>,
+  req: Req,
+  required: boolean,
+  operation: string,
+  proceed: (frame: Frame) => void,
+  fail: (err: unknown) => void,
+): void {
+  let frame: Frame | Promise<Frame>;
+  try {
+    frame = resolveFrame(resolveTenant, req, required, operation);
+  } catch (err) {
+    fail(err);
+    return;
+  }
+  const enter = (f: Frame) => runInFrame(f, () => proceed(f));
+  if (frame instanceof Promise) frame.then(AsyncResource.bind(enter), fail);
+  else enter(frame);
 }
