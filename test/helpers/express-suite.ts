@@ -16,6 +16,7 @@ import {
   tenantMiddleware,
 } from '../../src/index';
 import { createFixture, type Fixture } from './fixture';
+import { request } from './http';
 
 type Express = typeof import('express');
 const versions: Array<[string, Express]> = [
@@ -153,48 +154,6 @@ export function expressSuite(test: TestFn<Ctx>): void {
     }
     await t.context?.f.close();
   });
-
-  interface Reply {
-    status: number;
-    // biome-ignore lint/suspicious/noExplicitAny: JSON bodies
-    body: any;
-    text: string;
-  }
-  function request(
-    url: string,
-    options: { method?: string; headers?: Record<string, string>; body?: unknown; agent?: http.Agent } = {},
-  ): Promise<Reply> {
-    return new Promise((resolve, reject) => {
-      const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
-      const req = http.request(
-        url,
-        {
-          method: options.method ?? 'GET',
-          agent: options.agent,
-          headers: { ...(payload ? { 'content-type': 'application/json' } : {}), ...options.headers },
-        },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c) => {
-            text += c;
-          });
-          res.on('end', () => {
-            let body: unknown;
-            try {
-              body = JSON.parse(text);
-            } catch {
-              body = undefined;
-            }
-            resolve({ status: res.statusCode ?? 0, body, text });
-          });
-        },
-      );
-      req.on('error', reject);
-      if (payload) req.write(payload);
-      req.end();
-    });
-  }
 
   for (const [name] of versions) {
     const url = (t: { context: Ctx }, jsonFirst = false) => t.context.servers[`${name}${jsonFirst ? ' json-first' : ''}`]?.url as string;
