@@ -11,6 +11,7 @@ import type { AnyModelStatic } from './models';
 import type { NoticeHandler } from './notice';
 import { installRls } from './rls/install';
 import { patchAssociations } from './scope/associations';
+import { addTenantHooks } from './scope/hooks';
 import { type GeneratorInternals, patchIncludes } from './scope/includes';
 import { patchModelMethods } from './scope/methods';
 import { patchReads } from './scope/reads';
@@ -183,9 +184,14 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   // Keys Citus would reject are said once per model: now for the models already defined, then as each is defined.
   const modelsNow = (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
   giveTenantColumns(sequelize);
-  for (const model of modelsNow) checkTenantModel(model, 'define');
+  for (const model of modelsNow) {
+    checkTenantModel(model, 'define');
+    addTenantHooks(model, state);
+  }
   sequelize.addHook('afterDefine', (model) => {
-    if (states.has(sequelize)) checkTenantModel(model as unknown as AnyModelStatic, 'define');
+    if (!states.has(sequelize)) return;
+    checkTenantModel(model as unknown as AnyModelStatic, 'define');
+    addTenantHooks(model as unknown as AnyModelStatic, state);
   });
   return sequelize;
 }

@@ -144,7 +144,8 @@ export function isFlatCondition(where: object): boolean {
   return true;
 }
 
-function isPlainValue(value: unknown): boolean {
+/** A value Sequelize escapes as one literal: null, a string, number, boolean, bigint or Date. */
+export function isPlainValue(value: unknown): boolean {
   const type = typeof value;
   return value === null || type === 'string' || type === 'number' || type === 'boolean' || type === 'bigint' || value instanceof Date;
 }

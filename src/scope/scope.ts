@@ -4,7 +4,7 @@ import { MissingTenantError, type RefusalDetails, TenantMismatchError } from '..
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import type { PluginState } from '../plugin';
 import { assertFits, canonical, normalizeTenant, type Tenant, tenantIdOf, tenantIncludes } from '../tenant';
-import { assertClosedConditions, closed, isFlatCondition } from './closed';
+import { assertClosedConditions, closed, isFlatCondition, isPlainValue } from './closed';
 
 /**
  * How an operation touches rows: reads and writes of existing rows are filtered; inserts are stamped;
@@ -105,7 +105,63 @@ export function scopedWhere(where: unknown, scope: Scope): WhereOptions {
     if (values.length > 0 && values.every((v) => tenantIncludes(scope.tenant, v, scope.meta))) return where as WhereOptions;
   }
   assertClosedConditions(where, scope);
+  const sealed = sealedAroundPin(where, scope, 0);
+  if (sealed !== undefined) return sealed as WhereOptions;
   return { [Op.and]: [closed(where), tenantPredicate(scope)] } as WhereOptions;
+}
+
+/** A plain value, or a non-empty list of them, each one of the current tenant(s). */
+export function pinsTenant(value: unknown, scope: Scope): boolean {
+  const values = Array.isArray(value) ? value : [value];
+  return values.length > 0 && values.every((v) => isPlainValue(v) && tenantIncludes(scope.tenant, v, scope.meta));
+}
+
+const isPlainObject = (value: unknown): value is Record<string | symbol, unknown> => {
+  if (!value || typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+};
+
+/** A copy of `where` without `omit`: its other string and symbol keys. Undefined when none is left. */
+function without(where: Record<string | symbol, unknown>, omit: string | symbol): Record<string | symbol, unknown> | undefined {
+  let rest: Record<string | symbol, unknown> | undefined;
+  for (const key of Reflect.ownKeys(where)) {
+    if (key === omit) continue;
+    rest ??= {};
+    rest[key] = where[key];
+  }
+  return rest;
+}
+
+/**
+ * A where that already holds the tenant predicate in AND position — `<column>: <current tenant(s)>` as a
+ * key of a plain object, at its root or inside `[Op.and]` at any depth (the form the library's own
+ * hooks give, also after a paranoid model's `deleted_at IS NULL` was ANDed around it) — rebuilt so
+ * that every other term is one closed term ANDed with a fresh copy of that predicate: the tenant is
+ * then not added a second time. Undefined when there is none (the caller adds the predicate).
+ */
+function sealedAroundPin(where: unknown, scope: Scope, depth: number): unknown {
+  if (depth > 8 || !isPlainObject(where)) return undefined;
+  const column = scope.meta.column;
+  if (Object.hasOwn(where, column)) {
+    const value = where[column];
+    if (pinsTenant(value, scope)) {
+      const pin = { [column]: Array.isArray(value) ? [...value] : value };
+      const rest = without(where, column);
+      return rest ? { [Op.and]: [closed(rest), pin] } : pin;
+    }
+  }
+  const and = where[Op.and];
+  if (and === undefined) return undefined;
+  const items: unknown[] = Array.isArray(and) ? and : [and];
+  for (let i = 0; i < items.length; i++) {
+    const sealed = sealedAroundPin(items[i], scope, depth + 1);
+    if (sealed === undefined) continue;
+    const terms = items.map((item, j) => (j === i ? sealed : closed(item)));
+    const rest = without(where, Op.and);
+    return { [Op.and]: rest ? [closed(rest), ...terms] : terms };
+  }
+  return undefined;
 }
 
 /** The single tenant a new row belongs to; several tenants cannot own one row. */
