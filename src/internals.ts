@@ -36,7 +36,18 @@ const QUERY_GENERATOR = [
   '_getAliasForField',
 ] as const;
 /** Static methods of the base Model class wrapped once (scope/methods.ts, citus/schema.ts). */
-const MODEL_STATIC = ['bulkCreate', 'upsert', 'findOrCreate', 'sync', 'build', 'belongsTo', 'hasOne', 'hasMany', 'belongsToMany'] as const;
+const MODEL_STATIC = [
+  'init',
+  'bulkCreate',
+  'upsert',
+  'findOrCreate',
+  'sync',
+  'build',
+  'belongsTo',
+  'hasOne',
+  'hasMany',
+  'belongsToMany',
+] as const;
 /** The association methods that take the source instance first (scope/associations.ts). */
 const ASSOCIATION_METHODS: Record<string, readonly string[]> = {
   HasMany: ['get', 'count', 'has', 'set', 'add', 'remove', 'create'],

@@ -40,6 +40,77 @@ function internals(model: AnyModelStatic): ModelInternals {
   return model as unknown as ModelInternals;
 }
 
+/** The attribute whose name or column is `tenantKey`, if any. */
+function attributeNamed(m: ModelInternals, tenantKey: string): string | undefined {
+  if (m.rawAttributes[tenantKey]) return tenantKey;
+  for (const [name, def] of Object.entries(m.rawAttributes)) {
+    if ((def.field ?? name) === tenantKey) return name;
+  }
+  return undefined;
+}
+
+/** Damerau-Levenshtein distance (one transposition counts one), enough for the short names keys have. */
+function distance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = d[i] as number[];
+      const up = d[i - 1] as number[];
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row[j] = Math.min((up[j] as number) + 1, (row[j - 1] as number) + 1, (up[j - 1] as number) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        row[j] = Math.min(row[j] as number, ((d[i - 2] as number[])[j - 2] as number) + 1);
+    }
+  }
+  return (d[a.length] as number[])[b.length] as number;
+}
+
+/**
+ * The attribute or column a misspelt `tenantKey` most likely meant: the same name but for case and
+ * underscores (`storeID`, `storeid` for `store_id`), or one typo away (`storId`) for names of 4+ letters.
+ */
+function nearName(m: ModelInternals, tenantKey: string): string | undefined {
+  const fold = (name: string) => name.toLowerCase().replace(/_/g, '');
+  const names = new Set<string>();
+  for (const [name, def] of Object.entries(m.rawAttributes)) names.add(name).add(def.field ?? name);
+  for (const name of names) if (fold(name) === fold(tenantKey)) return name;
+  if (tenantKey.length < 4) return undefined;
+  for (const name of names) if (distance(fold(name), fold(tenantKey)) <= 1) return name;
+  return undefined;
+}
+
+/**
+ * Checked when a tenant model is defined (and, for models defined before, at `multitenant()`): a
+ * `tenantKey` that names no attribute or column but is one typo away from one is refused at once;
+ * one that names nothing yet is `'pending'` — an association defined next may add it (`belongsTo(Store,
+ * { foreignKey: 'store_id' })`).
+ */
+export function checkTenantKeyNamed(model: AnyModelStatic): 'ok' | 'pending' {
+  const m = internals(model);
+  const tenantKey = m.options?.tenantKey;
+  if (tenantKey === undefined || tenantKey === null) return 'ok';
+  if (typeof tenantKey !== 'string' || tenantKey === '') {
+    throw new MultitenantError(`tenantKey must be a non-empty string, got ${String(tenantKey)}`, { model: m.name, operation: 'define' });
+  }
+  if (attributeNamed(m, tenantKey) !== undefined) return 'ok';
+  const near = nearName(m, tenantKey);
+  if (near === undefined) return 'pending';
+  throw new MultitenantError(
+    `tenantKey '${tenantKey}' names no attribute or column of this model — did you mean '${near}'? (attributes: ${Object.keys(m.rawAttributes).join(', ')})`,
+    { model: m.name, operation: 'define' },
+  );
+}
+
+/** The message for a tenantKey that still names nothing. */
+export function unnamedTenantKey(model: AnyModelStatic): string | undefined {
+  const m = internals(model);
+  const tenantKey = m.options?.tenantKey;
+  if (typeof tenantKey !== 'string' || attributeNamed(m, tenantKey) !== undefined) return undefined;
+  return `${m.name}: tenantKey '${tenantKey}' names no attribute or column (attributes: ${Object.keys(m.rawAttributes).join(', ')}): declare it, or define the association that adds it (e.g. belongsTo(Store, { foreignKey: '${tenantKey}' })); its queries fail until then`;
+}
+
 function resolve(model: AnyModelStatic): TenantMeta | undefined {
   const m = internals(model);
   const tenantKey = m.options?.tenantKey;
@@ -47,16 +118,7 @@ function resolve(model: AnyModelStatic): TenantMeta | undefined {
   if (typeof tenantKey !== 'string' || tenantKey === '') {
     throw new MultitenantError(`tenantKey must be a non-empty string, got ${String(tenantKey)}`, { model: m.name });
   }
-  let attribute: string | undefined;
-  if (m.rawAttributes[tenantKey]) attribute = tenantKey;
-  else {
-    for (const [name, def] of Object.entries(m.rawAttributes)) {
-      if ((def.field ?? name) === tenantKey) {
-        attribute = name;
-        break;
-      }
-    }
-  }
+  const attribute = attributeNamed(m, tenantKey);
   if (attribute === undefined) {
     throw new MultitenantError(
       `tenantKey '${tenantKey}' names no attribute or column of this model (attributes: ${Object.keys(m.rawAttributes).join(', ')})`,

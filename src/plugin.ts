@@ -7,8 +7,8 @@ import { assertModelForCitus, patchSequelizeSync } from './citus/validate';
 import { type ClsNamespace, configureNamespace, watchSequelizeClass } from './context';
 import { MultitenantError } from './errors';
 import { assertInternals } from './internals';
-import type { AnyModelStatic } from './models';
-import type { NoticeHandler } from './notice';
+import { type AnyModelStatic, checkTenantKeyNamed, unnamedTenantKey } from './models';
+import { type NoticeHandler, notify } from './notice';
 import { installRls } from './rls/install';
 import { patchAssociations } from './scope/associations';
 import { addTenantHooks } from './scope/hooks';
@@ -130,6 +130,47 @@ function assertDriverReportsTransactions(sequelize: Sequelize): void {
   );
 }
 
+/** A tenantKey that names nothing yet is said once, at the end of the tick: associations defined right after the model may add it. */
+function sayUnnamedLater(sequelize: Sequelize, model: AnyModelStatic): void {
+  process.nextTick(() => {
+    const message = unnamedTenantKey(model);
+    if (message) notify(sequelize, message);
+  });
+}
+
+const initPatched = new WeakSet<object>();
+
+/**
+ * `Model.init` (which `sequelize.define` and sequelize-typescript call) refuses a misspelt tenantKey
+ * when it returns: the model is removed again and the error thrown to the caller. (Sequelize runs its
+ * `afterDefine` hooks in a promise nobody awaits: an error there would be an unhandled rejection.)
+ */
+function patchModelInit(Model: { init(...args: unknown[]): unknown }): void {
+  if (initPatched.has(Model)) return;
+  initPatched.add(Model);
+  const init = Model.init;
+  Model.init = function checkedInit(this: AnyModelStatic & { sequelize?: Sequelize }, ...args: unknown[]) {
+    const model = init.apply(this, args) as AnyModelStatic;
+    const sequelize = this.sequelize;
+    if (!sequelize || !states.has(sequelize)) return model;
+    let named: 'ok' | 'pending';
+    try {
+      named = checkTenantKeyNamed(this);
+    } catch (err) {
+      (sequelize as unknown as { modelManager: { removeModel(m: unknown): void } }).modelManager.removeModel(this);
+      throw err;
+    }
+    if (named === 'pending') sayUnnamedLater(sequelize, this);
+    return model;
+  };
+}
+
+/** A tenant model, defined: its keys are checked for Citus (said once) and the library's hooks go first. */
+function onDefine(model: AnyModelStatic, state: PluginState): void {
+  checkTenantModel(model, 'define');
+  addTenantHooks(model, state);
+}
+
 /**
  * Installs tenant scoping on one Sequelize instance: every model with a `tenantKey` option, defined
  * before or after this call, is scoped to the current tenant. Idempotent: a second call installs
@@ -149,6 +190,9 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   const resolved = resolveOptions(sequelize, options ?? {});
   // Every Sequelize internal wrapped below is checked first: a missing one fails the install whole.
   if (!existing) assertInternals(sequelize);
+  // So is a misspelt tenantKey of a model defined before this call.
+  const models = () => (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
+  const unnamed = existing ? [] : models().filter((model) => checkTenantKeyNamed(model) === 'pending');
   configureNamespace(resolved.namespace);
   watchSequelizeClass(ctor);
   const rlsOn = (s: Sequelize) => stateOf(s)?.options.rls === true;
@@ -182,16 +226,13 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   // Prove the wrappers are on the paths Sequelize takes: build (never send) representative SQL and check it.
   state.canary = assertCanary(sequelize, { filters: !resolved.writeOnly });
   // Keys Citus would reject are said once per model: now for the models already defined, then as each is defined.
-  const modelsNow = (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
   giveTenantColumns(sequelize);
-  for (const model of modelsNow) {
-    checkTenantModel(model, 'define');
-    addTenantHooks(model, state);
-  }
+  // (read again: the canary's throwaway models were added and removed meanwhile)
+  for (const model of models()) onDefine(model, state);
+  for (const model of unnamed) sayUnnamedLater(sequelize, model);
+  patchModelInit(ctor.Model as Parameters<typeof patchModelInit>[0]);
   sequelize.addHook('afterDefine', (model) => {
-    if (!states.has(sequelize)) return;
-    checkTenantModel(model as unknown as AnyModelStatic, 'define');
-    addTenantHooks(model as unknown as AnyModelStatic, state);
+    if (states.has(sequelize)) onDefine(model as unknown as AnyModelStatic, state);
   });
   return sequelize;
 }
