@@ -159,7 +159,7 @@ export async function auditStatement(
   };
   const error = new UnscopedQueryError(`${reason}: ${sql.length > 300 ? `${sql.slice(0, 300)}…` : sql}`, details);
   if (mode === 'throw') throw error;
-  notify(sequelize, `audit: ${error.message}`);
+  notify(sequelize, `audit: ${error.message}`, undefined, 'warn', true);
 }
 
 export type QueryClass = {

@@ -25,7 +25,8 @@ async function citusOr(target: Target, what: string, options: MigrationOptions):
 
 async function distributed(sequelize: Sequelize, table: TableName, options: MigrationOptions): Promise<boolean> {
   return (
-    (await rows(sequelize, `SELECT 1 FROM pg_dist_partition WHERE logicalrelid = to_regclass(${regclass(table)})`, options)).length > 0
+    (await rows(sequelize, `SELECT 1 FROM pg_dist_partition WHERE logicalrelid = to_regclass(${regclass(sequelize, table)})`, options))
+      .length > 0
   );
 }
 
@@ -33,7 +34,7 @@ async function distributed(sequelize: Sequelize, table: TableName, options: Migr
 async function columnsOf(sequelize: Sequelize, table: TableName, options: MigrationOptions): Promise<string[] | undefined> {
   const found = await rows<{ name: string | null }>(
     sequelize,
-    `SELECT a.attname::text AS name FROM (SELECT to_regclass(${regclass(table)}) AS r) t LEFT JOIN pg_attribute a ON a.attrelid = t.r AND a.attnum > 0 AND NOT a.attisdropped WHERE t.r IS NOT NULL`,
+    `SELECT a.attname::text AS name FROM (SELECT to_regclass(${regclass(sequelize, table)}) AS r) t LEFT JOIN pg_attribute a ON a.attrelid = t.r AND a.attnum > 0 AND NOT a.attisdropped WHERE t.r IS NOT NULL`,
     options,
   );
   return found.length === 0 ? undefined : found.map((r) => r.name).filter((n): n is string => !!n);
@@ -74,8 +75,8 @@ export async function createDistributedTable(
       operation,
       table,
       current.kind === 'hash' && current.column === tenantColumn
-        ? `${bare(table)} is already distributed on ${tenantColumn} but not colocated with ${bare(options.colocateWith as TableName)}: SELECT alter_distributed_table(${regclass(table)}, colocate_with => ${regclass(options.colocateWith as TableName)})`
-        : `${bare(table)} is already ${current.kind === 'reference' ? 'a reference table' : `distributed on ${current.column}`}: SELECT undistribute_table(${regclass(table)}) first`,
+        ? `${bare(table)} is already distributed on ${tenantColumn} but not colocated with ${bare(options.colocateWith as TableName)}: SELECT alter_distributed_table(${regclass(sequelize, table)}, colocate_with => ${regclass(sequelize, options.colocateWith as TableName)})`
+        : `${bare(table)} is already ${current.kind === 'reference' ? 'a reference table' : `distributed on ${current.column}`}: SELECT undistribute_table(${regclass(sequelize, table)}) first`,
     );
   }
   if (options.colocateWith && (await distributionOf(sequelize, options.colocateWith, options))?.kind !== 'hash') {
@@ -86,7 +87,7 @@ export async function createDistributedTable(
     );
   }
   await policyReadyForCitus(sequelize, table, tenantColumn, options);
-  await runCitus(sequelize, distributionSql(table, tenantColumn, options.colocateWith), bare(table), options, operation);
+  await runCitus(sequelize, distributionSql(sequelize, table, tenantColumn, options.colocateWith), bare(table), options, operation);
   return true;
 }
 
@@ -108,10 +109,10 @@ export async function createReferenceTable(target: Target, table: TableName, opt
     throw refusal(
       operation,
       table,
-      `${bare(table)} is already distributed on ${current.column}: SELECT undistribute_table(${regclass(table)}) first`,
+      `${bare(table)} is already distributed on ${current.column}: SELECT undistribute_table(${regclass(sequelize, table)}) first`,
     );
   }
-  await runCitus(sequelize, referenceSql(table), bare(table), options, operation);
+  await runCitus(sequelize, referenceSql(sequelize, table), bare(table), options, operation);
   return true;
 }
 
@@ -135,8 +136,8 @@ export async function undistributeTable(
   if (!options.cascadeViaForeignKeys) {
     const keys = await rows<{ name: string; other: string }>(
       sequelize,
-      `SELECT conname::text AS name, (CASE WHEN conrelid = to_regclass(${regclass(table)}) THEN confrelid ELSE conrelid END)::regclass::text AS other
-         FROM pg_constraint WHERE contype = 'f' AND to_regclass(${regclass(table)}) IN (conrelid, confrelid) AND conrelid <> confrelid ORDER BY 1`,
+      `SELECT conname::text AS name, (CASE WHEN conrelid = to_regclass(${regclass(sequelize, table)}) THEN confrelid ELSE conrelid END)::regclass::text AS other
+         FROM pg_constraint WHERE contype = 'f' AND to_regclass(${regclass(sequelize, table)}) IN (conrelid, confrelid) AND conrelid <> confrelid ORDER BY 1`,
       options,
     );
     if (keys.length > 0) {
@@ -148,7 +149,7 @@ export async function undistributeTable(
     }
   }
   const cascade = options.cascadeViaForeignKeys ? ', cascade_via_foreign_keys => true' : '';
-  await runCitus(sequelize, `SELECT undistribute_table(${regclass(table)}${cascade})`, bare(table), options, operation);
+  await runCitus(sequelize, `SELECT undistribute_table(${regclass(sequelize, table)}${cascade})`, bare(table), options, operation);
   return true;
 }
 
@@ -219,7 +220,7 @@ export async function addTenantForeignKey(target: Target, table: TableName, opti
   ] as const) {
     const found = await rows<{ name: string }>(
       sequelize,
-      `SELECT attname::text AS name FROM pg_attribute WHERE attrelid = to_regclass(${regclass(t)}) AND attnum > 0 AND NOT attisdropped`,
+      `SELECT attname::text AS name FROM pg_attribute WHERE attrelid = to_regclass(${regclass(sequelize, t)}) AND attnum > 0 AND NOT attisdropped`,
       options,
     );
     if (found.length === 0) throw refuse(`table ${bare(t)} does not exist`);

@@ -466,13 +466,13 @@ export function hasThroughAutoKey(model: AnyModelStatic): boolean {
 }
 
 /** The ALTER TABLE that adds one foreign key. */
-export function foreignKeySql(s: ForeignKeySpec): string {
-  const cols = (c: string[]) => c.map(ident).join(', ');
-  return `ALTER TABLE ${qualified(s.child)} ADD CONSTRAINT ${ident(s.name)} FOREIGN KEY (${cols(s.columns)}) REFERENCES ${qualified(s.parent)} (${cols(s.parentColumns)}) ON DELETE ${s.onDelete} ON UPDATE ${s.onUpdate}`;
+export function foreignKeySql(sequelize: Sequelize, s: ForeignKeySpec): string {
+  const cols = (c: string[]) => c.map((name) => ident(sequelize, name)).join(', ');
+  return `ALTER TABLE ${qualified(sequelize, s.child)} ADD CONSTRAINT ${ident(sequelize, s.name)} FOREIGN KEY (${cols(s.columns)}) REFERENCES ${qualified(sequelize, s.parent)} (${cols(s.parentColumns)}) ON DELETE ${s.onDelete} ON UPDATE ${s.onUpdate}`;
 }
 
 export async function exists(sequelize: Sequelize, table: TableName, options: SqlOptions): Promise<boolean> {
-  const [r] = await rows<{ t: string | null }>(sequelize, `SELECT to_regclass(${regclass(table)})::text AS t`, options);
+  const [r] = await rows<{ t: string | null }>(sequelize, `SELECT to_regclass(${regclass(sequelize, table)})::text AS t`, options);
   return !!r?.t;
 }
 
@@ -486,7 +486,7 @@ export async function ensureUniqueKey(
   const sorted = [...columns].sort();
   const found = await rows(
     sequelize,
-    `SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass(${regclass(table)}) AND i.indisunique AND i.indpred IS NULL
+    `SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass(${regclass(sequelize, table)}) AND i.indisunique AND i.indpred IS NULL
        AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey))
          = ARRAY[${sorted.map((c) => `'${c.replace(/'/g, "''")}'`).join(', ')}]::text[]`,
     options,
@@ -494,7 +494,7 @@ export async function ensureUniqueKey(
   if (found.length > 0) return false;
   await run(
     sequelize,
-    `ALTER TABLE ${qualified(table)} ADD CONSTRAINT ${ident(constraintName(bare(table), ...columns, 'key'))} UNIQUE (${columns.map(ident).join(', ')})`,
+    `ALTER TABLE ${qualified(sequelize, table)} ADD CONSTRAINT ${ident(sequelize, constraintName(bare(table), ...columns, 'key'))} UNIQUE (${columns.map((c) => ident(sequelize, c)).join(', ')})`,
     options,
   );
   return true;
@@ -514,8 +514,8 @@ async function foreignKeysOf(sequelize: Sequelize, table: TableName, parent: Tab
   return rows<ForeignKeyRow>(
     sequelize,
     `SELECT c.conname::text AS name, ${columns('conkey', 'conrelid')} AS columns, ${columns('confkey', 'confrelid')} AS parent_columns,
-       c.confrelid = to_regclass(${regclass(parent)}) AS same_parent
-     FROM pg_constraint c WHERE c.conrelid = to_regclass(${regclass(table)}) AND c.contype = 'f'`,
+       c.confrelid = to_regclass(${regclass(sequelize, parent)}) AS same_parent
+     FROM pg_constraint c WHERE c.conrelid = to_regclass(${regclass(sequelize, table)}) AND c.contype = 'f'`,
     options,
   );
 }
@@ -534,15 +534,19 @@ export async function addForeignKey(sequelize: Sequelize, s: ForeignKeySpec, opt
   const existing = await foreignKeysOf(sequelize, s.child, s.parent, options);
   if (existing.some((row) => matches(row, s))) return false;
   const refuse = (why: string) =>
-    new MultitenantError(`the foreign key ${foreignKeySql(s)} (${s.source}) ${why}`, { model: s.model, operation: s.operation ?? 'sync' });
+    new MultitenantError(`the foreign key ${foreignKeySql(sequelize, s)} (${s.source}) ${why}`, {
+      model: s.model,
+      operation: s.operation ?? 'sync',
+    });
   const [clash] = await rows<{ def: string }>(
     sequelize,
-    `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = '${s.name.replace(/'/g, "''")}' AND conrelid = to_regclass(${regclass(s.child)})`,
+    `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = '${s.name.replace(/'/g, "''")}' AND conrelid = to_regclass(${regclass(sequelize, s.child)})`,
     options,
   );
-  if (clash) throw refuse(`cannot be created: a constraint named ${ident(s.name)} already holds ${clash.def}. Rename one of them`);
+  if (clash)
+    throw refuse(`cannot be created: a constraint named ${ident(sequelize, s.name)} already holds ${clash.def}. Rename one of them`);
   if (s.composite) await ensureUniqueKey(sequelize, s.parent, s.parentColumns, options);
-  await runCitus(sequelize, foreignKeySql(s), s.model, options, s.operation ?? 'sync');
+  await runCitus(sequelize, foreignKeySql(sequelize, s), s.model, options, s.operation ?? 'sync');
   const after = await foreignKeysOf(sequelize, s.child, s.parent, options);
   if (!after.some((row) => matches(row, s))) throw refuse('was sent but is not in the catalog afterwards');
   return true;
@@ -635,7 +639,7 @@ export async function distributionOf(sequelize: Sequelize, table: TableName, opt
   const [row] = await rows<{ method: string; repmodel: string; col: string | null; g: number }>(
     sequelize,
     `SELECT partmethod AS method, repmodel, column_to_column_name(logicalrelid, partkey) AS col, colocationid AS g
-       FROM pg_dist_partition WHERE logicalrelid = to_regclass(${regclass(table)})`,
+       FROM pg_dist_partition WHERE logicalrelid = to_regclass(${regclass(sequelize, table)})`,
     options,
   );
   if (!row) return undefined;
@@ -663,17 +667,17 @@ export async function distributionProblem(sequelize: Sequelize, model: AnyModelS
   if (meta) {
     if (!d || d.kind === 'local') return `${name} is a local table on Citus: it was not distributed`;
     if (d.kind !== 'hash' || d.column !== meta.column) {
-      return `${name} is ${d.kind === 'reference' ? 'a reference table' : `distributed on ${d.column ?? 'nothing'}`}, not hash-distributed on its tenant column ${meta.column}: run SELECT undistribute_table(${regclass(table)}) and sync again${d.kind === 'hash' ? `, or SELECT alter_distributed_table(${regclass(table)}, distribution_column => '${meta.column}')` : ''}`;
+      return `${name} is ${d.kind === 'reference' ? 'a reference table' : `distributed on ${d.column ?? 'nothing'}`}, not hash-distributed on its tenant column ${meta.column}: run SELECT undistribute_table(${regclass(sequelize, table)}) and sync again${d.kind === 'hash' ? `, or SELECT alter_distributed_table(${regclass(sequelize, table)}, distribution_column => '${meta.column}')` : ''}`;
     }
     const colocate = colocationTable(sequelize, model, meta);
     const parent = colocate ? await distributionOf(sequelize, colocate, options) : undefined;
     if (colocate && parent?.kind === 'hash' && parent.colocation !== d.colocation) {
-      return `${name} is not colocated with ${bare(colocate)}: run SELECT alter_distributed_table(${regclass(table)}, colocate_with => ${regclass(colocate)})`;
+      return `${name} is not colocated with ${bare(colocate)}: run SELECT alter_distributed_table(${regclass(sequelize, table)}, colocate_with => ${regclass(sequelize, colocate)})`;
     }
     return undefined;
   }
   if ((model as unknown as { options: { referenceTable?: boolean } }).options.referenceTable && d?.kind !== 'reference') {
-    return `${name} (referenceTable: true) is ${d ? (d.kind === 'local' ? 'a Citus local table' : `distributed on ${d.column}`) : 'a local table'}, not a reference table${d?.kind === 'hash' ? `: run SELECT undistribute_table(${regclass(table)}) and sync again` : ''}`;
+    return `${name} (referenceTable: true) is ${d ? (d.kind === 'local' ? 'a Citus local table' : `distributed on ${d.column}`) : 'a local table'}, not a reference table${d?.kind === 'hash' ? `: run SELECT undistribute_table(${regclass(sequelize, table)}) and sync again` : ''}`;
   }
   return undefined;
 }
@@ -738,11 +742,12 @@ export async function runCitus(
 }
 
 /** The SELECT that distributes a tenant model (or makes a reference table of a global one), per the Citus docs. */
-export function distributionSql(table: TableName, column: string, colocateWith?: TableName): string {
-  const colocate = colocateWith ? `, colocate_with => ${regclass(colocateWith)}` : '';
-  return `SELECT create_distributed_table(${regclass(table)}, '${column.replace(/'/g, "''")}'${colocate})`;
+export function distributionSql(sequelize: Sequelize, table: TableName, column: string, colocateWith?: TableName): string {
+  const colocate = colocateWith ? `, colocate_with => ${regclass(sequelize, colocateWith)}` : '';
+  return `SELECT create_distributed_table(${regclass(sequelize, table)}, '${column.replace(/'/g, "''")}'${colocate})`;
 }
-export const referenceSql = (table: TableName): string => `SELECT create_reference_table(${regclass(table)})`;
+export const referenceSql = (sequelize: Sequelize, table: TableName): string =>
+  `SELECT create_reference_table(${regclass(sequelize, table)})`;
 
 /** After CREATE TABLE on Citus: distribute a tenant model, or make a `referenceTable: true` model a reference table. */
 export async function distributeModel(sequelize: Sequelize, model: AnyModelStatic, options: SqlOptions = {}): Promise<string | undefined> {
@@ -766,10 +771,10 @@ export async function distributeModel(sequelize: Sequelize, model: AnyModelStati
     }
     const colocate = colocationTable(sequelize, model, meta);
     const ready = colocate && (await isDistributed(sequelize, colocate, options));
-    sql = distributionSql(table, meta.column, ready ? colocate : undefined);
+    sql = distributionSql(sequelize, table, meta.column, ready ? colocate : undefined);
     await policyReadyForCitus(sequelize, table, meta.column, options);
   } else if ((model as unknown as { options: { referenceTable?: boolean } }).options.referenceTable) {
-    sql = referenceSql(table);
+    sql = referenceSql(sequelize, table);
   }
   if (sql) await runCitus(sequelize, sql, model.name, options);
   return sql;
@@ -779,7 +784,7 @@ export async function distributeModel(sequelize: Sequelize, model: AnyModelStati
 export async function hasColumns(sequelize: Sequelize, table: TableName, columns: string[], options: SqlOptions): Promise<boolean> {
   const found = await rows<{ n: number }>(
     sequelize,
-    `SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = to_regclass(${regclass(table)}) AND attnum > 0 AND NOT attisdropped
+    `SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = to_regclass(${regclass(sequelize, table)}) AND attnum > 0 AND NOT attisdropped
        AND attname::text = ANY(ARRAY[${columns.map((c) => `'${c.replace(/'/g, "''")}'`).join(', ')}]::text[])`,
     options,
   );

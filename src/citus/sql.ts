@@ -8,17 +8,27 @@ export interface SqlOptions {
   logging?: boolean | ((sql: string) => void);
 }
 
-export const ident = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+interface Quoter {
+  quoteIdentifier(identifier: string, force?: boolean): string;
+  quoteTable(table: unknown): string;
+}
+const quoterOf = (sequelize: Sequelize): Quoter => sequelize.getQueryInterface().queryGenerator as unknown as Quoter;
 
-/** `"schema"."table"` or `"table"`. */
-export function qualified(table: TableName): string {
-  if (typeof table === 'string') return ident(table);
-  return table.schema ? `${ident(table.schema)}.${ident(table.tableName)}` : ident(table.tableName);
+/**
+ * An identifier quoted as Sequelize quotes it in the SQL it sends itself (its query generator: the same
+ * rules, `quoteIdentifiers: false` included), so that the library's DDL names the tables and columns
+ * Sequelize's own statements name.
+ */
+export const ident = (sequelize: Sequelize, name: string): string => quoterOf(sequelize).quoteIdentifier(name);
+
+/** `"schema"."table"` or `"table"`, by Sequelize's `quoteTable`. */
+export function qualified(sequelize: Sequelize, table: TableName): string {
+  return quoterOf(sequelize).quoteTable(table);
 }
 
 /** The text form a regclass argument takes: `'"schema"."table"'`, as a SQL string literal. */
-export function regclass(table: TableName): string {
-  return `'${qualified(table).replace(/'/g, "''")}'`;
+export function regclass(sequelize: Sequelize, table: TableName): string {
+  return `'${qualified(sequelize, table).replace(/'/g, "''")}'`;
 }
 
 /** A table's identity for comparisons: `schema.table` (`.table` in the default schema). */

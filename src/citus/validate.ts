@@ -129,7 +129,7 @@ export async function assertConverged(sequelize: Sequelize, citus: boolean, opti
     if (s.refused || !(await exists(sequelize, s.child, options)) || !(await exists(sequelize, s.parent, options))) continue;
     const found = await rows(
       sequelize,
-      `SELECT 1 FROM pg_constraint c WHERE c.conrelid = to_regclass(${regclass(s.child)}) AND c.contype = 'f' AND c.confrelid = to_regclass(${regclass(s.parent)})`,
+      `SELECT 1 FROM pg_constraint c WHERE c.conrelid = to_regclass(${regclass(sequelize, s.child)}) AND c.contype = 'f' AND c.confrelid = to_regclass(${regclass(sequelize, s.parent)})`,
       options,
     );
     if (found.length === 0) {

@@ -28,17 +28,17 @@ const sequelizeOf = (target: Target): Sequelize => ('sequelize' in target ? (tar
  * statement (InitPlans) instead of once per row; Citus refuses sub-selects in policies of distributed
  * tables, so there they are read inline.
  */
-export function policyCondition(column: string, type: string, citus: boolean): string {
+export function policyCondition(sequelize: Sequelize, column: string, type: string, citus: boolean): string {
   const once = (expr: string) => (citus ? expr : `(SELECT ${expr})`);
   const list = (array: string) => {
     const read = `NULLIF(current_setting('${TENANT_SETTING}', true), '')::${array}`;
     return citus ? read : `(SELECT ${read})::${array}`;
   };
   let match: string;
-  if (type === 'int2' || type === 'int4' || type === 'int8') match = `${ident(column)} = ANY (${list('bigint[]')})`;
-  else if (type === 'uuid') match = `${ident(column)} = ANY (${list('uuid[]')})`;
-  else if (type === 'text' || type === 'varchar' || type === 'bpchar') match = `${ident(column)} = ANY (${list('text[]')})`;
-  else match = `${ident(column)}::text = ANY (${list('text[]')})`;
+  if (type === 'int2' || type === 'int4' || type === 'int8') match = `${ident(sequelize, column)} = ANY (${list('bigint[]')})`;
+  else if (type === 'uuid') match = `${ident(sequelize, column)} = ANY (${list('uuid[]')})`;
+  else if (type === 'text' || type === 'varchar' || type === 'bpchar') match = `${ident(sequelize, column)} = ANY (${list('text[]')})`;
+  else match = `${ident(sequelize, column)}::text = ANY (${list('text[]')})`;
   return `(${once(`current_setting('${BYPASS_SETTING}', true) = 'on'`)} OR ${match})`;
 }
 
@@ -56,7 +56,7 @@ async function stateOf(sequelize: Sequelize, table: TableName, options: SqlOptio
        (SELECT coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' / ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')
           FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = '${POLICY_NAME}') AS policy,
        (SELECT count(*)::int FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname <> '${POLICY_NAME}') AS others
-     FROM pg_class c WHERE c.oid = to_regclass(${regclass(table)})`,
+     FROM pg_class c WHERE c.oid = to_regclass(${regclass(sequelize, table)})`,
     options,
   );
   return found[0];
@@ -66,16 +66,23 @@ async function columnType(sequelize: Sequelize, table: TableName, column: string
   const found = await rows<{ type: string }>(
     sequelize,
     `SELECT t.typname AS type FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-     WHERE a.attrelid = to_regclass(${regclass(table)}) AND a.attname = '${column.replace(/'/g, "''")}' AND a.attnum > 0 AND NOT a.attisdropped`,
+     WHERE a.attrelid = to_regclass(${regclass(sequelize, table)}) AND a.attname = '${column.replace(/'/g, "''")}' AND a.attnum > 0 AND NOT a.attisdropped`,
     options,
   );
   return found[0]?.type;
 }
 
 /** The statements `enableRowLevelSecurity` sends for a table whose tenant column has type `type`. */
-export function enableStatements(table: TableName, column: string, type: string, policyExists: boolean, citus: boolean): string[] {
-  const t = qualified(table);
-  const condition = policyCondition(column, type, citus);
+export function enableStatements(
+  sequelize: Sequelize,
+  table: TableName,
+  column: string,
+  type: string,
+  policyExists: boolean,
+  citus: boolean,
+): string[] {
+  const t = qualified(sequelize, table);
+  const condition = policyCondition(sequelize, column, type, citus);
   return [
     `ALTER TABLE ${t} ENABLE ROW LEVEL SECURITY`,
     `ALTER TABLE ${t} FORCE ROW LEVEL SECURITY`,
@@ -124,7 +131,8 @@ export async function enableRowLevelSecurity(
   for (const each of [table, ...(await descendants(sequelize, table, options))]) {
     const was = each === table ? before : await stateOf(sequelize, each, options);
     if (!was) continue;
-    for (const sql of enableStatements(each, options.column, type, was.policy !== null, citus)) await run(sequelize, sql, options);
+    for (const sql of enableStatements(sequelize, each, options.column, type, was.policy !== null, citus))
+      await run(sequelize, sql, options);
     const after = await stateOf(sequelize, each, options);
     if (!(was.enabled && was.forced && was.policy === after?.policy)) changed = true;
   }
@@ -140,7 +148,7 @@ async function descendants(
   const found = await rows<{ tableName: string; schema: string }>(
     sequelize,
     `WITH RECURSIVE d(oid) AS (
-       SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(${regclass(table)})
+       SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(${regclass(sequelize, table)})
        UNION SELECT i.inhrelid FROM pg_inherits i JOIN d ON i.inhparent = d.oid)
      SELECT c.relname AS "tableName", n.nspname AS schema FROM d JOIN pg_class c ON c.oid = d.oid JOIN pg_namespace n ON n.oid = c.relnamespace
      ORDER BY 2, 1`,
@@ -171,7 +179,7 @@ export async function disableRowLevelSecurity(target: Target, table: TableName, 
 }
 
 async function disableOne(sequelize: Sequelize, table: TableName, before: RlsState, options: RowLevelSecurityOptions): Promise<boolean> {
-  const t = qualified(table);
+  const t = qualified(sequelize, table);
   if (before.policy !== null) await run(sequelize, `DROP POLICY ${POLICY_NAME} ON ${t}`, options);
   if (before.others > 0) {
     notify(
@@ -223,6 +231,6 @@ export async function policyReadyForCitus(sequelize: Sequelize, table: TableName
   if (!state?.policy || !/\bSELECT\b/i.test(state.policy)) return;
   const type = await columnType(sequelize, table, column, options);
   if (!type) return;
-  const condition = policyCondition(column, type, true);
-  await run(sequelize, `ALTER POLICY ${POLICY_NAME} ON ${qualified(table)} USING ${condition} WITH CHECK ${condition}`, options);
+  const condition = policyCondition(sequelize, column, type, true);
+  await run(sequelize, `ALTER POLICY ${POLICY_NAME} ON ${qualified(sequelize, table)} USING ${condition} WITH CHECK ${condition}`, options);
 }

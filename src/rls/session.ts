@@ -130,7 +130,11 @@ async function assertNoTruncate(sequelize: Sequelize, sql: string, connection: P
   }
 }
 
-/** True when the table (a partition, a child, any table) carries the library's policy. */
+/**
+ * True when the table (a partition, a child, any table) carries the library's policy. `name` was read
+ * out of the statement's text (PostgreSQL's own identifier, not a Sequelize table name): it is quoted
+ * back by PostgreSQL's rules for to_regclass.
+ */
 async function hasPolicy(connection: PgConnection, name: string): Promise<boolean> {
   const quoted = name.includes('.')
     ? name
