@@ -1,6 +1,9 @@
 // After tsc: ship the Sequelize module augmentation with the declarations, and for the main entry and
 // every subpath entry (the host integrations) an ESM file that re-exports the CommonJS build — one copy
-// of the module state (the tenant context) for `require` and `import` alike.
+// of the module state (the tenant context) for `require` and `import` alike. This is Node's "ES module
+// wrapper" answer to the dual package hazard: a second, ESM-compiled copy (what dual-build tools emit)
+// would give an application that both requires and imports the library two tenant contexts, and queries
+// scoped by one would not see a tenant set through the other.
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
@@ -11,8 +14,13 @@ const ref = '/// <reference path="./types/sequelize-multitenant.d.ts" />\n';
 writeFileSync('dist/index.d.ts', dts.startsWith(ref) ? dts : ref + dts);
 
 const require = createRequire(import.meta.url);
-// the entries: the package itself and its subpaths (package.json "exports")
-const entries = ['index', 'hosts/koa', 'hosts/fastify', 'hosts/bullmq', 'hosts/nestjs'];
+// the entries: the package itself and its subpaths, as package.json "exports" lists them
+const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
+const entries = Object.values(pkg.exports)
+  .map((target) => target?.import?.default)
+  .filter(Boolean)
+  .map((file) => file.replace(/^\.\/dist\//, '').replace(/\.mjs$/, ''));
+if (!entries.includes('index')) throw new Error('package.json exports has no "." import entry');
 for (const entry of entries) {
   let names;
   try {

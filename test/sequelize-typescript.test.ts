@@ -1,7 +1,7 @@
 // sequelize-typescript: `@Table({ tenantKey: 'store_id' })` type-checks with no cast (tsc on the
 // fixture with its decorator settings) and scopes (the fixture run against a fresh database).
 import { execFile } from 'node:child_process';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { createTestDatabase } from './helpers/db';
@@ -9,11 +9,14 @@ import { createTestDatabase } from './helpers/db';
 const run = promisify(execFile);
 const dir = join(__dirname, 'fixtures', 'sequelize-typescript');
 
-test('@Table({ tenantKey }) type-checks with no cast', async (t) => {
-  const tsc = require.resolve('typescript/bin/tsc');
-  const result = await run(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json')]).catch((e: { stdout: string }) => e);
-  t.is(result.stdout, '');
-});
+for (const compiler of ['typescript', 'typescript7']) {
+  test(`@Table({ tenantKey }) type-checks with no cast (${compiler})`, async (t) => {
+    // (TypeScript 7's package exports only its package.json: the bin is found beside it)
+    const tsc = join(dirname(require.resolve(`${compiler}/package.json`)), 'bin', 'tsc');
+    const result = await run(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json')]).catch((e: { stdout: string }) => e);
+    t.is(result.stdout, '');
+  });
+}
 
 test('sequelize-typescript models are scoped: reads, includes, counts and creates', async (t) => {
   const db = await createTestDatabase();
