@@ -25,7 +25,13 @@ function check(t: import('ava').ExecutionContext, steps: DemoStep[]) {
   const heist = step('acme', 'POST', '/products', 1);
   t.deepEqual([heist.status, heist.body.error, heist.sql], [409, 'TenantMismatchError', []]);
   t.is(step('globex', 'POST', '/products/1/purchases').body.storeId, '2');
-  t.deepEqual([step('acme', 'GET', '/stats').body.products, step('globex', 'GET', '/stats').body.units], [3, 5]);
+  // the database's composite foreign key refuses a purchase of globex's product 3 under acme
+  const foreign = step('acme', 'POST', '/purchases');
+  t.deepEqual([foreign.status, foreign.body.error], [409, 'SequelizeForeignKeyConstraintError']);
+  t.deepEqual(
+    [step('acme', 'GET', '/stats').body.products, step('acme', 'GET', '/stats').body.units, step('globex', 'GET', '/stats').body.units],
+    [3, 2, 5],
+  );
   t.is(step(null, 'GET', '/products').status, 401);
   t.is(step(null, 'GET', '/countries').body.length, 2);
   // Every statement on a tenant table carries the tenant of the request that sent it.
@@ -38,7 +44,17 @@ function check(t: import('ava').ExecutionContext, steps: DemoStep[]) {
 }
 
 test.serial('the example on the embedded PGlite', async (t) => {
-  check(t, await runDemo({ url: '' }));
+  const lines: string[] = [];
+  check(t, await runDemo({ url: '', print: (line) => lines.push(line) }));
+  t.true(
+    lines.some(
+      (l) => l.startsWith('foreign keys made by sync(): ') && l.includes('purchases (store_id, product_id) → products (store_id, id)'),
+    ),
+  );
+  t.true(
+    lines.every((l) => l.length <= 400),
+    'no line longer than 400 characters',
+  );
 });
 
 test.serial('the example on the PostgreSQL server', async (t) => {

@@ -1,7 +1,7 @@
 // The Express app: each request names its store in the X-Store header (a real app would take it from
 // the session or the subdomain); the middleware resolves it once and every query below is scoped.
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { col, fn } from 'sequelize';
+import { col, ForeignKeyConstraintError, fn } from 'sequelize';
 import {
   getCurrentTenantId,
   InvalidTenantError,
@@ -54,6 +54,10 @@ export function createApp() {
     if (!product) return void res.status(404).json({ error: 'not found' });
     res.status(201).json(await Purchase.create({ productId: product.id, quantity: req.body.quantity ?? 1 }));
   });
+  // No lookup first: the database's composite foreign key is what refuses another store's product.
+  app.post('/purchases', async (req, res) => {
+    res.status(201).json(await Purchase.create({ productId: req.body.productId, quantity: req.body.quantity ?? 1 }));
+  });
   app.get('/stats', async (_req, res) => {
     const [products, units, top] = await Promise.all([
       Product.count(),
@@ -69,6 +73,11 @@ export function createApp() {
   });
 
   app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
+    if (err instanceof ForeignKeyConstraintError) {
+      return void res
+        .status(409)
+        .json({ error: err.name, message: `no such ${err.table?.startsWith('purchases') ? 'product' : 'row'} in this store` });
+    }
     const status =
       err instanceof MissingTenantError ? 401 : err instanceof TenantMismatchError ? 409 : err instanceof InvalidTenantError ? 400 : 500;
     res.status(status).json({ error: err.name, message: err.message, ...(err instanceof MultitenantError ? {} : { stack: undefined }) });

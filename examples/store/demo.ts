@@ -19,6 +19,13 @@ const STEPS: Array<{ as: string | null; method: 'GET' | 'POST'; path: string; bo
   { as: 'acme', method: 'POST', path: '/products', body: { name: 'Tornado kit', price: 40 }, note: 'store_id is filled in' },
   { as: 'acme', method: 'POST', path: '/products', body: { name: 'Heist', price: 1, storeId: 2 }, note: 'writing into globex is refused' },
   { as: 'globex', method: 'POST', path: '/products/1/purchases', body: { quantity: 3 }, note: "a purchase of globex's product 1" },
+  {
+    as: 'acme',
+    method: 'POST',
+    path: '/purchases',
+    body: { productId: '3' },
+    note: "product 3 is globex's: the composite foreign key (store_id, product_id) refuses it",
+  },
   { as: 'acme', method: 'GET', path: '/stats', note: 'counts and sums, scoped' },
   { as: 'globex', method: 'GET', path: '/stats', note: 'counts and sums, scoped' },
   { as: null, method: 'GET', path: '/products', note: 'no store: strict mode refuses' },
@@ -44,12 +51,26 @@ function short(sql: string): string {
     .replace(/ RETURNING [^;]*/, ' RETURNING …');
 }
 
+/** The foreign keys of the example's schema, as `purchases (store_id, product_id) → products (store_id, id)`. */
+async function foreignKeys(example: Awaited<ReturnType<typeof startExample>>): Promise<string[]> {
+  const [rows] = await example.sequelize.query(
+    `SELECT conrelid::regclass::text AS child, pg_get_constraintdef(oid) AS def FROM pg_constraint
+      WHERE contype = 'f' AND connamespace = 'store_example'::regnamespace ORDER BY 1, 2`,
+  );
+  example.sql.length = 0;
+  return (rows as Array<{ child: string; def: string }>).map(({ child, def }) => {
+    const [, cols, parent, parentCols] = /FOREIGN KEY \(([^)]*)\) REFERENCES ([^(]+)\(([^)]*)\)/.exec(def) ?? [];
+    return `${child.replace('store_example.', '')} (${cols}) → ${parent?.replace('store_example.', '')} (${parentCols})`;
+  });
+}
+
 export async function runDemo(options: { url?: string; print?: (line: string) => void } = {}): Promise<DemoStep[]> {
   const print = options.print ?? (() => undefined);
   const example = await startExample({ url: options.url });
   const steps: DemoStep[] = [];
   try {
-    print(`sequelize-multitenant store example — database: ${example.database.description}\n`);
+    print(`sequelize-multitenant store example — database: ${example.database.description}`);
+    print(`foreign keys made by sync(): ${(await foreignKeys(example)).join('; ')}\n`);
     for (const step of STEPS) {
       const start = example.sql.length;
       const res = await fetch(`${example.baseUrl}${step.path}`, {

@@ -1,31 +1,41 @@
 // The store schema: Store is the tenant; Product and Purchase belong to a store (their keys include
 // store_id, as Citus requires); Country is global (a Citus reference table).
-import { DataTypes, Model, type Sequelize } from 'sequelize';
+import {
+  type CreationOptional,
+  DataTypes,
+  type ForeignKey,
+  type InferAttributes,
+  type InferCreationAttributes,
+  Model,
+  type Sequelize,
+} from 'sequelize';
 import { multitenant } from 'sequelize-multitenant';
 
 export const SCHEMA = 'store_example';
 
-export class Store extends Model {
-  declare id: number;
+// BIGINT columns come back from pg as strings (JavaScript numbers stop at 2^53): declared `string`.
+// The tenant column is CreationOptional: the library fills it in, so `Product.create({ name, price })` compiles.
+export class Store extends Model<InferAttributes<Store>, InferCreationAttributes<Store>> {
+  declare id: CreationOptional<string>;
   declare slug: string;
   declare name: string;
 }
-export class Country extends Model {
+export class Country extends Model<InferAttributes<Country>, InferCreationAttributes<Country>> {
   declare code: string;
   declare name: string;
 }
-export class Product extends Model {
-  declare id: number;
-  declare storeId: number;
+export class Product extends Model<InferAttributes<Product>, InferCreationAttributes<Product>> {
+  declare id: CreationOptional<string>;
+  declare storeId: CreationOptional<string>;
   declare name: string;
   declare price: number;
-  declare countryCode: string | null;
+  declare countryCode: ForeignKey<Country['code']> | null;
 }
-export class Purchase extends Model {
-  declare id: number;
-  declare storeId: number;
-  declare productId: number;
-  declare quantity: number;
+export class Purchase extends Model<InferAttributes<Purchase>, InferCreationAttributes<Purchase>> {
+  declare id: CreationOptional<string>;
+  declare storeId: CreationOptional<string>;
+  declare productId: string;
+  declare quantity: CreationOptional<number>;
 }
 
 export function defineModels(sequelize: Sequelize) {
@@ -63,9 +73,12 @@ export function defineModels(sequelize: Sequelize) {
     },
     { ...common, tableName: 'purchases', tenantKey: 'storeId' },
   );
-  // Product ids repeat across stores: no single-column foreign keys on them.
-  Product.hasMany(Purchase, { foreignKey: 'productId', constraints: false });
-  Purchase.belongsTo(Product, { foreignKey: 'productId', constraints: false });
-  Product.belongsTo(Country, { foreignKey: 'countryCode', constraints: false });
+  // Real foreign keys: on sync() the library makes the ones between tenant tables composite —
+  // purchases (store_id, product_id) → products (store_id, id) — since product ids repeat across stores.
+  Store.hasMany(Product, { foreignKey: 'storeId' });
+  Store.hasMany(Purchase, { foreignKey: 'storeId' });
+  Product.hasMany(Purchase, { foreignKey: 'productId' });
+  Purchase.belongsTo(Product, { foreignKey: 'productId' });
+  Product.belongsTo(Country, { foreignKey: 'countryCode' });
   return { Store, Country, Product, Purchase };
 }

@@ -55,20 +55,20 @@ export async function startExample(options: { url?: string; port?: number } = {}
   const [acme, globex] = stores as [StoreRow, StoreRow];
   await withTenant(acme, async () => {
     await Product.bulkCreate([
-      { id: 1, name: 'Anvil', price: 100, countryCode: 'US' },
-      { id: 2, name: 'Rocket skates', price: 250, countryCode: 'US' },
+      { id: '1', name: 'Anvil', price: 100, countryCode: 'US' },
+      { id: '2', name: 'Rocket skates', price: 250, countryCode: 'US' },
     ]);
-    await Purchase.bulkCreate([{ productId: 1, quantity: 2 }]);
+    await Purchase.bulkCreate([{ productId: '1', quantity: 2 }]);
   });
   await withTenant(globex, async () => {
     await Product.bulkCreate([
-      { id: 1, name: 'Hammock', price: 80, countryCode: 'DE' },
-      { id: 2, name: 'Doomsday device', price: 9999 },
-      { id: 3, name: 'Volcano lair', price: 500000 },
+      { id: '1', name: 'Hammock', price: 80, countryCode: 'DE' },
+      { id: '2', name: 'Doomsday device', price: 9999 },
+      { id: '3', name: 'Volcano lair', price: 500000 },
     ]);
     await Purchase.bulkCreate([
-      { productId: 2, quantity: 1 },
-      { productId: 3, quantity: 1 },
+      { productId: '2', quantity: 1 },
+      { productId: '3', quantity: 1 },
     ]);
   });
   // The seed gave explicit ids: move the id sequence past them.
