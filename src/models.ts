@@ -1,8 +1,8 @@
 import type { ModelAttributeColumnOptions, ModelStatic, Model as SequelizeModel } from 'sequelize';
 import { MultitenantError } from './errors';
 
-// biome-ignore lint/suspicious/noExplicitAny: a model of any attribute shape
-export type AnyModelStatic = ModelStatic<SequelizeModel<any, any>>;
+/** A model class of any attribute shape (`Model` with Sequelize's own default type arguments). */
+export type AnyModelStatic = ModelStatic<SequelizeModel>;
 
 /** Per-model tenant metadata, resolved once per model (again only if its attributes change). */
 export interface TenantMeta {

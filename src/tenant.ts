@@ -6,8 +6,7 @@ import { type AnyModelStatic, type TenantMeta, tenantMeta } from './models';
 export type TenantId = number | string | bigint;
 
 /** Anything accepted as a tenant: a key value, a model instance (its key is read), or an array of those. */
-// biome-ignore lint/suspicious/noExplicitAny: an instance of any model
-export type TenantInput = TenantId | SequelizeModel<any, any> | ReadonlyArray<TenantId | SequelizeModel<any, any>>;
+export type TenantInput = TenantId | SequelizeModel<object, object> | ReadonlyArray<TenantId | SequelizeModel<object, object>>;
 
 /** A validated, normalised tenant. */
 export interface Tenant {

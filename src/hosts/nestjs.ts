@@ -1,16 +1,21 @@
+import type { IncomingMessage } from 'node:http';
 import {
   type CallHandler,
   createParamDecorator,
   type DynamicModule,
   type ExecutionContext,
+  type ForwardReference,
   Global,
   Inject,
   Injectable,
+  type InjectionToken,
   type MiddlewareConsumer,
   Module,
   type NestInterceptor,
   type NestMiddleware,
+  type OptionalFactoryDependency,
   SetMetadata,
+  type Type,
 } from '@nestjs/common';
 import { APP_INTERCEPTOR, ModuleRef, Reflector } from '@nestjs/core';
 import { Observable } from 'rxjs';
@@ -22,15 +27,17 @@ import { assertResolver, enterRequest, type TenantMiddlewareOptions, type Tenant
 
 export type { ResolvedTenant, TenantMiddlewareOptions, TenantResolver } from './resolve';
 
-/** Options of `MultitenantModule.forRoot`. */
-export interface MultitenantModuleOptions extends TenantMiddlewareOptions {
+/**
+ * Options of `MultitenantModule.forRoot`. `Req`: the request type the resolver reads — Node's
+ * `IncomingMessage` (headers, url: both adapters), or Express's `Request` as your auth middleware leaves it.
+ */
+export interface MultitenantModuleOptions<Req = IncomingMessage> extends TenantMiddlewareOptions {
   /**
    * The request's tenant (sync or async): an instance, an id, an array, or nothing. It receives the
    * request Nest's middleware gets: Express's `Request` with the Express adapter, Node's
    * `IncomingMessage` (headers, url) with the Fastify adapter.
    */
-  // biome-ignore lint/suspicious/noExplicitAny: the request type of either adapter
-  resolveTenant?: TenantResolver<any>;
+  resolveTenant?: TenantResolver<Req>;
   /**
    * Install `multitenant()` on the Sequelize instance of `@nestjs/sequelize` (its default connection, or
    * the one named by `connection`) with these options, when the module starts.
@@ -38,14 +45,12 @@ export interface MultitenantModuleOptions extends TenantMiddlewareOptions {
   multitenant?: MultitenantOptions & { connection?: string };
 }
 
-/** Options of `MultitenantModule.forRootAsync`. */
-export interface MultitenantModuleAsyncOptions {
-  // biome-ignore lint/suspicious/noExplicitAny: Nest's own module and token types
-  imports?: any[];
-  // biome-ignore lint/suspicious/noExplicitAny: Nest's own injection tokens
-  inject?: any[];
-  // biome-ignore lint/suspicious/noExplicitAny: the factory's injected arguments
-  useFactory: (...args: any[]) => MultitenantModuleOptions | Promise<MultitenantModuleOptions>;
+/** Options of `MultitenantModule.forRootAsync`: Nest's usual `imports`, `inject` and `useFactory`. */
+export interface MultitenantModuleAsyncOptions<Req = IncomingMessage> {
+  imports?: Array<Type<unknown> | DynamicModule | Promise<DynamicModule> | ForwardReference<unknown>>;
+  inject?: Array<InjectionToken | OptionalFactoryDependency>;
+  /** Called by Nest with the providers named in `inject`. */
+  useFactory: (...args: never[]) => MultitenantModuleOptions<Req> | Promise<MultitenantModuleOptions<Req>>;
 }
 
 const OPTIONS = Symbol('sequelize-multitenant:nest-options');
@@ -58,11 +63,12 @@ const rawOf = (req: unknown): object => ((req as { raw?: object }).raw ?? req) a
 
 /** Resolves the request's tenant before guards run, and runs the rest of the request in its frame. */
 class TenantMiddleware implements NestMiddleware {
-  constructor(private readonly options: MultitenantModuleOptions) {}
+  constructor(private readonly options: MultitenantModuleOptions<never>) {}
   use(req: unknown, _res: unknown, next: (err?: unknown) => void): void {
     const { resolveTenant = () => undefined, required = false } = this.options;
     enterRequest(
-      resolveTenant,
+      // (the application typed the request its adapter gives; this is that request)
+      resolveTenant as TenantResolver<unknown>,
       req,
       required,
       'MultitenantModule',
@@ -162,19 +168,19 @@ Inject(ModuleRef)(MultitenantInstaller, undefined as never, 1);
  */
 export class MultitenantModule {
   /** The module with fixed options. */
-  static forRoot(options: MultitenantModuleOptions = {}): DynamicModule {
+  static forRoot<Req = IncomingMessage>(options: MultitenantModuleOptions<Req> = {}): DynamicModule {
     assertResolver(options.resolveTenant ?? (() => undefined), 'MultitenantModule.forRoot');
     return MultitenantModule.with([{ provide: OPTIONS, useValue: options }]);
   }
   /** The module with options from a factory (ConfigService and the like). */
-  static forRootAsync(options: MultitenantModuleAsyncOptions): DynamicModule {
+  static forRootAsync<Req = IncomingMessage>(options: MultitenantModuleAsyncOptions<Req>): DynamicModule {
     return {
       ...MultitenantModule.with([
         {
           provide: OPTIONS,
           inject: options.inject ?? [],
           useFactory: async (...args: unknown[]) => {
-            const resolved = await options.useFactory(...args);
+            const resolved = await options.useFactory(...(args as never[]));
             assertResolver(resolved.resolveTenant ?? (() => undefined), 'MultitenantModule.forRootAsync');
             return resolved;
           },
@@ -217,4 +223,4 @@ export const RequireTenant = (): MethodDecorator & ClassDecorator => SetMetadata
  * @example
  * @Get('me') me(@CurrentTenant() storeId: number) { return storeId; }
  */
-export const CurrentTenant = createParamDecorator(() => getCurrentTenantId());
+export const CurrentTenant: () => ParameterDecorator = createParamDecorator(() => getCurrentTenantId());
