@@ -1,7 +1,7 @@
 // The schema layer's Citus side: sync refuses before any DDL what Citus would refuse part-way, converges
 // over tables that existed before, never resolves over a local tenant table; the migration helpers
 // validate first. Citus-only tests run with CITUS_URL (npm run test:citus) and are reported as skipped
-// otherwise; the README's migration example runs on both.
+// otherwise; the Citus guide's migration example (docs/citus.md) runs on both.
 import anyTest, { type TestFn } from 'ava';
 import { DataTypes, Sequelize } from 'sequelize';
 import { down, up } from '../examples/migrations/20261127-stores';
@@ -194,7 +194,7 @@ citusOnly('createDistributedTable and undistributeTable validate first and name 
   }
 });
 
-test.serial('the README migration example: up builds the schema, down takes it back, up again works', async (t) => {
+test.serial('the migration example of the Citus guide: up builds the schema, down takes it back, up again works', async (t) => {
   const { sequelize, tables, distributed } = await fresh(t);
   const context = sequelize.getQueryInterface();
   try {
@@ -232,9 +232,9 @@ test.serial('the README migration example: up builds the schema, down takes it b
   }
 });
 
-test('the README shows the migration example as it is in examples/', async (t) => {
+test('the Citus guide shows the migration example as it is in examples/', async (t) => {
   const { readFile } = await import('node:fs/promises');
-  const readme = await readFile('README.md', 'utf8');
+  const readme = await readFile('docs/citus.md', 'utf8');
   const file = await readFile('examples/migrations/20261127-stores.ts', 'utf8');
   t.true(readme.includes(file.slice(file.indexOf('import { DataTypes'))));
 });

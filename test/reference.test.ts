@@ -1,12 +1,13 @@
 // The reference cannot drift from the code: every export of the package — values and types, of the
-// main entry and of each subpath — is named in the README's API section.
+// main entry and of each subpath — has an entry of its own in docs/reference.md (a `### \`name\``
+// heading), and every such heading names an export.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 
 const root = join(__dirname, '..');
-const readme = readFileSync(join(root, 'README.md'), 'utf8');
-const api = readme.slice(readme.indexOf('## API'), readme.indexOf('\n## ', readme.indexOf('## API') + 1));
+const reference = readFileSync(join(root, 'docs', 'reference.md'), 'utf8');
+const headings = [...reference.matchAll(/^### `([^`]+)`$/gm)].map((m) => m[1] as string);
 
 /** The names a module exports, read from its source: `export { a, b }`, `export type { T }`, `export function f`, `export const c`. */
 function exportsOf(file: string): string[] {
@@ -37,15 +38,27 @@ const entries: Record<string, string> = {
 };
 
 for (const [entry, file] of Object.entries(entries)) {
-  test(`every export of ${entry} is named in the README's API section`, (t) => {
+  test(`every export of ${entry} has its own entry in docs/reference.md`, (t) => {
     const names = exportsOf(file);
     t.true(names.length > 0);
-    const missing = names.filter((name) => !api.includes(name));
-    t.deepEqual(missing, [], `not in the API section: ${missing.join(', ')}`);
+    const missing = names.filter((name) => !headings.includes(name));
+    t.deepEqual(missing, [], `no "### \`name\`" entry: ${missing.join(', ')}`);
   });
 }
 
-test('the API section names each subpath, and package.json exports exactly those', (t) => {
+test('every entry of docs/reference.md names an export, once', (t) => {
+  const all = new Set(Object.values(entries).flatMap(exportsOf));
+  t.deepEqual(
+    headings.filter((h) => !all.has(h)),
+    [],
+  );
+  t.deepEqual(
+    headings.filter((h, i) => headings.indexOf(h) !== i),
+    [],
+  );
+});
+
+test('the reference has a section for each subpath, and package.json exports exactly those', (t) => {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { exports: Record<string, unknown> };
   const subpaths = Object.keys(pkg.exports).filter((k) => k !== '.' && k !== './package.json');
   t.deepEqual(
@@ -54,5 +67,20 @@ test('the API section names each subpath, and package.json exports exactly those
       .filter((e) => e.includes('/'))
       .sort(),
   );
-  for (const sub of subpaths) t.true(api.includes(`/${sub.slice(2)}`), sub);
+  for (const sub of subpaths) t.true(reference.includes(`\n## \`sequelize-multitenant/${sub.slice(2)}\``), sub);
+});
+
+test('the options and errors tables are complete', (t) => {
+  const plugin = readFileSync(join(root, 'src', 'plugin.ts'), 'utf8');
+  const options = [...(/const OPTION_KEYS[^=]*= \[([^\]]*)\]/.exec(plugin)?.[1] ?? '').matchAll(/'(\w+)'/g)].map((m) => m[1] as string);
+  t.true(options.length >= 6);
+  const errors = exportsOf('src/errors.ts').filter((n) => n.endsWith('Error'));
+  for (const [file, text] of [
+    ['README.md', readFileSync(join(root, 'README.md'), 'utf8')],
+    ['docs/reference.md', reference],
+  ] as const) {
+    const section = (title: string) => text.slice(text.indexOf(`## ${title}`), text.indexOf('\n## ', text.indexOf(`## ${title}`) + 1));
+    for (const option of options) t.regex(section('Options'), new RegExp(`^\\| \`${option}\` `, 'm'), `${file}: option ${option}`);
+    for (const error of errors) t.regex(section('Errors'), new RegExp(`^\\| \`${error}\``, 'm'), `${file}: error ${error}`);
+  }
 });

@@ -6,6 +6,8 @@ export type { ResolvedTenant, TenantMiddlewareOptions, TenantResolver } from './
 /** The part of a Koa context the middleware uses (Koa 2 and 3). */
 export interface KoaContextLike {
   readonly request: unknown;
+  /** A request header (`ctx.get('x-store-id')`): typed so that a resolver reading one needs no annotation. */
+  get(field: string): string;
 }
 
 /**
