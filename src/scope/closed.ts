@@ -17,27 +17,56 @@ export function closed(where: unknown): unknown {
   return { [Op.and]: [where] };
 }
 
-const SequelizeMethod = (Utils as unknown as { SequelizeMethod: abstract new (...args: never[]) => object }).SequelizeMethod;
+type MethodClass = abstract new (...args: never[]) => object;
+const classes = Utils as unknown as Record<'SequelizeMethod' | 'Literal' | 'Fn' | 'Cast' | 'Where' | 'Json' | 'Col', MethodClass>;
+const { SequelizeMethod, Literal, Fn, Cast, Where, Json, Col } = classes;
 
-/** The raw texts of a Sequelize method object that reach the SQL unescaped, as they are sent. */
-function rawTexts(method: Record<string, unknown>): unknown[] {
-  switch (method.constructor?.name) {
-    case 'Literal':
-      return [method.val];
-    case 'Fn':
-      return [method.fn];
-    case 'Cast':
-      // Sequelize sends the type upper-cased (`'ß'` becomes `'SS'`): check what is sent.
-      return [typeof method.type === 'string' ? method.type.toUpperCase() : method.type];
-    case 'Where':
-      return [method.comparator];
-    case 'Json':
-      // `sequelize.json(path)` copies the path as it is; `sequelize.json({ a: value })` writes `= '<value>'`
-      // without escaping the value.
-      return [method.path, ...jsonConditionValues(method.conditions).map((v) => `'${v}'`)];
-    default:
-      return [];
+/** Why a raw text field is not one Sequelize copies as it was checked, or undefined when it is. */
+const REFUSED = Symbol('refused');
+
+/**
+ * A raw text field as Sequelize will copy it into the SQL: an own data property holding a primitive.
+ * An accessor could answer the check and the SQL differently; an object (an array, a `String`) is turned
+ * into text by its own code: both are refused.
+ */
+function textField(method: object, key: string): unknown {
+  const d = Object.getOwnPropertyDescriptor(method, key);
+  if (!d) return undefined;
+  if (!('value' in d)) return REFUSED;
+  const v = d.value;
+  return v !== null && (typeof v === 'object' || typeof v === 'function') ? REFUSED : v;
+}
+
+/**
+ * The raw texts of a Sequelize method object that reach the SQL unescaped, as they are sent; REFUSED
+ * for one that cannot be checked (a kind of method Sequelize renders by its own `toString`, a text that
+ * is no primitive). By `instanceof`: a subclass is rendered as its base class is.
+ */
+function rawTexts(method: object, rawIdentifiers: boolean): unknown[] {
+  if (method instanceof Literal) return [textField(method, 'val')];
+  if (method instanceof Fn) return [textField(method, 'fn')];
+  if (method instanceof Cast) {
+    // Sequelize sends the type upper-cased (`'ß'` becomes `'SS'`): check what is sent.
+    const type = textField(method, 'type');
+    return [typeof type === 'string' ? type.toUpperCase() : type];
   }
+  if (method instanceof Where) {
+    // an operator symbol is mapped by Sequelize; a string is copied as it is
+    const comparator = textField(method, 'comparator');
+    return typeof comparator === 'symbol' ? [] : [comparator];
+  }
+  if (method instanceof Json) {
+    // `sequelize.json(path)` copies the path as it is; `sequelize.json({ a: value })` writes `= '<value>'`
+    // without escaping the value.
+    const m = method as Record<string, unknown>;
+    return [textField(method, 'path'), ...jsonConditionValues(m.conditions).map((v) => `'${v}'`)];
+  }
+  if (method instanceof Col) {
+    // quoted as an identifier, unless the instance was made with quoteIdentifiers: false
+    const col = textField(method, 'col');
+    return rawIdentifiers || col === REFUSED ? [col] : [];
+  }
+  return [REFUSED];
 }
 
 function jsonConditionValues(conditions: unknown): string[] {
@@ -96,9 +125,22 @@ export function unclosedReason(text: string): string | undefined {
   return depth === 0 ? undefined : 'a parenthesis it did not close';
 }
 
+/** An identifier Sequelize may copy unquoted (quoteIdentifiers: false): letters, digits, _, $ and the dots of `a.b` / `$a.b$`. */
+const PLAIN_IDENTIFIER = /^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*\$?$/;
+
+function refuse(scope: Scope, why: string, fragment: string): never {
+  throw new UnsafeConditionError(
+    `refused a raw SQL condition with ${why}: ANDed with the tenant predicate it could widen the query to other tenants. Write it as one closed term; nothing was sent`,
+    { ...scope.details, fragment },
+  );
+}
+
 /**
  * Refuses a condition that carries raw SQL which is not a closed term (see above), before any SQL is
- * built. Walks plain objects (string and symbol keys), arrays and Sequelize method objects.
+ * built. Walks every object Sequelize may render as a condition — plain or not: Sequelize renders the
+ * operators of a class instance too (a Date, a Buffer are values) — by its string and symbol keys,
+ * arrays, and Sequelize method objects. With
+ * `quoteIdentifiers: false` the keys themselves are raw SQL: each must be a plain identifier.
  */
 export function assertClosedConditions(where: unknown, scope: Scope, seen = new Set<object>()): void {
   if (where === null || typeof where !== 'object' || seen.has(where)) return;
@@ -107,41 +149,63 @@ export function assertClosedConditions(where: unknown, scope: Scope, seen = new 
     for (const item of where) assertClosedConditions(item, scope, seen);
     return;
   }
+  if (where instanceof Date || ArrayBuffer.isView(where)) return; // escaped as a value
   if (where instanceof SequelizeMethod) {
-    const method = where as Record<string, unknown>;
-    for (const text of rawTexts(method)) {
+    for (const text of rawTexts(where, scope.rawIdentifiers)) {
+      if (text === REFUSED)
+        refuse(
+          scope,
+          'a raw text that is not a plain string (or a kind of method that cannot be checked)',
+          String(where.constructor?.name ?? 'SequelizeMethod'),
+        );
       if (typeof text !== 'string') continue;
       const reason = unclosedReason(text);
-      if (reason) {
-        throw new UnsafeConditionError(
-          `refused a raw SQL condition with ${reason}: ANDed with the tenant predicate it could widen the query to other tenants. Write it as one closed term; nothing was sent`,
-          { ...scope.details, fragment: text },
-        );
-      }
+      if (reason) refuse(scope, reason, text);
     }
-    for (const value of Object.values(method)) assertClosedConditions(value, scope, seen);
+    for (const value of Object.values(where)) assertClosedConditions(value, scope, seen);
     return;
   }
-  const proto = Object.getPrototypeOf(where);
-  if (proto !== Object.prototype && proto !== null) return; // a Date, a Buffer, an instance: escaped as a value
-  for (const key of Reflect.ownKeys(where)) assertClosedConditions((where as Record<string | symbol, unknown>)[key], scope, seen);
+  for (const key of Reflect.ownKeys(where)) {
+    if (typeof key === 'string' && scope.rawIdentifiers && !PLAIN_IDENTIFIER.test(key)) {
+      refuse(scope, 'a key that is not a plain identifier (quoteIdentifiers: false copies keys into the SQL as they are)', key);
+    }
+    assertClosedConditions((where as Record<string | symbol, unknown>)[key], scope, seen);
+  }
 }
 
 /**
- * True for the common shape `{ id: 1, name: 'x', price: [1, 2] }`: string keys whose values are plain
- * values or arrays of them. Sequelize renders each key as one closed comparison, so the tenant column can
- * be added as one more key (the SQL a hand-written filter gives). Everything else is wrapped by `closed`.
+ * With `quoteIdentifiers: false` the keys of a SET list or an INSERT row are raw SQL too: each must be a
+ * plain identifier.
  */
-export function isFlatCondition(where: object): boolean {
-  if (Object.getPrototypeOf(where) !== Object.prototype) return false;
-  if (Object.getOwnPropertySymbols(where).length > 0) return false;
-  for (const key in where) {
+export function assertPlainKeys(values: object, scope: Scope): void {
+  if (!scope.rawIdentifiers) return;
+  for (const key of Object.keys(values)) {
+    if (!PLAIN_IDENTIFIER.test(key)) refuse(scope, 'a column name that is not a plain identifier (quoteIdentifiers: false)', key);
+  }
+}
+
+/**
+ * The common shape `{ id: 1, name: 'x', price: [1, 2] }` — string keys whose values are plain values or
+ * arrays of them — as a fresh copy, each key read once (what was checked is what Sequelize renders; a
+ * key Sequelize does not print, a non-enumerable one, is not copied). Undefined for anything else,
+ * which `closed` wraps. Sequelize renders each key as one closed comparison, so the tenant column can be
+ * added as one more key (the SQL a hand-written filter gives).
+ */
+export function flatCopy(where: object, rawIdentifiers: boolean): Record<string, unknown> | undefined {
+  if (Object.getPrototypeOf(where) !== Object.prototype) return undefined;
+  if (Object.getOwnPropertySymbols(where).length > 0) return undefined;
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(where)) {
+    if (rawIdentifiers && !PLAIN_IDENTIFIER.test(key)) return undefined;
     const value = (where as Record<string, unknown>)[key];
     if (Array.isArray(value)) {
-      for (const item of value) if (!isPlainValue(item)) return false;
-    } else if (!isPlainValue(value)) return false;
+      const items = [...value];
+      for (const item of items) if (!isPlainValue(item)) return undefined;
+      copy[key] = items;
+    } else if (isPlainValue(value)) copy[key] = value;
+    else return undefined;
   }
-  return true;
+  return copy;
 }
 
 /** A value Sequelize escapes as one literal: null, a string, number, boolean, bigint or Date. */

@@ -4,7 +4,7 @@ import { MissingTenantError, type RefusalDetails, TenantMismatchError } from '..
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import type { PluginState } from '../plugin';
 import { assertFits, canonical, normalizeTenant, type Tenant, tenantIdOf, tenantIncludes } from '../tenant';
-import { assertClosedConditions, closed, isFlatCondition, isPlainValue } from './closed';
+import { assertClosedConditions, assertPlainKeys, closed, flatCopy, isPlainValue } from './closed';
 
 /**
  * How an operation touches rows: reads and writes of existing rows are filtered; inserts are stamped;
@@ -24,6 +24,14 @@ export class Scope {
     /** False for a write in `writeOnly` mode: its values are checked, its rows not filtered. */
     readonly filters = true,
   ) {}
+  /**
+   * True when the instance was made with `quoteIdentifiers: false`: Sequelize then copies keys and
+   * column names into the SQL unquoted, so they are raw SQL.
+   */
+  get rawIdentifiers(): boolean {
+    const s = (this.meta.model as unknown as { sequelize?: { options?: { quoteIdentifiers?: boolean } } }).sequelize;
+    return s?.options?.quoteIdentifiers === false;
+  }
   /** What an error says it refused (built only when one is thrown: this is on every query's path). */
   get details(): RefusalDetails {
     return { model: this.meta.name, operation: this.operation, tenant: tenantIdOf(this.tenant) };
@@ -91,18 +99,18 @@ export function tenantPredicate(scope: Scope, key: 'column' | 'attribute' = 'col
 export function scopedWhere(where: unknown, scope: Scope): WhereOptions {
   if (!scope.filters) return where as WhereOptions;
   if (where === undefined || where === null || (Array.isArray(where) && where.length === 0)) return tenantPredicate(scope);
-  if (typeof where === 'object' && isFlatCondition(where)) {
-    const column = scope.meta.column;
-    if (!Object.hasOwn(where, column)) {
-      // Object.assign, not a spread: a spread followed by one more key costs ~10× as much in V8.
-      const merged: Record<string | symbol, unknown> = Object.assign({}, where as Record<string | symbol, unknown>);
-      merged[column] = predicateValue(scope);
-      return merged as WhereOptions;
+  if (typeof where === 'object') {
+    // a fresh copy, each key read once: the object Sequelize renders is the one that was checked
+    const flat = flatCopy(where, scope.rawIdentifiers);
+    if (flat) {
+      const column = scope.meta.column;
+      if (!Object.hasOwn(flat, column)) {
+        flat[column] = predicateValue(scope);
+        return flat as WhereOptions;
+      }
+      // `{ id: 1, store_id: 1 }` (an instance's where on a composite key, the library's own hooks): already pinned.
+      if (pinsTenant(flat[column], scope)) return flat as WhereOptions;
     }
-    // `{ id: 1, store_id: 1 }` (an instance's where on a composite key): already pinned inside the tenant.
-    const pinned = (where as Record<string, unknown>)[column];
-    const values = Array.isArray(pinned) ? pinned : [pinned];
-    if (values.length > 0 && values.every((v) => tenantIncludes(scope.tenant, v, scope.meta))) return where as WhereOptions;
   }
   assertClosedConditions(where, scope);
   const sealed = sealedAroundPin(where, scope, 0);
@@ -122,10 +130,16 @@ const isPlainObject = (value: unknown): value is Record<string | symbol, unknown
   return proto === Object.prototype || proto === null;
 };
 
-/** A copy of `where` without `omit`: its other string and symbol keys. Undefined when none is left. */
+/**
+ * The keys Sequelize renders of a condition object: its enumerable own string keys and its own symbols
+ * (operators; Sequelize reads those whether enumerable or not).
+ */
+const renderedKeys = (where: object): Array<string | symbol> => [...Object.keys(where), ...Object.getOwnPropertySymbols(where)];
+
+/** A copy of `where` without `omit`: its other rendered keys, each read once. Undefined when none is left. */
 function without(where: Record<string | symbol, unknown>, omit: string | symbol): Record<string | symbol, unknown> | undefined {
   let rest: Record<string | symbol, unknown> | undefined;
-  for (const key of Reflect.ownKeys(where)) {
+  for (const key of renderedKeys(where)) {
     if (key === omit) continue;
     rest ??= {};
     rest[key] = where[key];
@@ -138,22 +152,24 @@ function without(where: Record<string | symbol, unknown>, omit: string | symbol)
  * key of a plain object, at its root or inside `[Op.and]` at any depth (the form the library's own
  * hooks give, also after a paranoid model's `deleted_at IS NULL` was ANDed around it) — rebuilt so
  * that every other term is one closed term ANDed with a fresh copy of that predicate: the tenant is
- * then not added a second time. Undefined when there is none (the caller adds the predicate).
+ * then not added a second time. Every key is read once, and only keys Sequelize renders count.
+ * Undefined when there is none (the caller adds the predicate).
  */
 function sealedAroundPin(where: unknown, scope: Scope, depth: number): unknown {
   if (depth > 8 || !isPlainObject(where)) return undefined;
   const column = scope.meta.column;
-  if (Object.hasOwn(where, column)) {
-    const value = where[column];
+  if (Object.prototype.propertyIsEnumerable.call(where, column)) {
+    const read = where[column];
+    const value = Array.isArray(read) ? [...read] : read;
     if (pinsTenant(value, scope)) {
-      const pin = { [column]: Array.isArray(value) ? [...value] : value };
+      const pin = { [column]: value };
       const rest = without(where, column);
       return rest ? { [Op.and]: [closed(rest), pin] } : pin;
     }
   }
   const and = where[Op.and];
   if (and === undefined) return undefined;
-  const items: unknown[] = Array.isArray(and) ? and : [and];
+  const items: unknown[] = Array.isArray(and) ? [...and] : [and];
   for (let i = 0; i < items.length; i++) {
     const sealed = sealedAroundPin(items[i], scope, depth + 1);
     if (sealed === undefined) continue;
@@ -198,6 +214,16 @@ export function tenantToWrite(scope: Scope, value: unknown): unknown {
  */
 export function stampRow<T extends Record<string, unknown>>(scope: Scope, row: T, key: 'column' | 'attribute'): T {
   const name = key === 'column' ? scope.meta.column : scope.meta.attribute;
+  if (key === 'column') {
+    assertPlainKeys(row, scope);
+    for (const other of tenantKeysIn(row, scope)) {
+      if (other === name) continue;
+      throw new TenantMismatchError(
+        `refused the tenant column spelt ${other}: write ${name} (or leave it out: it is filled in); nothing was written`,
+        { ...scope.details, received: row[other] },
+      );
+    }
+  }
   const value = row[name];
   const written = tenantToWrite(scope, value);
   return written === value ? row : { ...row, [name]: written };
@@ -208,18 +234,33 @@ export function stampRow<T extends Record<string, unknown>>(scope: Scope, row: T
  * A value other than the (single) current tenant would move rows to another tenant: refused. Returns a copy.
  */
 export function withoutTenantInSet<T extends Record<string, unknown>>(scope: Scope, values: T): T {
-  const column = scope.meta.column;
-  if (!Object.hasOwn(values, column)) return values;
-  const value = values[column];
-  if (scope.tenant.many || !tenantIncludes(scope.tenant, value, scope.meta)) {
-    throw new TenantMismatchError(
-      `refused to set ${scope.meta.attribute} = ${String(value)}: rows cannot move to another tenant; nothing was written`,
-      { ...scope.details, received: value },
-    );
-  }
+  assertPlainKeys(values, scope);
+  const keys = tenantKeysIn(values, scope);
+  if (keys.length === 0) return values;
   const copy = { ...values };
-  delete copy[column];
+  for (const key of keys) {
+    const value = values[key];
+    if (key !== scope.meta.column || scope.tenant.many || !tenantIncludes(scope.tenant, value, scope.meta)) {
+      throw new TenantMismatchError(
+        `refused to set ${scope.meta.attribute} = ${String(value)}${key !== scope.meta.column ? ` (as ${key})` : ''}: rows cannot move to another tenant; nothing was written`,
+        { ...scope.details, received: value },
+      );
+    }
+    delete copy[key];
+  }
   return copy;
+}
+
+/**
+ * The keys of a SET list or a row that Sequelize would send as the tenant column: the column itself, and
+ * any spelling Sequelize turns into it — it strips every `"` from an identifier (`'"store_id"'`), and with
+ * `quoteIdentifiers: false` PostgreSQL folds the unquoted name to lower case (`'STORE_ID'`).
+ */
+export function tenantKeysIn(values: object, scope: Scope): string[] {
+  const column = scope.meta.column;
+  const fold = scope.rawIdentifiers ? (k: string) => k.replace(/"/g, '').toLowerCase() : (k: string) => k.replace(/"/g, '');
+  const target = fold(column);
+  return Object.keys(values).filter((k) => k === column || fold(k) === target);
 }
 
 /** Is `attribute` among the (mapped) attributes a query selects: `'a'` or `['column', 'a']`? */

@@ -2,6 +2,7 @@ import { type Sequelize, UniqueConstraintError } from 'sequelize';
 import { MultitenantError, TenantMismatchError } from '../errors';
 import type { AnyModelStatic } from '../models';
 import type { PluginState } from '../plugin';
+import { assertPlainKeys } from './closed';
 import {
   activeScope,
   assertInstanceInScope,
@@ -12,6 +13,7 @@ import {
   type Scope,
   scopedWhere,
   stampRow,
+  tenantKeysIn,
   tenantPredicate,
   withoutTenantInSet,
 } from './scope';
@@ -215,7 +217,8 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
       return guarded(() => {
         const scope = activeScope(state, modelOf(model, tableName), name, 'write');
         if (!scope) return arithmetic.call(this, model, tableName, where, amounts, extra, options);
-        if (Object.hasOwn(amounts, scope.meta.column)) {
+        assertPlainKeys(amounts, scope);
+        if (tenantKeysIn(amounts, scope).length > 0) {
           throw new TenantMismatchError(`refused to ${name} the tenant column ${scope.meta.column}; nothing was written`, scope.details);
         }
         if (options?.instance) assertInstanceInScope(scope, options.instance);

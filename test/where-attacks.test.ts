@@ -1,0 +1,220 @@
+// What an adversarial review of the hooks release found (given only the package and the README), each a
+// test: the where objects, raw texts and keys that reached another tenant's rows.
+import anyTest, { type TestFn } from 'ava';
+import { DataTypes, type FindOptions, Op, QueryTypes, Sequelize, Utils, type WhereOptions } from 'sequelize';
+import { MultitenantError, multitenant, withoutTenant, withTenant } from '../src/index';
+import { createTestDatabase, type TestDatabase } from './helpers/db';
+
+interface Ctx {
+  db: TestDatabase;
+  make(options?: { quoteIdentifiers?: boolean }): Promise<{
+    sequelize: Sequelize;
+    // biome-ignore lint/suspicious/noExplicitAny: a model defined in the test
+    Product: any;
+    rows(): Promise<Array<{ store_id: number; id: number; name: string; qty: number }>>;
+    sql: string[];
+  }>;
+  opened: Sequelize[];
+}
+const test = anyTest as TestFn<Ctx>;
+
+test.before(async (t) => {
+  const db = await createTestDatabase();
+  const opened: Sequelize[] = [];
+  t.context = {
+    db,
+    opened,
+    async make(options = {}) {
+      const sql: string[] = [];
+      const sequelize = new Sequelize(db.url, { logging: (s) => sql.push(s), pool: { max: db.maxConnections }, ...options });
+      opened.push(sequelize);
+      multitenant(sequelize, { strict: true, notice: false });
+      const key = () => ({ type: DataTypes.BIGINT, primaryKey: true });
+      sequelize.define('Store', { id: key(), name: DataTypes.STRING }, { tenantKey: 'id', tableName: 'stores', timestamps: false });
+      const Product = sequelize.define(
+        'Product',
+        { id: key(), storeId: key(), name: DataTypes.STRING, qty: DataTypes.INTEGER },
+        { tenantKey: 'storeId', tableName: 'products', underscored: true, timestamps: false },
+      );
+      await withoutTenant(async () => {
+        await sequelize.query('DROP TABLE IF EXISTS products, stores CASCADE');
+        await sequelize.sync();
+        await sequelize.query(`INSERT INTO stores (id, name) VALUES (1, 'acme'), (2, 'globex')`);
+        await sequelize.query(
+          `INSERT INTO products (id, store_id, name, qty) VALUES (1, 1, 'acme-1', 10), (2, 1, 'acme-2', 10), (1, 2, 'globex-1', 20), (2, 2, 'globex-2', 20)`,
+        );
+      });
+      const rows = () =>
+        withoutTenant(() =>
+          sequelize.query<{ store_id: number; id: number; name: string; qty: number }>(
+            'SELECT store_id::int, id::int, name, qty FROM products ORDER BY store_id, id',
+            { type: QueryTypes.SELECT, logging: false },
+          ),
+        );
+      return { sequelize, Product, rows, sql };
+    },
+  };
+});
+test.after.always(async (t) => {
+  for (const s of t.context?.opened ?? []) await s.close();
+  await t.context?.db.drop();
+});
+
+const globex = [
+  { store_id: 2, id: 1, name: 'globex-1', qty: 20 },
+  { store_id: 2, id: 2, name: 'globex-2', qty: 20 },
+];
+
+test.serial('a tenant key the library can see but Sequelize does not print (non-enumerable) pins nothing', async (t) => {
+  const { sequelize, Product, rows } = await t.context.make();
+  const qi = sequelize.getQueryInterface();
+  const hidden = () => {
+    const w: Record<string, unknown> = { id: 1 };
+    Object.defineProperty(w, 'store_id', { value: 1, enumerable: false });
+    return w;
+  };
+  await withTenant(1, async () => {
+    const read = (await qi.select(null, 'products', { where: hidden() })) as Array<{ store_id: string }>;
+    t.deepEqual(
+      read.map((r) => Number(r.store_id)),
+      [1],
+    );
+    // (a select with a model and no attributes reads `*`: the instances hold the columns by name)
+    const viaModel = (await qi.select(Product, 'products', { where: hidden() })) as Array<{ dataValues: Record<string, unknown> }>;
+    t.deepEqual(
+      viaModel.map((r) => Number(r.dataValues.store_id)),
+      [1],
+    );
+    t.is(Number(await qi.rawSelect('products', { where: hidden() }, 'qty', Product)), 10);
+    await qi.bulkUpdate('products', { name: 'PWNED' }, hidden(), {});
+    const w = { id: 2 };
+    Object.defineProperty(w, 'store_id', { value: 1, enumerable: false });
+    await qi.bulkDelete('products', w, {});
+  });
+  t.deepEqual(
+    (await rows()).filter((r) => r.store_id === 2),
+    globex,
+  );
+});
+
+test.serial('a getter on the tenant key is read once: what was checked is what is sent', async (t) => {
+  const { sequelize, rows } = await t.context.make();
+  const qi = sequelize.getQueryInterface();
+  const sneaky = () => {
+    let reads = 0;
+    return {
+      id: 1,
+      get store_id() {
+        reads++;
+        return reads <= 2 ? 1 : 2;
+      },
+    };
+  };
+  await withTenant(1, async () => {
+    const read = (await qi.select(null, 'products', { where: sneaky() })) as Array<{ store_id: string }>;
+    t.deepEqual(
+      read.map((r) => Number(r.store_id)),
+      [1],
+    );
+    await qi.bulkUpdate('products', { name: 'PWNED' }, sneaky(), {});
+    // a getter on an array element of a pinned list
+    const list = [1];
+    let n = 0;
+    Object.defineProperty(list, 0, { get: () => (n++ < 2 ? 1 : 2), enumerable: true });
+    const viaList = (await qi.select(null, 'products', { where: { [Op.and]: [{ store_id: list }] } })) as Array<{ store_id: string }>;
+    t.true(viaList.every((r) => Number(r.store_id) === 1));
+  });
+  t.deepEqual(
+    (await rows()).filter((r) => r.store_id === 2),
+    globex,
+  );
+});
+
+test.serial('raw SQL that is not a plain string, a subclass of literal, an accessor or a wrapper object is refused', async (t) => {
+  const { sequelize, Product, rows } = await t.context.make();
+  const { literal } = Sequelize;
+  const Literal = (Utils as unknown as { Literal: new (v: unknown) => object }).Literal;
+  class Sub extends Literal {}
+  const accessor = () => {
+    const l = literal('true') as unknown as Record<string, unknown>;
+    let n = 0;
+    Object.defineProperty(l, 'val', { get: () => (n++ === 0 ? 'true' : 'true) OR (true'), enumerable: true });
+    return l;
+  };
+  const wrapped = () => Object.assign(Object.create({}), { [Op.and]: [literal('true)) OR ((true')] });
+  class Conditions {
+    [key: symbol]: unknown;
+    constructor() {
+      this[Op.and] = [literal('true)) OR ((true')];
+    }
+  }
+  const shapes: Array<[string, () => unknown]> = [
+    ['an array as text', () => ({ storeId: 1, id: literal(['true) OR (true'] as never) })],
+    ['a String object', () => ({ [Op.and]: [literal(new String('true)) OR ((true') as never)] })],
+    ['a subclass of Literal', () => ({ [Op.and]: [new Sub('true)) OR ((true')] })],
+    ['an accessor for the text', () => ({ [Op.and]: [accessor()] })],
+    ['a wrapper object that is not plain', () => wrapped()],
+    ['an instance of a class, whose operators Sequelize renders', () => new Conditions()],
+    ['an instance of a class inside Op.and', () => ({ [Op.and]: [new Conditions()] })],
+    ['a Fn with a String object name', () => ({ [Op.and]: [sequelize.where(sequelize.fn(new String('true) OR (true') as never), true)] })],
+  ];
+  for (const [label, where] of shapes) {
+    const find = await t.throwsAsync(() => withTenant(1, () => Product.findAll({ where: where() as WhereOptions })), undefined, label);
+    t.true(find instanceof MultitenantError || !/PWNED/.test(String(find)), label);
+    await withTenant(1, () => Product.update({ name: 'PWNED' }, { where: where() as WhereOptions })).catch(() => undefined);
+    await withTenant(1, () => Product.destroy({ where: where() as WhereOptions })).catch(() => undefined);
+  }
+  t.deepEqual(
+    (await rows()).filter((r) => r.store_id === 2),
+    globex,
+  );
+});
+
+test.serial('a quoted tenant column in SET (increment, queryInterface bulkUpdate) cannot move rows to another tenant', async (t) => {
+  const { sequelize, Product, rows } = await t.context.make();
+  const qi = sequelize.getQueryInterface();
+  await withTenant(1, async () => {
+    await t.throwsAsync(() => Product.increment({ '"store_id"': 1 }, { where: { id: 1 } }), { instanceOf: MultitenantError });
+    await t.throwsAsync(() => qi.bulkUpdate('products', { '"store_id"': 2 }, { id: 2 }, {}), { instanceOf: MultitenantError });
+    await t.throwsAsync(() => qi.bulkUpdate('products', { 'store"_id': 2 }, { id: 2 }, {}), { instanceOf: MultitenantError });
+    await t.throwsAsync(() => qi.bulkInsert('products', [{ id: 9, '"store_id"': 2, name: 'x' }], {})).then((err) => t.truthy(err));
+  });
+  const all = await rows();
+  t.deepEqual(
+    all.filter((r) => r.store_id === 1).map((r) => r.id),
+    [1, 2],
+  );
+  t.deepEqual(
+    all.filter((r) => r.store_id === 2),
+    globex,
+  );
+});
+
+test.serial('quoteIdentifiers: false — keys are raw SQL: one that is not a plain identifier is refused', async (t) => {
+  const { sequelize, Product, rows } = await t.context.make({ quoteIdentifiers: false });
+  const qi = sequelize.getQueryInterface();
+  const wheres: WhereOptions[] = [
+    { 'id = 1 OR store_id': 2 } as WhereOptions,
+    { 'id IS NULL)) OR ((store_id': 2, [Op.or]: [{ id: 1 }] } as WhereOptions,
+    { [Op.and]: [{ 'id = 1 OR true OR id': 1 }] } as WhereOptions,
+  ];
+  for (const where of wheres) {
+    const found = await withTenant(1, () => Product.findAll({ where, raw: true } as FindOptions)).catch((e: unknown) => e);
+    t.true(found instanceof MultitenantError, String(found));
+    await withTenant(1, () => Product.update({ name: 'PWNED' }, { where })).catch(() => undefined);
+    await withTenant(1, () => qi.bulkDelete('products', where, {})).catch(() => undefined);
+  }
+  await withTenant(1, () => qi.bulkUpdate('products', { 'store_id = 2, name': 'x' }, { id: 1 }, {})).catch(() => undefined);
+  await withTenant(1, () => qi.bulkUpdate('products', { STORE_ID: 2 }, { id: 2 }, {})).catch(() => undefined);
+  // plain identifiers still work
+  t.is((await withTenant(1, () => Product.findAll({ where: { id: 1 } }))).length, 1);
+  const all = await rows();
+  t.deepEqual(
+    all.filter((r) => r.store_id === 2),
+    globex,
+  );
+  t.deepEqual(
+    all.filter((r) => r.store_id === 1).map((r) => r.name),
+    ['acme-1', 'acme-2'],
+  );
+});
