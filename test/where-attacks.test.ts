@@ -25,6 +25,8 @@ test.before(async (t) => {
     db,
     opened,
     async make(options = {}) {
+      // one instance at a time: the embedded PGlite serves one connection
+      while (opened.length) await opened.pop()?.close();
       const sql: string[] = [];
       const sequelize = new Sequelize(db.url, { logging: (s) => sql.push(s), pool: { max: db.maxConnections }, ...options });
       opened.push(sequelize);
@@ -36,13 +38,20 @@ test.before(async (t) => {
         { id: key(), storeId: key(), name: DataTypes.STRING, qty: DataTypes.INTEGER },
         { tenantKey: 'storeId', tableName: 'products', underscored: true, timestamps: false },
       );
+      const Note = sequelize.define(
+        'Note',
+        { id: key(), storeId: key(), productId: DataTypes.BIGINT, text: DataTypes.STRING },
+        { tenantKey: 'storeId', tableName: 'notes', underscored: true, timestamps: false },
+      );
+      Product.hasMany(Note, { foreignKey: 'productId', constraints: false });
       await withoutTenant(async () => {
-        await sequelize.query('DROP TABLE IF EXISTS products, stores CASCADE');
+        await sequelize.query('DROP TABLE IF EXISTS notes, products, stores CASCADE');
         await sequelize.sync();
         await sequelize.query(`INSERT INTO stores (id, name) VALUES (1, 'acme'), (2, 'globex')`);
         await sequelize.query(
           `INSERT INTO products (id, store_id, name, qty) VALUES (1, 1, 'acme-1', 10), (2, 1, 'acme-2', 10), (1, 2, 'globex-1', 20), (2, 2, 'globex-2', 20)`,
         );
+        await sequelize.query(`INSERT INTO notes (id, store_id, product_id, text) VALUES (1, 1, 1, 'acme-note'), (1, 2, 1, 'globex-note')`);
       });
       const rows = () =>
         withoutTenant(() =>
@@ -159,8 +168,14 @@ test.serial('raw SQL that is not a plain string, a subclass of literal, an acces
     ['a Fn with a String object name', () => ({ [Op.and]: [sequelize.where(sequelize.fn(new String('true) OR (true') as never), true)] })],
   ];
   for (const [label, where] of shapes) {
-    const find = await t.throwsAsync(() => withTenant(1, () => Product.findAll({ where: where() as WhereOptions })), undefined, label);
-    t.true(find instanceof MultitenantError || !/PWNED/.test(String(find)), label);
+    // refused, or rendered as it was checked: either way tenant 1's rows only
+    const found = await withTenant(1, () => Product.findAll({ where: where() as WhereOptions })).catch((e: unknown) => e);
+    if (Array.isArray(found))
+      t.true(
+        found.every((p: { get(k: string): unknown }) => Number(p.get('storeId')) === 1),
+        label,
+      );
+    else t.true(found instanceof MultitenantError, `${label}: ${String(found)}`);
     await withTenant(1, () => Product.update({ name: 'PWNED' }, { where: where() as WhereOptions })).catch(() => undefined);
     await withTenant(1, () => Product.destroy({ where: where() as WhereOptions })).catch(() => undefined);
   }
@@ -217,4 +232,133 @@ test.serial('quoteIdentifiers: false — keys are raw SQL: one that is not a pla
     all.filter((r) => r.store_id === 1).map((r) => r.name),
     ['acme-1', 'acme-2'],
   );
+});
+
+test.serial(
+  'round 2: raw text inherited from a prototype, a Proxy that lies, a nested getter, a value with replace() — rendered as checked',
+  async (t) => {
+    const { sequelize, Product, rows } = await t.context.make();
+    const qi = sequelize.getQueryInterface();
+    const { literal } = Sequelize;
+    const U = Utils as unknown as Record<'Literal' | 'Where', { prototype: object }>;
+    const inherited = () => {
+      const proto = Object.create(U.Literal.prototype);
+      proto.val = 'true)) OR ((true';
+      return Object.assign(Object.create(proto), { pad: 1 });
+    };
+    const inheritedComparator = () => {
+      const w = sequelize.where(sequelize.col('id'), Op.eq, 1) as unknown as Record<string, unknown>;
+      const proto = Object.create(U.Where.prototype);
+      proto.comparator = '= 1)) OR ((1 =';
+      const fake = Object.create(proto);
+      fake.attribute = w.attribute;
+      fake.logic = 1;
+      return fake;
+    };
+    const lying = () =>
+      new Proxy(literal('true') as object, {
+        getOwnPropertyDescriptor: (target, key) =>
+          key === 'val'
+            ? { value: 'true', writable: true, enumerable: true, configurable: true }
+            : Reflect.getOwnPropertyDescriptor(target, key),
+        get: (target, key, receiver) => (key === 'val' ? 'true)) OR ((true' : Reflect.get(target, key, receiver)),
+      });
+    const nestedGetter = () => {
+      let n = 0;
+      const logic = {
+        get [Op.eq]() {
+          return n++ >= 1 ? literal('1)) OR ((true') : 1;
+        },
+      };
+      return sequelize.where(sequelize.col('id'), logic as never);
+    };
+    const flipping = () => {
+      let n = 0;
+      return new Proxy(
+        { id: 1 },
+        {
+          get: (target, key, receiver) => (key === 'id' && n++ >= 1 ? literal('1)))) OR ((((true') : Reflect.get(target, key, receiver)),
+        },
+      );
+    };
+    const replacing = { replace: () => "x')) OR true OR (('y" };
+    const shapes: Array<[string, () => unknown]> = [
+      ['a literal whose text is inherited', inherited],
+      ['a where whose comparator is inherited', inheritedComparator],
+      ['a Proxy of a literal that lies about its descriptor', lying],
+      ['a getter inside sequelize.where', nestedGetter],
+      ['a Proxy whose value flips', () => ({ [Op.and]: [flipping()], name: { [Op.ne]: 'z' } })],
+      ['a value with replace() under a $column$ key', () => ({ '$Product.name$': replacing })],
+      ['a value with replace() in sequelize.where', () => sequelize.where(sequelize.col('name'), replacing as never)],
+    ];
+    for (const [label, where] of shapes) {
+      const found = await withTenant(1, () => Product.findAll({ where: where() as WhereOptions, raw: true })).catch((e: unknown) => e);
+      if (Array.isArray(found))
+        t.true(
+          found.every((p: { storeId: unknown }) => Number(p.storeId) === 1),
+          label,
+        );
+      else t.true(found instanceof MultitenantError || found instanceof Error, `${label}: ${String(found)}`);
+      const counted = await withTenant(1, () => Product.count({ where: where() as WhereOptions })).catch(() => 0);
+      t.true(counted <= 2, `${label}: count ${counted}`);
+      await withTenant(1, () => Product.update({ name: 'PWNED' }, { where: where() as WhereOptions })).catch(() => undefined);
+      await withTenant(1, () => Product.destroy({ where: where() as WhereOptions })).catch(() => undefined);
+      await withTenant(1, () => qi.bulkDelete('products', where() as WhereOptions, {}, Product)).catch(() => undefined);
+      // in an include's where and on
+      const included = await withTenant(1, () =>
+        Product.findAll({ include: [{ model: sequelize.models.Note as never, where: where() as WhereOptions, required: false }] }),
+      ).catch(() => []);
+      for (const p of included as Array<{ Notes?: Array<{ get(k: string): unknown }> }>) {
+        t.true(
+          (p.Notes ?? []).every((n) => Number(n.get('storeId')) === 1),
+          `${label}: include.where`,
+        );
+      }
+      const onJoined = await withTenant(1, () =>
+        Product.findAll({ include: [{ model: sequelize.models.Note as never, on: where() as WhereOptions, required: false }] }),
+      ).catch(() => []);
+      for (const p of onJoined as Array<{ Notes?: Array<{ get(k: string): unknown }> }>) {
+        t.true(
+          (p.Notes ?? []).every((n) => Number(n.get('storeId')) === 1),
+          `${label}: include.on`,
+        );
+      }
+    }
+    t.deepEqual(
+      (await rows()).filter((r) => r.store_id === 2),
+      globex,
+    );
+  },
+);
+
+test.serial('round 2: an instance save cannot write the tenant column under another spelling', async (t) => {
+  const { Product, rows } = await t.context.make();
+  await withTenant(1, async () => {
+    const p = await Product.findByPk(1);
+    p.dataValues['"store_id"'] = 2;
+    p.changed('"store_id"', true);
+    await t.throwsAsync(() => p.save({ fields: ['"store_id"'] }), { instanceOf: MultitenantError });
+  });
+  const raw = await t.context.make({ quoteIdentifiers: false });
+  await withTenant(1, async () => {
+    const key = "name = 'PWNED' WHERE ($1::text || $2::text || $3::text) IS NOT NULL --";
+    const p = await raw.Product.findByPk(1);
+    p.dataValues[key] = 'x';
+    p.changed(key, true);
+    await t.throwsAsync(() => p.save({ fields: [key] }), { instanceOf: MultitenantError });
+    const q = await raw.Product.findByPk(2);
+    q.dataValues.STORE_ID = 2;
+    q.changed('STORE_ID', true);
+    await t.throwsAsync(() => q.save({ fields: ['STORE_ID'] }), { instanceOf: MultitenantError });
+  });
+  const all = await raw.rows();
+  t.deepEqual(
+    all.filter((r) => r.store_id === 2),
+    globex,
+  );
+  t.deepEqual(
+    all.filter((r) => r.store_id === 1).map((r) => r.name),
+    ['acme-1', 'acme-2'],
+  );
+  void rows;
 });

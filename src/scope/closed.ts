@@ -21,60 +21,6 @@ type MethodClass = abstract new (...args: never[]) => object;
 const classes = Utils as unknown as Record<'SequelizeMethod' | 'Literal' | 'Fn' | 'Cast' | 'Where' | 'Json' | 'Col', MethodClass>;
 const { SequelizeMethod, Literal, Fn, Cast, Where, Json, Col } = classes;
 
-/** Why a raw text field is not one Sequelize copies as it was checked, or undefined when it is. */
-const REFUSED = Symbol('refused');
-
-/**
- * A raw text field as Sequelize will copy it into the SQL: an own data property holding a primitive.
- * An accessor could answer the check and the SQL differently; an object (an array, a `String`) is turned
- * into text by its own code: both are refused.
- */
-function textField(method: object, key: string): unknown {
-  const d = Object.getOwnPropertyDescriptor(method, key);
-  if (!d) return undefined;
-  if (!('value' in d)) return REFUSED;
-  const v = d.value;
-  return v !== null && (typeof v === 'object' || typeof v === 'function') ? REFUSED : v;
-}
-
-/**
- * The raw texts of a Sequelize method object that reach the SQL unescaped, as they are sent; REFUSED
- * for one that cannot be checked (a kind of method Sequelize renders by its own `toString`, a text that
- * is no primitive). By `instanceof`: a subclass is rendered as its base class is.
- */
-function rawTexts(method: object, rawIdentifiers: boolean): unknown[] {
-  if (method instanceof Literal) return [textField(method, 'val')];
-  if (method instanceof Fn) return [textField(method, 'fn')];
-  if (method instanceof Cast) {
-    // Sequelize sends the type upper-cased (`'ß'` becomes `'SS'`): check what is sent.
-    const type = textField(method, 'type');
-    return [typeof type === 'string' ? type.toUpperCase() : type];
-  }
-  if (method instanceof Where) {
-    // an operator symbol is mapped by Sequelize; a string is copied as it is
-    const comparator = textField(method, 'comparator');
-    return typeof comparator === 'symbol' ? [] : [comparator];
-  }
-  if (method instanceof Json) {
-    // `sequelize.json(path)` copies the path as it is; `sequelize.json({ a: value })` writes `= '<value>'`
-    // without escaping the value.
-    const m = method as Record<string, unknown>;
-    return [textField(method, 'path'), ...jsonConditionValues(m.conditions).map((v) => `'${v}'`)];
-  }
-  if (method instanceof Col) {
-    // quoted as an identifier, unless the instance was made with quoteIdentifiers: false
-    const col = textField(method, 'col');
-    return rawIdentifiers || col === REFUSED ? [col] : [];
-  }
-  return [REFUSED];
-}
-
-function jsonConditionValues(conditions: unknown): string[] {
-  if (conditions === null || conditions === undefined) return [];
-  if (typeof conditions !== 'object') return [String(conditions)];
-  return Object.values(conditions).flatMap(jsonConditionValues);
-}
-
 /** What PostgreSQL's lexer takes as a character of an identifier: letters, digits, _, $ and every non-ASCII character. */
 const IDENTIFIER_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/;
 const isIdentifierChar = (c: string | undefined) => c !== undefined && IDENTIFIER_CHAR.test(c);
@@ -135,41 +81,154 @@ function refuse(scope: Scope, why: string, fragment: string): never {
   );
 }
 
+/** The operators Sequelize renders among a condition's symbol keys (others it ignores). */
+const OPERATORS: ReadonlySet<symbol> = new Set(Object.values(Op) as symbol[]);
+
+/** Raw SQL text as Sequelize copies it: a primitive, checked to be a closed term when it is text. */
+function rawText(value: unknown, scope: Scope, what: string): unknown {
+  if (value === undefined || value === null) return value;
+  const type = typeof value;
+  if (type === 'number' || type === 'bigint' || type === 'boolean') return value;
+  if (type !== 'string') refuse(scope, `${what} that is not a plain string`, String(type));
+  const reason = unclosedReason(value as string);
+  if (reason) refuse(scope, reason, value as string);
+  return value;
+}
+
+/** An identifier: quoted by Sequelize, or — with quoteIdentifiers: false — raw SQL that must be a plain identifier. */
+function identifier(value: unknown, scope: Scope): unknown {
+  if (typeof value !== 'string') return rawText(value, scope, 'a column name');
+  if (scope.rawIdentifiers && !PLAIN_IDENTIFIER.test(value) && !value.startsWith('*')) {
+    refuse(scope, 'a column name that is not a plain identifier (quoteIdentifiers: false copies it into the SQL as it is)', value);
+  }
+  return value;
+}
+
+/** A new Sequelize method object of the base class `C` (a subclass renders as its base: it is rebuilt as one). */
+function method(C: MethodClass, fields: Record<string, unknown>): object {
+  const copy = Object.create(C.prototype) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(fields)) if (value !== undefined) copy[key] = value;
+  return copy;
+}
+
 /**
- * Refuses a condition that carries raw SQL which is not a closed term (see above), before any SQL is
- * built. Walks every object Sequelize may render as a condition — plain or not: Sequelize renders the
- * operators of a class instance too (a Date, a Buffer are values) — by its string and symbol keys,
- * arrays, and Sequelize method objects. With
- * `quoteIdentifiers: false` the keys themselves are raw SQL: each must be a plain identifier.
+ * A copy of an application's condition that is what gets rendered — so that what was checked is what is
+ * sent: every value read once (a getter, a Proxy, a prototype cannot answer the check and the SQL
+ * differently), plain objects for every container (their rendered keys: enumerable strings, operator
+ * symbols), Sequelize method objects rebuilt from their base class with their fields read as Sequelize
+ * reads them (inherited ones too). Refused with UnsafeConditionError: raw SQL text — a `literal`'s, an
+ * `fn` name, a `cast` type, a `where` comparator, a `json` path — that is not a primitive or not one
+ * closed term; a kind of method Sequelize renders by its own `toString`; a function (Sequelize would
+ * call a value's `replace` and paste what it returns); a condition that contains itself. Dates, buffers
+ * and `String` objects become plain values. With `quoteIdentifiers: false` keys and column names must
+ * be plain identifiers.
  */
-export function assertClosedConditions(where: unknown, scope: Scope, seen = new Set<object>()): void {
-  if (where === null || typeof where !== 'object' || seen.has(where)) return;
-  seen.add(where);
-  if (Array.isArray(where)) {
-    for (const item of where) assertClosedConditions(item, scope, seen);
-    return;
-  }
-  if (where instanceof Date || ArrayBuffer.isView(where)) return; // escaped as a value
-  if (where instanceof SequelizeMethod) {
-    for (const text of rawTexts(where, scope.rawIdentifiers)) {
-      if (text === REFUSED)
-        refuse(
-          scope,
-          'a raw text that is not a plain string (or a kind of method that cannot be checked)',
-          String(where.constructor?.name ?? 'SequelizeMethod'),
-        );
-      if (typeof text !== 'string') continue;
-      const reason = unclosedReason(text);
-      if (reason) refuse(scope, reason, text);
+export function canonicalCondition(where: unknown, scope: Scope, path: Set<object> = new Set()): unknown {
+  if (where === null || where === undefined) return where;
+  const type = typeof where;
+  if (type === 'function') refuse(scope, 'a function in a condition', 'function');
+  if (type !== 'object') return where;
+  const o = where as object;
+  if (path.has(o)) refuse(scope, 'a condition that contains itself', 'cycle');
+  if (o instanceof Date) return new Date(Date.prototype.getTime.call(o));
+  if (ArrayBuffer.isView(o)) return Buffer.from(o.buffer.slice(o.byteOffset, o.byteOffset + o.byteLength));
+  if (o instanceof String) return String.prototype.valueOf.call(o);
+  path.add(o);
+  try {
+    const deep = (v: unknown) => canonicalCondition(v, scope, path);
+    if (Array.isArray(o)) {
+      const length = o.length;
+      const out: unknown[] = [];
+      for (let i = 0; i < length; i++) out.push(deep(o[i]));
+      return out;
     }
-    for (const value of Object.values(where)) assertClosedConditions(value, scope, seen);
-    return;
-  }
-  for (const key of Reflect.ownKeys(where)) {
-    if (typeof key === 'string' && scope.rawIdentifiers && !PLAIN_IDENTIFIER.test(key)) {
-      refuse(scope, 'a key that is not a plain identifier (quoteIdentifiers: false copies keys into the SQL as they are)', key);
+    if (o instanceof SequelizeMethod) {
+      const read = (key: string) => Reflect.get(o, key);
+      if (o instanceof Literal) return method(Literal, { val: rawText(read('val'), scope, 'a literal') });
+      if (o instanceof Fn) {
+        const args = read('args');
+        return method(Fn, { fn: rawText(read('fn'), scope, 'a function name'), args: deep(args) });
+      }
+      if (o instanceof Cast) {
+        // Sequelize sends the type upper-cased (`'ß'` becomes `'SS'`): check what is sent.
+        const castType = read('type');
+        if (typeof castType !== 'string') refuse(scope, 'a cast type that is not a plain string', String(typeof castType));
+        rawText(castType.toUpperCase(), scope, 'a cast type');
+        return method(Cast, { val: deep(read('val')), type: castType, json: read('json') === true });
+      }
+      if (o instanceof Where) {
+        const comparator = read('comparator');
+        const attribute = read('attribute');
+        return method(Where, {
+          attribute: attributeOf(attribute, scope, path),
+          comparator: typeof comparator === 'symbol' ? comparator : rawText(comparator, scope, 'a comparator'),
+          logic: deep(read('logic')),
+        });
+      }
+      if (o instanceof Json) {
+        const conditions = read('conditions');
+        const value = read('value');
+        return method(Json, {
+          conditions: conditions === undefined ? undefined : jsonConditions(conditions, scope, path),
+          path: rawText(read('path'), scope, 'a JSON path'),
+          value: value === undefined ? undefined : rawText(value, scope, 'a JSON value'),
+        });
+      }
+      if (o instanceof Col) {
+        const col = read('col');
+        return method(Col, { col: Array.isArray(col) ? [...col].map((c) => identifier(c, scope)) : identifier(col, scope) });
+      }
+      refuse(scope, 'a kind of Sequelize method that cannot be checked', o.constructor?.name ?? 'SequelizeMethod');
     }
-    assertClosedConditions((where as Record<string | symbol, unknown>)[key], scope, seen);
+    // every other object is a condition to Sequelize (its operators, for a class instance): a plain copy
+    const out: Record<string | symbol, unknown> = {};
+    for (const key of Object.keys(o)) {
+      if (scope.rawIdentifiers && !PLAIN_IDENTIFIER.test(key)) {
+        refuse(scope, 'a key that is not a plain identifier (quoteIdentifiers: false copies keys into the SQL as they are)', key);
+      }
+      out[key] = deep((o as Record<string, unknown>)[key]);
+    }
+    for (const key of Object.getOwnPropertySymbols(o)) if (OPERATORS.has(key)) out[key] = deep((o as Record<symbol, unknown>)[key]);
+    return out;
+  } finally {
+    path.delete(o);
+  }
+}
+
+/** A `sequelize.where` attribute: a method (col, fn, cast), a column name, or a model attribute's definition. */
+function attributeOf(attribute: unknown, scope: Scope, path: Set<object>): unknown {
+  if (attribute instanceof SequelizeMethod || attribute === null || typeof attribute !== 'object') {
+    return typeof attribute === 'string' ? identifier(attribute, scope) : canonicalCondition(attribute, scope, path);
+  }
+  // Model.rawAttributes.x: Sequelize renders `<Model.name>.<field>` as identifiers
+  const a = attribute as { Model?: { name?: unknown }; field?: unknown; fieldName?: unknown };
+  const name = a.Model?.name;
+  return {
+    Model: { name: identifier(name, scope) },
+    field: a.field === undefined ? undefined : identifier(a.field, scope),
+    fieldName: a.fieldName === undefined ? undefined : identifier(a.fieldName, scope),
+  };
+}
+
+/** `sequelize.json({ a: { b: value } })`: Sequelize writes each leaf as `= '<value>'` without escaping it. */
+function jsonConditions(conditions: unknown, scope: Scope, path: Set<object>): unknown {
+  if (conditions === null || typeof conditions !== 'object') {
+    rawText(`'${String(conditions)}'`, scope, 'a JSON value');
+    return conditions;
+  }
+  if (path.has(conditions)) refuse(scope, 'a condition that contains itself', 'cycle');
+  path.add(conditions);
+  try {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(conditions)) {
+      rawText(key, scope, 'a JSON path');
+      const value = (conditions as Record<string, unknown>)[key];
+      out[key] = value !== null && typeof value === 'object' ? jsonConditions(value, scope, path) : value;
+      if (value === null || typeof value !== 'object') rawText(`'${String(value)}'`, scope, 'a JSON value');
+    }
+    return out;
+  } finally {
+    path.delete(conditions);
   }
 }
 
@@ -223,15 +282,18 @@ interface IncludeConditions {
 
 /**
  * The conditions of every include of a statement, at every level — of tenant and global models alike:
- * a comment in a global include's ON would cut off the tenant conditions that follow it in the SQL.
+ * a comment in a global include's ON would cut off the tenant conditions that follow it in the SQL —
+ * replaced in place by their canonical copies (Sequelize renders the include objects it is given).
  */
-export function assertIncludeConditions(includes: unknown, scope: Scope): void {
+export function canonicalIncludes(includes: unknown, scope: Scope): void {
   if (!Array.isArray(includes)) return;
   for (const include of includes as IncludeConditions[]) {
     if (!include || typeof include !== 'object') continue;
-    assertClosedConditions(include.on, scope);
-    assertClosedConditions(include.where, scope);
-    assertClosedConditions(include.through?.where, scope);
-    assertIncludeConditions(include.include, scope);
+    if (include.on !== undefined) include.on = canonicalCondition(include.on, scope);
+    if (include.where !== undefined) include.where = canonicalCondition(include.where, scope);
+    if (include.through && typeof include.through === 'object' && include.through.where !== undefined) {
+      include.through.where = canonicalCondition(include.through.where, scope);
+    }
+    canonicalIncludes(include.include, scope);
   }
 }

@@ -140,7 +140,7 @@ function innerJoinScoped(
 
 /**
  * (The raw SQL of every include's conditions was checked for closedness before the statement was built:
- * reads.ts, assertIncludeConditions.)
+ * reads.ts, canonicalIncludes.)
  * Every JOIN of a tenant model gets, in its ON: the tenant predicate (when a tenant scopes the query)
  * and the co-location equality `child.tenant = parent.tenant` (when both are tenant models, also with
  * no tenant: it is what Citus needs to push the join down). Conditions are added to the ON, never as an

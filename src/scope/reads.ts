@@ -2,7 +2,7 @@ import { MultitenantError } from '../errors';
 import type { AnyModelStatic } from '../models';
 import { tenantMeta } from '../models';
 import type { PluginState } from '../plugin';
-import { assertClosedConditions, assertIncludeConditions } from './closed';
+import { canonicalCondition, canonicalIncludes } from './closed';
 import { activeScope, guarded, rememberReadTenant, type Scope, scopedWhere, selects } from './scope';
 import { scopingModel } from './tables';
 import type { QueryInterfaceInternals } from './writes';
@@ -68,25 +68,31 @@ export function patchReads(qi: QueryInterfaceInternals, state: PluginState): voi
     return undefined;
   };
   /**
-   * A statement that touches a tenant table anywhere has all its raw condition SQL checked — the root
-   * where (also of a global root) and every include's on / where / through.where.
+   * A statement that touches a tenant table anywhere has all its conditions checked and replaced by
+   * their canonical copies (closed.ts) — the root where (also of a global root) and every include's
+   * on / where / through.where. Returns the options to send.
    */
-  const checkConditions = (options: { where?: unknown; include?: unknown } | undefined, scope: Scope | undefined, operation: string) => {
-    if (!options?.include) return;
+  const checkConditions = <O extends { where?: unknown; include?: unknown } | undefined>(
+    options: O,
+    scope: Scope | undefined,
+    operation: string,
+  ): O => {
+    if (!options?.include) return options;
     const statementScope = scope ?? includedScope(options.include, operation);
-    if (!statementScope) return;
-    if (!scope) assertClosedConditions(options.where, statementScope);
-    assertIncludeConditions(options.include, statementScope);
+    if (!statementScope) return options;
+    canonicalIncludes(options.include, statementScope);
+    // a scoped root gets its where from scopedWhere; a global root's is copied here
+    return scope || options.where === undefined ? options : { ...options, where: canonicalCondition(options.where, statementScope) };
   };
   const select = qi.select;
   qi.select = function scopedSelect(model, tableName, options) {
     return guarded(() => {
       const scope = activeScope(state, scopingModel(sequelize, model, tableName), 'find', 'read');
       if (scope) assertOneTable(tableName, scope);
-      checkConditions(options as { include?: unknown }, scope, 'find');
-      const selected = withTenantSelected(options as SelectOptions, model);
+      const checked = checkConditions(options as SelectOptions, scope, 'find');
+      const selected = withTenantSelected(checked, model);
       if (!scope) return select.call(this, model, tableName, selected);
-      const sent = select.call(this, model, tableName, { ...selected, where: scopedWhere(options?.where, scope) });
+      const sent = select.call(this, model, tableName, { ...selected, where: scopedWhere(selected.where, scope) });
       // Instances read without their tenant column cannot say whose they are: remember it for writes through
       // them — the root's, and the included rows' at every level.
       const rootHasTenant = !Array.isArray(selected.attributes) || selects(selected.attributes, scope.meta.attribute);
@@ -103,9 +109,9 @@ export function patchReads(qi: QueryInterfaceInternals, state: PluginState): voi
     return guarded(() => {
       const scope = activeScope(state, scopingModel(sequelize, model, tableName), 'aggregate', 'read');
       if (scope) assertOneTable(tableName, scope);
-      checkConditions(options as { include?: unknown }, scope, 'aggregate');
-      if (!scope) return rawSelect.call(this, tableName, options, attributeSelector, model);
-      return rawSelect.call(this, tableName, { ...options, where: scopedWhere(options?.where, scope) }, attributeSelector, model);
+      const checked = checkConditions(options, scope, 'aggregate');
+      if (!scope) return rawSelect.call(this, tableName, checked, attributeSelector, model);
+      return rawSelect.call(this, tableName, { ...checked, where: scopedWhere(checked?.where, scope) }, attributeSelector, model);
     });
   };
 }

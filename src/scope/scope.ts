@@ -4,7 +4,7 @@ import { MissingTenantError, type RefusalDetails, TenantMismatchError } from '..
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import type { PluginState } from '../plugin';
 import { assertFits, canonical, normalizeTenant, type Tenant, tenantIdOf, tenantIncludes } from '../tenant';
-import { assertClosedConditions, assertPlainKeys, closed, flatCopy, isPlainValue } from './closed';
+import { assertPlainKeys, canonicalCondition, closed, flatCopy, isPlainValue } from './closed';
 
 /**
  * How an operation touches rows: reads and writes of existing rows are filtered; inserts are stamped;
@@ -112,10 +112,11 @@ export function scopedWhere(where: unknown, scope: Scope): WhereOptions {
       if (pinsTenant(flat[column], scope)) return flat as WhereOptions;
     }
   }
-  assertClosedConditions(where, scope);
-  const sealed = sealedAroundPin(where, scope, 0);
+  // what is rendered is a copy of what is checked (closed.ts)
+  const canonical = canonicalCondition(where, scope);
+  const sealed = sealedAroundPin(canonical, scope, 0);
   if (sealed !== undefined) return sealed as WhereOptions;
-  return { [Op.and]: [closed(where), tenantPredicate(scope)] } as WhereOptions;
+  return { [Op.and]: [closed(canonical), tenantPredicate(scope)] } as WhereOptions;
 }
 
 /** A plain value, or a non-empty list of them, each one of the current tenant(s). */

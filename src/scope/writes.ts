@@ -163,6 +163,16 @@ export function patchWrites(qi: QueryInterfaceInternals, state: PluginState): vo
       const scope = activeScope(state, modelOf(instance?.constructor, tableName), 'save', 'write');
       if (!scope) return update.call(this, instance, tableName, values, where, options);
       assertInstanceInScope(scope, instance);
+      // the tenant column as the instance holds it (checked above) is dropped from SET; any other spelling
+      // of it — '"store_id"', or STORE_ID with quoteIdentifiers: false — is refused
+      assertPlainKeys(values, scope);
+      for (const key of tenantKeysIn(values, scope)) {
+        if (key === scope.meta.column) continue;
+        throw new TenantMismatchError(`refused to write the tenant column spelt ${key}; nothing was written`, {
+          ...scope.details,
+          received: values[key],
+        });
+      }
       const set = { ...values };
       delete set[scope.meta.column];
       if (Object.keys(set).length === 0) return [instance, 0];
