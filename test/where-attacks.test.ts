@@ -35,7 +35,16 @@ test.before(async (t) => {
       sequelize.define('Store', { id: key(), name: DataTypes.STRING }, { tenantKey: 'id', tableName: 'stores', timestamps: false });
       const Product = sequelize.define(
         'Product',
-        { id: key(), storeId: key(), name: DataTypes.STRING, qty: DataTypes.INTEGER },
+        {
+          id: key(),
+          storeId: key(),
+          name: DataTypes.STRING,
+          qty: DataTypes.INTEGER,
+          price: DataTypes.DOUBLE,
+          rng: DataTypes.RANGE(DataTypes.INTEGER),
+          // (the embedded PGlite has no hstore extension)
+          ...(db.kind === 'embedded' ? {} : { tags: DataTypes.HSTORE }),
+        },
         { tenantKey: 'storeId', tableName: 'products', underscored: true, timestamps: false },
       );
       const Note = sequelize.define(
@@ -46,10 +55,11 @@ test.before(async (t) => {
       Product.hasMany(Note, { foreignKey: 'productId', constraints: false });
       await withoutTenant(async () => {
         await sequelize.query('DROP TABLE IF EXISTS notes, products, stores CASCADE');
+        if (db.kind !== 'embedded') await sequelize.query('CREATE EXTENSION IF NOT EXISTS hstore');
         await sequelize.sync();
         await sequelize.query(`INSERT INTO stores (id, name) VALUES (1, 'acme'), (2, 'globex')`);
         await sequelize.query(
-          `INSERT INTO products (id, store_id, name, qty) VALUES (1, 1, 'acme-1', 10), (2, 1, 'acme-2', 10), (1, 2, 'globex-1', 20), (2, 2, 'globex-2', 20)`,
+          `INSERT INTO products (id, store_id, name, qty, price, rng) VALUES (1, 1, 'acme-1', 10, 1, '[1,6)'), (2, 1, 'acme-2', 10, 1, '[1,6)'), (1, 2, 'globex-1', 20, 1, '[1,6)'), (2, 2, 'globex-2', 20, 1, '[1,6)')`,
         );
         await sequelize.query(`INSERT INTO notes (id, store_id, product_id, text) VALUES (1, 1, 1, 'acme-note'), (1, 2, 1, 'globex-note')`);
       });
@@ -361,4 +371,43 @@ test.serial('round 2: an instance save cannot write the tenant column under anot
     ['acme-1', 'acme-2'],
   );
   void rows;
+});
+
+test.serial('round 3: a Date with its own toString, a quote in a RANGE or HSTORE value — never outside the closed term', async (t) => {
+  const { Product, rows } = await t.context.make();
+  const lyingDate = () => {
+    const d = new Date();
+    d.valueOf = () => 1;
+    d.toString = () => "1' OR TRUE OR '1";
+    return d;
+  };
+  const range = "[1,6)'::int4range OR TRUE OR 1 = '1";
+  const shapes: Array<[string, () => WhereOptions]> = [
+    ['a Date with its own toString on a DOUBLE column', () => ({ price: lyingDate() }) as WhereOptions],
+    ['a quote in a RANGE value', () => ({ rng: range }) as WhereOptions],
+    ['a quote in a RANGE value beside the key', () => ({ id: 1, rng: range }) as WhereOptions],
+    ['a quote in a RANGE bound', () => ({ rng: [1, "6)' OR TRUE OR ('1"] }) as WhereOptions],
+    ['a quote under Op.contains', () => ({ rng: { [Op.contains]: "1'::int4)) OR TRUE OR ((1 = '1" } }) as WhereOptions],
+    ...(t.context.db.kind === 'embedded'
+      ? []
+      : [['a quote in an HSTORE value', () => ({ tags: { a: "x' OR TRUE OR 'y" } }) as WhereOptions] as [string, () => WhereOptions]]),
+  ];
+  for (const [label, where] of shapes) {
+    const found = await withTenant(1, () => Product.findAll({ where: where(), raw: true })).catch((e: unknown) => e);
+    if (Array.isArray(found))
+      t.true(
+        found.every((p: { storeId: unknown }) => Number(p.storeId) === 1),
+        label,
+      );
+    else t.true(found instanceof Error, `${label}: ${String(found)}`);
+    const counted = await withTenant(1, () => Product.count({ where: where() })).catch(() => 0);
+    t.true(counted <= 2, `${label}: count ${counted}`);
+    await withTenant(1, () => Product.destroy({ where: where() })).catch(() => undefined);
+  }
+  t.deepEqual(
+    (await rows()).filter((r) => r.store_id === 2),
+    globex,
+  );
+  // a plain range value still works
+  t.is((await withTenant(1, () => Product.findAll({ where: { rng: { [Op.contains]: 3 } } }))).length, 2);
 });

@@ -123,19 +123,26 @@ function method(C: MethodClass, fields: Record<string, unknown>): object {
  * and `String` objects become plain values. With `quoteIdentifiers: false` keys and column names must
  * be plain identifiers.
  */
-export function canonicalCondition(where: unknown, scope: Scope, path: Set<object> = new Set()): unknown {
+export function canonicalCondition(where: unknown, scope: Scope, path: Set<object> = new Set(), unescaped = false): unknown {
   if (where === null || where === undefined) return where;
   const type = typeof where;
   if (type === 'function') refuse(scope, 'a function in a condition', 'function');
+  if (type === 'string' && unescaped && (where as string).includes("'")) {
+    refuse(
+      scope,
+      'a quote in a value of a RANGE or HSTORE column (Sequelize writes those values into the SQL without escaping them)',
+      where as string,
+    );
+  }
   if (type !== 'object') return where;
   const o = where as object;
   if (path.has(o)) refuse(scope, 'a condition that contains itself', 'cycle');
-  if (o instanceof Date) return new Date(Date.prototype.getTime.call(o));
+  if (o instanceof Date) return ownDate(o);
   if (ArrayBuffer.isView(o)) return Buffer.from(o.buffer.slice(o.byteOffset, o.byteOffset + o.byteLength));
   if (o instanceof String) return String.prototype.valueOf.call(o);
   path.add(o);
   try {
-    const deep = (v: unknown) => canonicalCondition(v, scope, path);
+    const deep = (v: unknown, underUnescaped = unescaped) => canonicalCondition(v, scope, path, underUnescaped);
     if (Array.isArray(o)) {
       const length = o.length;
       const out: unknown[] = [];
@@ -182,11 +189,12 @@ export function canonicalCondition(where: unknown, scope: Scope, path: Set<objec
     }
     // every other object is a condition to Sequelize (its operators, for a class instance): a plain copy
     const out: Record<string | symbol, unknown> = {};
+    const columns = unescapedColumns(scope);
     for (const key of Object.keys(o)) {
       if (scope.rawIdentifiers && !PLAIN_IDENTIFIER.test(key)) {
         refuse(scope, 'a key that is not a plain identifier (quoteIdentifiers: false copies keys into the SQL as they are)', key);
       }
-      out[key] = deep((o as Record<string, unknown>)[key]);
+      out[key] = deep((o as Record<string, unknown>)[key], unescaped || columns.has(columnOfKey(key)));
     }
     for (const key of Object.getOwnPropertySymbols(o)) if (OPERATORS.has(key)) out[key] = deep((o as Record<symbol, unknown>)[key]);
     return out;
@@ -250,21 +258,62 @@ export function assertPlainKeys(values: object, scope: Scope): void {
  * which `closed` wraps. Sequelize renders each key as one closed comparison, so the tenant column can be
  * added as one more key (the SQL a hand-written filter gives).
  */
-export function flatCopy(where: object, rawIdentifiers: boolean): Record<string, unknown> | undefined {
+export function flatCopy(where: object, scope: Scope): Record<string, unknown> | undefined {
   if (Object.getPrototypeOf(where) !== Object.prototype) return undefined;
   if (Object.getOwnPropertySymbols(where).length > 0) return undefined;
+  const unescaped = unescapedColumns(scope);
   const copy: Record<string, unknown> = {};
   for (const key of Object.keys(where)) {
-    if (rawIdentifiers && !PLAIN_IDENTIFIER.test(key)) return undefined;
+    if (scope.rawIdentifiers && !PLAIN_IDENTIFIER.test(key)) return undefined;
+    if (unescaped.has(columnOfKey(key))) return undefined;
     const value = (where as Record<string, unknown>)[key];
     if (Array.isArray(value)) {
-      const items = [...value];
-      for (const item of items) if (!isPlainValue(item)) return undefined;
+      const items: unknown[] = [];
+      for (const item of [...value]) {
+        if (!isPlainValue(item)) return undefined;
+        items.push(item instanceof Date ? ownDate(item) : item);
+      }
       copy[key] = items;
-    } else if (isPlainValue(value)) copy[key] = value;
+    } else if (isPlainValue(value)) copy[key] = value instanceof Date ? ownDate(value) : value;
     else return undefined;
   }
   return copy;
+}
+
+/** A Date of our own with the same time: a subclass, or a Date with its own `toString`, never reaches Sequelize. */
+function ownDate(date: Date): Date {
+  return new Date(Date.prototype.getTime.call(date));
+}
+
+/** `'$Notes.rng$'`, `'Notes.rng'`, `'rng'` → `rng`. */
+function columnOfKey(key: string): string {
+  const bare = key.startsWith('$') && key.endsWith('$') ? key.slice(1, -1) : key;
+  return bare.slice(bare.lastIndexOf('.') + 1);
+}
+
+const unescapedCache = new WeakMap<object, { count: number; names: Set<string> }>();
+
+/**
+ * The attributes and columns, of every model of the instance, whose type Sequelize writes into the SQL
+ * without escaping the value (`escape: false` with a text format of its own: RANGE, HSTORE — a `'` in a
+ * range bound or an hstore value ends the string Sequelize opened). A condition's text values under
+ * such a key must hold no `'`.
+ */
+function unescapedColumns(scope: Scope): Set<string> {
+  const sequelize = (scope.meta.model as unknown as { sequelize?: { modelManager?: { models: unknown[] } } }).sequelize;
+  const models = (sequelize?.modelManager?.models ?? []) as Array<{ rawAttributes?: Record<string, { field?: string; type?: unknown }> }>;
+  const cached = sequelize && unescapedCache.get(sequelize);
+  if (cached && cached.count === models.length) return cached.names;
+  const names = new Set<string>();
+  for (const model of models) {
+    for (const [name, def] of Object.entries(model.rawAttributes ?? {})) {
+      const type = def.type as { escape?: boolean; key?: string; constructor?: { key?: string } } | undefined;
+      const key = type?.key ?? type?.constructor?.key;
+      if (type?.escape === false && (key === 'RANGE' || key === 'HSTORE')) names.add(name).add(def.field ?? name);
+    }
+  }
+  if (sequelize) unescapedCache.set(sequelize, { count: models.length, names });
+  return names;
 }
 
 /** A value Sequelize escapes as one literal: null, a string, number, boolean, bigint or Date. */

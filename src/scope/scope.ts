@@ -101,7 +101,7 @@ export function scopedWhere(where: unknown, scope: Scope): WhereOptions {
   if (where === undefined || where === null || (Array.isArray(where) && where.length === 0)) return tenantPredicate(scope);
   if (typeof where === 'object') {
     // a fresh copy, each key read once: the object Sequelize renders is the one that was checked
-    const flat = flatCopy(where, scope.rawIdentifiers);
+    const flat = flatCopy(where, scope);
     if (flat) {
       const column = scope.meta.column;
       if (!Object.hasOwn(flat, column)) {
