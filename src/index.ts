@@ -3,6 +3,8 @@ export type { MigrationOptions, TenantForeignKeyOptions } from './citus/migratio
 export { addTenantForeignKey, createDistributedTable, createReferenceTable, undistributeTable } from './citus/migrations';
 export { routerOnly } from './citus/router-only';
 export type { TableName } from './citus/sql';
+export type { IsolatedTenant, IsolateTenantOptions, TenantStat, TenantStatsMeasure, TenantStatsOptions } from './citus/tenants';
+export { isolateTenant, tenantStats } from './citus/tenants';
 export type { ClsNamespace } from './context';
 export {
   bindTenant,
