@@ -59,6 +59,7 @@ declare global {
     name: string;
   }
   const store: Store;
+  const bigStore: Store;
 
   // what blocks use from libraries without importing it
   const Sequelize: typeof import('sequelize').Sequelize;
@@ -82,6 +83,8 @@ declare global {
   const bindTenant: typeof multitenantModule.bindTenant;
   const tenantMiddleware: typeof multitenantModule.tenantMiddleware;
   const routerOnly: typeof multitenantModule.routerOnly;
+  const tenantStats: typeof multitenantModule.tenantStats;
+  const isolateTenant: typeof multitenantModule.isolateTenant;
   const enableRowLevelSecurity: typeof multitenantModule.enableRowLevelSecurity;
   const disableRowLevelSecurity: typeof multitenantModule.disableRowLevelSecurity;
   const createDistributedTable: typeof multitenantModule.createDistributedTable;
