@@ -1,0 +1,294 @@
+import { QueryTypes, type Sequelize } from 'sequelize';
+import { constraintName, hasCitus, ident, qualified, type TableName, tableKey } from '../citus/sql';
+import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
+
+// What blocks an existing application from scaling out: each tenant model's table, read from the
+// database's catalogs (PostgreSQL and Citus alike), against what Citus and tenant isolation need.
+
+/** How much a problem matters: `blocks` — Citus refuses to distribute, or tenants can collide; `warn` — worth fixing. */
+export type Severity = 'blocks' | 'warn';
+
+/** When a statement of a fix runs in a migration: foreign keys dropped before the keys they depend on change, re-added after, distribution last. */
+export type Step = 'column' | 'drop-foreign-key' | 'key' | 'unique' | 'foreign-key' | 'distribute';
+export const STEPS: readonly Step[] = ['column', 'drop-foreign-key', 'key', 'unique', 'foreign-key', 'distribute'];
+
+/** One problem of one table, with the statements that fix it. */
+export interface Problem {
+  table: string;
+  severity: Severity;
+  /** What is wrong, in a sentence. */
+  message: string;
+  /** SQL that fixes it, each with its step; empty when the fix is the application's (backfilling a column). */
+  fix: Array<{ step: Step; sql: string }>;
+}
+
+/** What the doctor found for one table. */
+export interface TableReport {
+  table: string;
+  model: string;
+  kind: 'tenant table' | 'tenant-owned' | 'global';
+  tenantColumn?: string;
+  exists: boolean;
+  citus?: 'hash' | 'reference' | 'local' | 'none';
+  colocatedWithTenantTable?: boolean;
+  rls?: 'on' | 'off';
+  /** The tenant tables this table's foreign keys point to (distribution order). */
+  parents: string[];
+  problems: Problem[];
+}
+
+interface ColumnRow {
+  name: string;
+  type: string;
+}
+interface IndexRow {
+  name: string;
+  primary: boolean;
+  columns: string[];
+  constraint: boolean;
+}
+interface ForeignKeyRow {
+  name: string;
+  columns: string[];
+  parent: string;
+  parent_schema: string;
+  parent_columns: string[];
+}
+
+const models = (sequelize: Sequelize): AnyModelStatic[] =>
+  (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
+
+async function select<T>(sequelize: Sequelize, sql: string, bind: unknown[] = []): Promise<T[]> {
+  return (await sequelize.query(sql, { type: QueryTypes.SELECT, bind, logging: false })) as T[];
+}
+
+const literalOf = (text: string) => `'${text.replace(/'/g, "''")}'`;
+const regclassOf = (sequelize: Sequelize, table: TableName) => literalOf(qualified(sequelize, table));
+
+/** The tenant table: the model keyed by the tenant column alone (the one the others' tenant columns point to, when several). */
+function tenantTableOf(all: AnyModelStatic[]): AnyModelStatic | undefined {
+  const tables = all.filter((m) => tenantMeta(m)?.isTenantTable);
+  return tables.length === 1
+    ? tables[0]
+    : tables.find(
+        (m) =>
+          (m as unknown as { rawAttributes: Record<string, { autoIncrement?: boolean }> }).rawAttributes[tenantMeta(m)?.attribute ?? '']
+            ?.autoIncrement,
+      );
+}
+
+/**
+ * Reads every model of the instance against the database and reports, per table: the tenant column
+ * present and typed like the tenant table's key; primary key and unique keys including it; foreign keys
+ * between tenant tables including it in the same position; on Citus, distributed on it and colocated
+ * with the tenant table (global models marked `referenceTable`: reference tables); row-level security.
+ */
+export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
+  const all = models(sequelize);
+  const citus = await hasCitus(sequelize, { refresh: true });
+  const tenantTable = tenantTableOf(all);
+  const tenantTableMeta = tenantTable ? tenantMeta(tenantTable) : undefined;
+  const tenantTableName = tenantTable ? (tenantTable.getTableName() as TableName) : undefined;
+  const metaByTable = new Map<string, TenantMeta>();
+  for (const model of all) {
+    const meta = tenantMeta(model);
+    if (meta) metaByTable.set(tableKey(model.getTableName() as TableName), meta);
+  }
+  // a model without a schema lives in the connection's current schema
+  const [{ schema: current } = { schema: 'public' }] = await select<{ schema: string }>(sequelize, 'SELECT current_schema() AS schema');
+  const reports: TableReport[] = [];
+  for (const model of all) {
+    const meta = tenantMeta(model);
+    const options = (model as unknown as { options: { referenceTable?: boolean } }).options;
+    const table = model.getTableName() as TableName;
+    const name = typeof table === 'string' ? table : table.schema ? `${table.schema}.${table.tableName}` : table.tableName;
+    const report: TableReport = {
+      table: name,
+      model: model.name,
+      kind: meta ? (meta.isTenantTable ? 'tenant table' : 'tenant-owned') : 'global',
+      ...(meta ? { tenantColumn: meta.column } : {}),
+      exists: false,
+      parents: [],
+      problems: [],
+    };
+    reports.push(report);
+    const [exists] = await select<{ oid: number | null }>(sequelize, `SELECT to_regclass(${regclassOf(sequelize, table)})::oid AS oid`);
+    if (!exists?.oid) {
+      report.problems.push({ table: name, severity: 'warn', message: 'the table does not exist yet (sync or migrate first)', fix: [] });
+      continue;
+    }
+    report.exists = true;
+    const t = qualified(sequelize, table);
+    const q = (identifier: string) => ident(sequelize, identifier);
+    const columns = await select<ColumnRow>(
+      sequelize,
+      `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute
+        WHERE attrelid = to_regclass(${regclassOf(sequelize, table)}) AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+    );
+    if (citus) {
+      const [d] = await select<{ method: string; colocated: boolean | null; column: string | null }>(
+        sequelize,
+        `SELECT p.partmethod AS method, column_to_column_name(p.logicalrelid, p.partkey) AS "column",
+                ${tenantTableName ? `p.colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = to_regclass(${regclassOf(sequelize, tenantTableName)}))` : 'NULL'} AS colocated
+           FROM pg_dist_partition p WHERE p.logicalrelid = to_regclass(${regclassOf(sequelize, table)})`,
+      );
+      report.citus = !d ? 'none' : d.method === 'h' ? 'hash' : (await isReference(sequelize, table)) ? 'reference' : 'local';
+      if (meta) report.colocatedWithTenantTable = d?.method === 'h' && (meta.isTenantTable || d.colocated === true);
+    }
+    const [rls] = await select<{ enabled: boolean; forced: boolean }>(
+      sequelize,
+      `SELECT relrowsecurity AS enabled, relforcerowsecurity AS forced FROM pg_class WHERE oid = to_regclass(${regclassOf(sequelize, table)})`,
+    );
+    report.rls = rls?.enabled && rls.forced ? 'on' : 'off';
+    if (!meta) {
+      if (citus && options.referenceTable && report.citus !== 'reference') {
+        report.problems.push({
+          table: name,
+          severity: 'blocks',
+          message: 'marked referenceTable but not a reference table',
+          fix: [{ step: 'distribute', sql: `SELECT create_reference_table(${regclassOf(sequelize, table)})` }],
+        });
+      }
+      continue;
+    }
+    const column = columns.find((c) => c.name === meta.column);
+    if (!column) {
+      report.problems.push({
+        table: name,
+        severity: 'blocks',
+        message: `no tenant column ${meta.column}: add it (nullable), backfill it with the application in writeOnly mode, then make it NOT NULL`,
+        fix: [],
+      });
+      continue;
+    }
+    const keyType = tenantTableMeta && tenantTableName ? await columnType(sequelize, tenantTableName, tenantTableMeta.column) : undefined;
+    if (keyType && !meta.isTenantTable && keyType !== column.type) {
+      report.problems.push({
+        table: name,
+        severity: 'blocks',
+        message: `the tenant column ${meta.column} is ${column.type}, the tenant table's key is ${keyType}: Citus colocates only columns of one type`,
+        fix: [{ step: 'column', sql: `ALTER TABLE ${t} ALTER COLUMN ${q(meta.column)} TYPE ${keyType}` }],
+      });
+    }
+    const indexes = await select<IndexRow>(
+      sequelize,
+      `SELECT c.relname AS name, i.indisprimary AS primary,
+              array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.n)::text[] AS columns,
+              EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = i.indexrelid AND conrelid = i.indrelid) AS "constraint"
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE i.indrelid = to_regclass(${regclassOf(sequelize, table)}) AND i.indisunique AND i.indpred IS NULL ORDER BY 1`,
+    );
+    for (const index of indexes) {
+      if (index.columns.includes(meta.column)) continue;
+      const withTenant = [meta.column, ...index.columns];
+      if (index.primary) {
+        report.problems.push({
+          table: name,
+          severity: 'blocks',
+          message: `primary key (${index.columns.join(', ')}) does not include the tenant column ${meta.column}: Citus refuses it, and tenants cannot share ids`,
+          fix: [
+            { step: 'key', sql: `ALTER TABLE ${t} DROP CONSTRAINT ${q(index.name)}` },
+            { step: 'key', sql: `ALTER TABLE ${t} ADD PRIMARY KEY (${withTenant.map(q).join(', ')})` },
+          ],
+        });
+      } else {
+        const replacement = constraintName(tableNameOf(table), ...withTenant, 'key');
+        report.problems.push({
+          table: name,
+          severity: 'blocks',
+          message: `unique ${index.constraint ? 'key' : 'index'} ${index.name} (${index.columns.join(', ')}) does not include the tenant column ${meta.column}: Citus refuses it, and one tenant's values block another's`,
+          fix: [
+            {
+              step: 'unique',
+              sql: index.constraint
+                ? `ALTER TABLE ${t} DROP CONSTRAINT ${q(index.name)}`
+                : `DROP INDEX ${indexName(sequelize, table, index.name)}`,
+            },
+            { step: 'unique', sql: `ALTER TABLE ${t} ADD CONSTRAINT ${q(replacement)} UNIQUE (${withTenant.map(q).join(', ')})` },
+          ],
+        });
+      }
+    }
+    const foreignKeys = await select<ForeignKeyRow>(
+      sequelize,
+      `SELECT c.conname AS name,
+              array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum ORDER BY k.n)::text[] AS columns,
+              pc.relname AS parent, pn.nspname AS parent_schema,
+              array(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum ORDER BY k.n)::text[] AS parent_columns
+         FROM pg_constraint c JOIN pg_class pc ON pc.oid = c.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+        WHERE c.contype = 'f' AND c.conrelid = to_regclass(${regclassOf(sequelize, table)}) ORDER BY 1`,
+    );
+    for (const fk of foreignKeys) {
+      const local = fk.parent_schema === current || fk.parent_schema === 'public';
+      const parentTable: TableName = local ? fk.parent : { tableName: fk.parent, schema: fk.parent_schema };
+      const parentMeta = metaByTable.get(tableKey(parentTable));
+      if (parentMeta) report.parents.push(local ? fk.parent : `${fk.parent_schema}.${fk.parent}`);
+      // to the tenant table itself (store_id → stores.id) and to global tables: single-column keys are right
+      if (!parentMeta || parentMeta.isTenantTable) continue;
+      const at = fk.columns.indexOf(meta.column);
+      if (at >= 0 && fk.parent_columns[at] === parentMeta.column) continue;
+      const columnsWith = [meta.column, ...fk.columns.filter((c) => c !== meta.column)];
+      const parentWith = [parentMeta.column, ...fk.parent_columns.filter((c) => c !== parentMeta.column)];
+      const replacement = constraintName(tableNameOf(table), ...columnsWith, 'fkey');
+      const p = qualified(sequelize, parentTable);
+      report.problems.push({
+        table: name,
+        severity: 'blocks',
+        message: `foreign key ${fk.name} (${fk.columns.join(', ')}) → ${fk.parent} (${fk.parent_columns.join(', ')}) does not carry the tenant column in the same position: it lets a row point at another tenant's row, and Citus refuses it between distributed tables`,
+        fix: [
+          { step: 'drop-foreign-key', sql: `ALTER TABLE ${t} DROP CONSTRAINT ${q(fk.name)}` },
+          {
+            step: 'foreign-key',
+            sql: `ALTER TABLE ${t} ADD CONSTRAINT ${q(replacement)} FOREIGN KEY (${columnsWith.map(q).join(', ')}) REFERENCES ${p} (${parentWith.map(q).join(', ')})`,
+          },
+        ],
+      });
+    }
+    if (citus && !report.colocatedWithTenantTable) {
+      const colocate = !meta.isTenantTable && tenantTableName ? `, colocate_with => ${regclassOf(sequelize, tenantTableName)}` : '';
+      report.problems.push({
+        table: name,
+        severity: 'blocks',
+        message:
+          report.citus === 'hash'
+            ? `distributed, but not colocated with the tenant table${tenantTableName ? ` ${tableNameOf(tenantTableName)}` : ''}`
+            : `not distributed on its tenant column ${meta.column}`,
+        fix: [
+          {
+            step: 'distribute',
+            sql:
+              report.citus === 'hash'
+                ? `SELECT alter_distributed_table(${regclassOf(sequelize, table)}, distribution_column => ${literalOf(meta.column)}${colocate})`
+                : `SELECT create_distributed_table(${regclassOf(sequelize, table)}, ${literalOf(meta.column)}${colocate})`,
+          },
+        ],
+      });
+    }
+  }
+  return reports;
+}
+
+async function isReference(sequelize: Sequelize, table: TableName): Promise<boolean> {
+  const [r] = await select<{ n: number }>(
+    sequelize,
+    `SELECT count(*)::int AS n FROM pg_dist_partition WHERE logicalrelid = to_regclass(${regclassOf(sequelize, table)}) AND repmodel = 't'`,
+  );
+  return (r?.n ?? 0) > 0;
+}
+
+async function columnType(sequelize: Sequelize, table: TableName, column: string): Promise<string | undefined> {
+  const [r] = await select<{ type: string }>(
+    sequelize,
+    `SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = to_regclass(${regclassOf(sequelize, table)}) AND attname = $1`,
+    [column],
+  );
+  return r?.type;
+}
+
+/** An index of the table's schema, qualified for DROP INDEX. */
+function indexName(sequelize: Sequelize, table: TableName, name: string): string {
+  const q = (identifier: string) => ident(sequelize, identifier);
+  return typeof table !== 'string' && table.schema ? `${q(table.schema)}.${q(name)}` : q(name);
+}
+
+const tableNameOf = (table: TableName) => (typeof table === 'string' ? table : table.tableName);

@@ -1,0 +1,53 @@
+import { type Problem, STEPS, type TableReport } from './inspect';
+
+/**
+ * The fixes of every problem as one ordered list of statements: tenant columns retyped, then the
+ * single-column foreign keys dropped (they depend on the keys about to change), primary keys and unique
+ * keys rebuilt with the tenant column, the tenant-aware foreign keys added, and — on Citus — the tables
+ * distributed: the tenant table first, then each table after the tables its foreign keys point to.
+ */
+export function orderedFixes(reports: TableReport[]): string[] {
+  const out: string[] = [];
+  const problems = reports.flatMap((r) => r.problems);
+  for (const step of STEPS) {
+    const statements = problems.flatMap((p: Problem) => p.fix.filter((f) => f.step === step).map((f) => ({ table: p.table, sql: f.sql })));
+    if (step !== 'distribute') {
+      for (const s of statements) if (!out.includes(s.sql)) out.push(s.sql);
+      continue;
+    }
+    const byTable = new Map(reports.map((r) => [r.table, r]));
+    const done = new Set<string>();
+    const visit = (table: string, path: Set<string>) => {
+      if (done.has(table) || path.has(table)) return;
+      path.add(table);
+      for (const parent of byTable.get(table)?.parents ?? []) visit(parent, path);
+      done.add(table);
+      for (const s of statements.filter((x) => x.table === table)) if (!out.includes(s.sql)) out.push(s.sql);
+    };
+    const tenantFirst = [...reports].sort((a, b) => Number(b.kind === 'tenant table') - Number(a.kind === 'tenant table'));
+    for (const r of tenantFirst) visit(r.table, new Set());
+  }
+  return out;
+}
+
+/** A migration file (CommonJS) that umzug (`up({ context: queryInterface })`) and sequelize-cli (`up(queryInterface)`) both run. */
+export function migrationSource(statements: string[], when: Date, database: string): string {
+  return `'use strict';
+// Written by \`sequelize-multitenant doctor --migration\` on ${when.toISOString()} for ${database}.
+// The fixes of the problems the doctor found, in a safe order: foreign keys dropped before the keys they
+// depend on change, keys rebuilt with the tenant column, tenant-aware foreign keys, then (on Citus)
+// distribution, parents first. Not one transaction (Citus distributes outside one): run it in a
+// maintenance window, and run the doctor again afterwards.
+const statements = ${JSON.stringify(statements, null, 2)};
+
+module.exports = {
+  async up(arg) {
+    const queryInterface = arg && arg.context ? arg.context : arg;
+    for (const sql of statements) await queryInterface.sequelize.query(sql);
+  },
+  async down() {
+    throw new Error('written by sequelize-multitenant doctor: this migration is not reversed automatically');
+  },
+};
+`;
+}

@@ -1,0 +1,111 @@
+// `sequelize-multitenant doctor`: an existing schema made before tenants (plain id keys, single-column
+// foreign keys, a unique index without the tenant column) is reported with the exact fixes and a
+// non-zero exit code; the migration it writes fixes it (the doctor then exits 0) — on PostgreSQL, and
+// on Citus (CITUS_URL) where the migration also distributes the tables, parents first.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import test from 'ava';
+import { QueryTypes, Sequelize } from 'sequelize';
+import { createTestDatabase, onCitus } from './helpers/db';
+
+const run = promisify(execFile);
+const root = join(__dirname, '..');
+const cli = join(root, 'dist', 'doctor', 'cli.js');
+const app = join(root, 'test', 'fixtures', 'doctor', 'app.cjs');
+
+async function doctor(url: string, ...args: string[]): Promise<{ code: number; stdout: string }> {
+  return run(process.execPath, [cli, 'doctor', app, ...args], { env: { ...process.env, DATABASE_URL: url } }).then(
+    ({ stdout }) => ({ code: 0, stdout }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: `${e.stdout}${e.stderr}` }),
+  );
+}
+
+const UNFIT = [
+  'CREATE TABLE stores (id bigserial PRIMARY KEY, name text)',
+  'CREATE TABLE products (id bigserial PRIMARY KEY, store_id bigint NOT NULL REFERENCES stores (id), sku text)',
+  'CREATE UNIQUE INDEX products_sku ON products (sku)',
+  'CREATE TABLE purchases (id bigserial PRIMARY KEY, store_id bigint NOT NULL, product_id bigint REFERENCES products (id))',
+  `INSERT INTO stores (id, name) VALUES (1, 'a'), (2, 'b')`,
+  `INSERT INTO products (id, store_id, sku) VALUES (1, 1, 'x'), (2, 2, 'y')`,
+  'INSERT INTO purchases (id, store_id, product_id) VALUES (1, 1, 1), (2, 2, 2)',
+];
+
+test.serial('an unfit schema: every problem with its fix, exit code 1; the written migration fixes it, exit code 0', async (t) => {
+  const db = await createTestDatabase();
+  const sequelize = new Sequelize(db.url, { logging: false, pool: { max: 1 } });
+  const dir = mkdtempSync(join(tmpdir(), 'doctor-'));
+  try {
+    for (const sql of UNFIT) await sequelize.query(sql);
+    await sequelize.close();
+    const before = await doctor(db.url, '--migration', dir);
+    t.is(before.code, 1, before.stdout);
+    t.log(before.stdout);
+    for (const expected of [
+      onCitus
+        ? /✗ stores \(Store: tenant table, tenant column id; citus: not distributed/
+        : /✓ stores \(Store: tenant table, tenant column id/,
+      ...(onCitus
+        ? [
+            /fix: SELECT create_distributed_table\('"stores"', 'id'\)/,
+            /fix: SELECT create_distributed_table\('"products"', 'store_id', colocate_with => '"stores"'\)/,
+          ]
+        : []),
+      /✗ products \(Product: tenant-owned, tenant column store_id/,
+      /blocks: primary key \(id\) does not include the tenant column store_id/,
+      /fix: ALTER TABLE "products" ADD PRIMARY KEY \("store_id", "id"\)/,
+      /blocks: unique index products_sku \(sku\) does not include the tenant column store_id/,
+      /fix: ALTER TABLE "products" ADD CONSTRAINT "products_store_id_sku_key" UNIQUE \("store_id", "sku"\)/,
+      /blocks: foreign key purchases_product_id_fkey \(product_id\) → products \(id\) does not carry the tenant column/,
+      /fix: ALTER TABLE "purchases" ADD CONSTRAINT "purchases_store_id_product_id_fkey" FOREIGN KEY \("store_id", "product_id"\) REFERENCES "products" \("store_id", "id"\)/,
+      /problems block scale-out\./,
+    ])
+      t.regex(before.stdout, expected);
+    t.notRegex(before.stdout, /products_store_id_fkey/, 'a key to the tenant table itself stays single-column');
+    const [file] = readdirSync(dir);
+    if (!file) return t.fail('no migration written');
+    // the migration as umzug runs it
+    const fixer = new Sequelize(db.url, { logging: false, pool: { max: 1 } });
+    try {
+      const migration = require(join(dir, file)) as { up(arg: unknown): Promise<void> };
+      await migration.up({ context: fixer.getQueryInterface() });
+      // the database itself now refuses a purchase of another store's product
+      await t.throwsAsync(() => fixer.query('INSERT INTO purchases (id, store_id, product_id) VALUES (3, 1, 2)'), {
+        message: /foreign key/,
+      });
+      const rows = await fixer.query('SELECT count(*)::int AS n FROM purchases', { type: QueryTypes.SELECT });
+      t.deepEqual(rows, [{ n: 2 }]);
+    } finally {
+      await fixer.close();
+    }
+    const after = await doctor(db.url);
+    t.is(after.code, 0, after.stdout);
+    t.regex(after.stdout, /Nothing blocks scale-out\./);
+    if (onCitus) t.regex(after.stdout, /✓ purchases \(Purchase: tenant-owned, tenant column store_id; citus: hash, colocated/);
+    const json = await doctor(db.url, '--json');
+    const parsed = JSON.parse(json.stdout) as { tables: Array<{ table: string; problems: unknown[] }> };
+    t.deepEqual(
+      parsed.tables.map((x) => [x.table, x.problems.length]),
+      [
+        ['stores', 0],
+        ['products', 0],
+        ['purchases', 0],
+      ],
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await sequelize.close().catch(() => undefined);
+    await db.drop();
+  }
+});
+
+test('usage errors exit 2 and say how to call it', async (t) => {
+  const bad = await run(process.execPath, [cli, 'doctr'], {}).catch((e: { code: number; stdout: string }) => e);
+  t.is((bad as { code: number }).code, 2);
+  t.regex((bad as { stdout: string }).stdout, /unknown command doctr[\s\S]*usage: sequelize-multitenant doctor <module>/);
+  const none = await run(process.execPath, [cli, 'doctor'], {}).catch((e: { code: number; stdout: string }) => e);
+  t.is((none as { code: number }).code, 2);
+  t.regex((none as { stdout: string }).stdout, /which module holds the models\?/);
+});
