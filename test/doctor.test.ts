@@ -3,7 +3,7 @@
 // non-zero exit code; the migration it writes fixes it (the doctor then exits 0) — on PostgreSQL, and
 // on Citus (CITUS_URL) where the migration also distributes the tables, parents first.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -109,3 +109,65 @@ test('usage errors exit 2 and say how to call it', async (t) => {
   t.is((none as { code: number }).code, 2);
   t.regex((none as { stdout: string }).stdout, /which module holds the models\?/);
 });
+
+const EDGES = [
+  'CREATE TABLE stores (id bigserial PRIMARY KEY)',
+  'CREATE TABLE products (id bigint PRIMARY KEY, store_id bigint, sku text)',
+  'CREATE UNIQUE INDEX products_lower_sku ON products (lower(sku))',
+  'CREATE UNIQUE INDEX products_live_sku ON products (sku) WHERE sku IS NOT NULL',
+  'CREATE TABLE lines (id bigint PRIMARY KEY, store_id bigint NOT NULL, product_id bigint REFERENCES products (id) ON DELETE CASCADE ON UPDATE CASCADE)',
+  'CREATE TABLE audits (id bigint PRIMARY KEY, product_id bigint REFERENCES products (id))',
+  'INSERT INTO stores (id) VALUES (1), (2)',
+  `INSERT INTO products (id, store_id, sku) VALUES (1, 1, 'a'), (2, 2, 'b'), (3, NULL, 'c')`,
+  'INSERT INTO lines (id, store_id, product_id) VALUES (1, 1, 1), (2, 1, 2)',
+];
+
+test.serial(
+  'the review of the doctor: expression and partial unique indexes, key actions, NULL tenants, crossing rows, a global table keyed to a tenant table, an ES module with top-level await',
+  async (t) => {
+    if (onCitus) return t.pass('the PostgreSQL cases');
+    const db = await createTestDatabase();
+    const sequelize = new Sequelize(db.url, { logging: false, pool: { max: 1 } });
+    const dir = mkdtempSync(join(tmpdir(), 'doctor-'));
+    const edges = join(root, 'test', 'fixtures', 'doctor', 'edges.mjs');
+    try {
+      for (const sql of EDGES) await sequelize.query(sql);
+      await sequelize.close();
+      const report = await run(process.execPath, [cli, 'doctor', edges, '--migration', dir], {
+        env: { ...process.env, DATABASE_URL: db.url },
+      }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+      const out = (report as { stdout: string }).stdout;
+      t.is((report as { code?: number }).code, 1, out);
+      for (const expected of [
+        /unique index products_live_sku \(an expression or a WHERE\) does not include the tenant column store_id: .*rebuild it by hand .*WHERE \(sku IS NOT NULL\)/,
+        /unique index products_lower_sku \(an expression or a WHERE\) .*lower\(sku\)/,
+        /1 row\(s\) have no tenant \(store_id IS NULL\)/,
+        /1 row\(s\) point through lines_product_id_fkey at another tenant's row in products/,
+        /ON DELETE CASCADE ON UPDATE CASCADE/,
+        /foreign key audits_product_id_fkey of this global table → the tenant table products: .*make this a tenant table/,
+      ])
+        t.regex(out, expected);
+      t.notRegex(out, /UNIQUE \("store_id"\)/, 'never a unique key of the tenant column alone');
+      const [file] = readdirSync(dir);
+      if (!file) return t.fail('no migration written');
+      const source = readFileSync(join(dir, file), 'utf8');
+      t.false(source.includes('lower'), 'an expression index is not rebuilt by a generated statement');
+      // the migration fails (the NULL tenant, the crossing row) — and changes nothing: one transaction
+      const fixer = new Sequelize(db.url, { logging: false, pool: { max: 1 } });
+      try {
+        const migration = require(join(dir, file)) as { up(arg: unknown): Promise<void> };
+        await t.throwsAsync(() => migration.up(fixer.getQueryInterface()));
+        const keys = await fixer.query(`SELECT conname FROM pg_constraint WHERE conrelid = 'lines'::regclass AND contype = 'f'`, {
+          type: QueryTypes.SELECT,
+        });
+        t.deepEqual(keys, [{ conname: 'lines_product_id_fkey' }]);
+      } finally {
+        await fixer.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await sequelize.close().catch(() => undefined);
+      await db.drop();
+    }
+  },
+);

@@ -53,11 +53,15 @@ function isSequelize(value: unknown): value is Sequelize {
 async function load(file: string): Promise<Sequelize> {
   const path = resolve(file);
   let loaded: unknown;
-  try {
-    loaded = require(path);
-  } catch (err) {
-    if ((err as { code?: string }).code !== 'ERR_REQUIRE_ESM') throw err;
-    loaded = await import(pathToFileURL(path).href);
+  if (path.endsWith('.mjs')) loaded = await import(pathToFileURL(path).href);
+  else {
+    try {
+      loaded = require(path);
+    } catch (err) {
+      // an ES module (one with top-level await too: ERR_REQUIRE_ASYNC_MODULE on Node 20.19+)
+      if (!['ERR_REQUIRE_ESM', 'ERR_REQUIRE_ASYNC_MODULE'].includes((err as { code?: string }).code ?? '')) throw err;
+      loaded = await import(pathToFileURL(path).href);
+    }
   }
   const candidates = [loaded, (loaded as { default?: unknown })?.default, (loaded as { sequelize?: unknown })?.sequelize];
   for (const c of candidates) {
@@ -119,7 +123,8 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
       mkdirSync(args.migration, { recursive: true });
       const file = join(args.migration, `${when.toISOString().replace(/\D/g, '').slice(0, 14)}-multitenant-doctor.js`);
       writeFileSync(file, migrationSource(statements, when, database));
-      if (!args.json) out(`${statements.length} statement${statements.length === 1 ? '' : 's'} written to ${file}`);
+      const count = statements.transactional.length + statements.distribution.length;
+      if (!args.json) out(`${count} statement${count === 1 ? '' : 's'} written to ${file}`);
     }
     return blocking ? 1 : 0;
   } finally {

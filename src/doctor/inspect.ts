@@ -32,6 +32,8 @@ export interface TableReport {
   citus?: 'hash' | 'reference' | 'local' | 'none';
   colocatedWithTenantTable?: boolean;
   rls?: 'on' | 'off';
+  /** On Citus, the column a table is distributed on when it is not the tenant column. */
+  distributedOn?: string;
   /** The tenant tables this table's foreign keys point to (distribution order). */
   parents: string[];
   problems: Problem[];
@@ -46,6 +48,9 @@ interface IndexRow {
   primary: boolean;
   columns: string[];
   constraint: boolean;
+  /** An expression among its keys, or a WHERE: rebuilt by hand, never by a generated statement. */
+  manual: boolean;
+  definition: string;
 }
 interface ForeignKeyRow {
   name: string;
@@ -53,6 +58,21 @@ interface ForeignKeyRow {
   parent: string;
   parent_schema: string;
   parent_columns: string[];
+  on_delete: string;
+  on_update: string;
+}
+
+const ACTIONS: Record<string, string> = { a: 'NO ACTION', r: 'RESTRICT', c: 'CASCADE', n: 'SET NULL', d: 'SET DEFAULT' };
+
+/** The foreign keys of a table, with their referential actions. */
+function foreignKeysSql(regclass: string): string {
+  return `SELECT c.conname AS name,
+              array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum ORDER BY k.n)::text[] AS columns,
+              pc.relname AS parent, pn.nspname AS parent_schema,
+              array(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum ORDER BY k.n)::text[] AS parent_columns,
+              c.confdeltype AS on_delete, c.confupdtype AS on_update
+         FROM pg_constraint c JOIN pg_class pc ON pc.oid = c.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+        WHERE c.contype = 'f' AND c.conrelid = to_regclass(${regclass}) ORDER BY 1`;
 }
 
 const models = (sequelize: Sequelize): AnyModelStatic[] =>
@@ -133,7 +153,9 @@ export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
            FROM pg_dist_partition p WHERE p.logicalrelid = to_regclass(${regclassOf(sequelize, table)})`,
       );
       report.citus = !d ? 'none' : d.method === 'h' ? 'hash' : (await isReference(sequelize, table)) ? 'reference' : 'local';
-      if (meta) report.colocatedWithTenantTable = d?.method === 'h' && (meta.isTenantTable || d.colocated === true);
+      if (meta)
+        report.colocatedWithTenantTable = d?.method === 'h' && d.column === meta.column && (meta.isTenantTable || d.colocated === true);
+      if (meta && d?.method === 'h' && d.column !== meta.column) report.distributedOn = d.column ?? undefined;
     }
     const [rls] = await select<{ enabled: boolean; forced: boolean }>(
       sequelize,
@@ -141,6 +163,18 @@ export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
     );
     report.rls = rls?.enabled && rls.forced ? 'on' : 'off';
     if (!meta) {
+      for (const fk of await select<ForeignKeyRow>(sequelize, foreignKeysSql(regclassOf(sequelize, table)))) {
+        const parentTable: TableName = fk.parent_schema === 'public' ? fk.parent : { tableName: fk.parent, schema: fk.parent_schema };
+        const parentMeta =
+          metaByTable.get(tableKey(parentTable)) ?? (fk.parent_schema === current ? metaByTable.get(tableKey(fk.parent)) : undefined);
+        if (!parentMeta) continue;
+        report.problems.push({
+          table: name,
+          severity: 'blocks',
+          message: `foreign key ${fk.name} of this global table → the tenant table ${fk.parent}: Citus refuses keys from local or reference tables to distributed ones, and it holds the keys of ${fk.parent} in place — make this a tenant table (its tenant column and tenantKey), or drop the key`,
+          fix: [],
+        });
+      }
       if (citus && options.referenceTable && report.citus !== 'reference') {
         report.problems.push({
           table: name,
@@ -167,27 +201,42 @@ export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
         table: name,
         severity: 'blocks',
         message: `the tenant column ${meta.column} is ${column.type}, the tenant table's key is ${keyType}: Citus colocates only columns of one type`,
-        fix: [{ step: 'column', sql: `ALTER TABLE ${t} ALTER COLUMN ${q(meta.column)} TYPE ${keyType}` }],
+        fix: [
+          { step: 'column', sql: `ALTER TABLE ${t} ALTER COLUMN ${q(meta.column)} TYPE ${keyType} USING ${q(meta.column)}::${keyType}` },
+        ],
       });
     }
     const indexes = await select<IndexRow>(
       sequelize,
       `SELECT c.relname AS name, i.indisprimary AS primary,
               array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.n)::text[] AS columns,
-              EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = i.indexrelid AND conrelid = i.indrelid) AS "constraint"
+              EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = i.indexrelid AND conrelid = i.indrelid) AS "constraint",
+              (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL OR 0 = ANY (i.indkey::int2[])) AS manual,
+              pg_get_indexdef(i.indexrelid) AS definition
          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-        WHERE i.indrelid = to_regclass(${regclassOf(sequelize, table)}) AND i.indisunique AND i.indpred IS NULL ORDER BY 1`,
+        WHERE i.indrelid = to_regclass(${regclassOf(sequelize, table)}) AND i.indisunique ORDER BY 1`,
     );
     for (const index of indexes) {
       if (index.columns.includes(meta.column)) continue;
       const withTenant = [meta.column, ...index.columns];
+      if (index.manual || (meta.isTenantTable && !index.primary)) {
+        report.problems.push({
+          table: name,
+          severity: 'blocks',
+          message: meta.isTenantTable
+            ? `unique ${index.constraint ? 'key' : 'index'} ${index.name} of the tenant table does not include its key ${meta.column}: Citus refuses it, and with ${meta.column} added it is unique per tenant only — drop it, or keep that uniqueness elsewhere (a reference table) (${index.definition})`
+            : `unique index ${index.name} (an expression or a WHERE) does not include the tenant column ${meta.column}: Citus refuses it — rebuild it by hand with ${meta.column} as its first key: ${index.definition}`,
+          fix: [],
+        });
+        continue;
+      }
       if (index.primary) {
         report.problems.push({
           table: name,
           severity: 'blocks',
           message: `primary key (${index.columns.join(', ')}) does not include the tenant column ${meta.column}: Citus refuses it, and tenants cannot share ids`,
           fix: [
-            { step: 'key', sql: `ALTER TABLE ${t} DROP CONSTRAINT ${q(index.name)}` },
+            { step: 'key', sql: `ALTER TABLE ${t} DROP CONSTRAINT IF EXISTS ${q(index.name)}` },
             { step: 'key', sql: `ALTER TABLE ${t} ADD PRIMARY KEY (${withTenant.map(q).join(', ')})` },
           ],
         });
@@ -201,45 +250,81 @@ export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
             {
               step: 'unique',
               sql: index.constraint
-                ? `ALTER TABLE ${t} DROP CONSTRAINT ${q(index.name)}`
-                : `DROP INDEX ${indexName(sequelize, table, index.name)}`,
+                ? `ALTER TABLE ${t} DROP CONSTRAINT IF EXISTS ${q(index.name)}`
+                : `DROP INDEX IF EXISTS ${indexName(sequelize, table, index.name)}`,
             },
             { step: 'unique', sql: `ALTER TABLE ${t} ADD CONSTRAINT ${q(replacement)} UNIQUE (${withTenant.map(q).join(', ')})` },
           ],
         });
       }
     }
-    const foreignKeys = await select<ForeignKeyRow>(
-      sequelize,
-      `SELECT c.conname AS name,
-              array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum ORDER BY k.n)::text[] AS columns,
-              pc.relname AS parent, pn.nspname AS parent_schema,
-              array(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum ORDER BY k.n)::text[] AS parent_columns
-         FROM pg_constraint c JOIN pg_class pc ON pc.oid = c.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-        WHERE c.contype = 'f' AND c.conrelid = to_regclass(${regclassOf(sequelize, table)}) ORDER BY 1`,
-    );
+    const nulls = await select<{ n: number }>(sequelize, `SELECT count(*)::int AS n FROM ${t} WHERE ${q(meta.column)} IS NULL`);
+    if ((nulls[0]?.n ?? 0) > 0) {
+      report.problems.push({
+        table: name,
+        severity: 'blocks',
+        message: `${nulls[0]?.n} row(s) have no tenant (${meta.column} IS NULL): backfill them (the application in writeOnly mode stamps new rows), then make ${meta.column} NOT NULL — no key can include it before`,
+        fix: [],
+      });
+    }
+    const foreignKeys = await select<ForeignKeyRow>(sequelize, foreignKeysSql(regclassOf(sequelize, table)));
     for (const fk of foreignKeys) {
-      const local = fk.parent_schema === current || fk.parent_schema === 'public';
-      const parentTable: TableName = local ? fk.parent : { tableName: fk.parent, schema: fk.parent_schema };
-      const parentMeta = metaByTable.get(tableKey(parentTable));
-      if (parentMeta) report.parents.push(local ? fk.parent : `${fk.parent_schema}.${fk.parent}`);
-      // to the tenant table itself (store_id → stores.id) and to global tables: single-column keys are right
-      if (!parentMeta || parentMeta.isTenantTable) continue;
+      // a parent in the current schema is named as the application's models name it (unqualified)
+      const inCurrent = fk.parent_schema === current || fk.parent_schema === 'public';
+      const parentTable: TableName = inCurrent ? fk.parent : { tableName: fk.parent, schema: fk.parent_schema };
+      // a model without a schema lives in the current schema: look the parent up both ways
+      const parentMeta =
+        metaByTable.get(tableKey(parentTable)) ?? (fk.parent_schema === current ? metaByTable.get(tableKey(fk.parent)) : undefined);
+      if (parentMeta)
+        report.parents.push(fk.parent_schema === current || fk.parent_schema === 'public' ? fk.parent : `${fk.parent_schema}.${fk.parent}`);
+      if (!parentMeta) continue; // to a global table
+      if (parentMeta.isTenantTable) {
+        // store_id → stores.id is right; another column → the tenant table is not colocated by it
+        if (fk.columns.length === 1 && fk.columns[0] === meta.column) continue;
+        if (fk.columns.includes(meta.column) && fk.columns.indexOf(meta.column) === fk.parent_columns.indexOf(parentMeta.column)) continue;
+        report.problems.push({
+          table: name,
+          severity: citus ? 'blocks' : 'warn',
+          message: `foreign key ${fk.name} (${fk.columns.join(', ')}) → the tenant table ${fk.parent} (${fk.parent_columns.join(', ')}) is not on the tenant column: Citus refuses it between distributed tables — drop it, or check it in the application`,
+          fix: [],
+        });
+        continue;
+      }
       const at = fk.columns.indexOf(meta.column);
       if (at >= 0 && fk.parent_columns[at] === parentMeta.column) continue;
-      const columnsWith = [meta.column, ...fk.columns.filter((c) => c !== meta.column)];
+      const others = fk.columns.filter((c) => c !== meta.column);
+      const columnsWith = [meta.column, ...others];
       const parentWith = [parentMeta.column, ...fk.parent_columns.filter((c) => c !== parentMeta.column)];
       const replacement = constraintName(tableNameOf(table), ...columnsWith, 'fkey');
       const p = qualified(sequelize, parentTable);
+      // rows that point at another tenant's row would break the new key: counted first
+      const join = fk.columns.map((c, i) => `x.${q(fk.parent_columns[i] as string)} = c.${q(c)}`).join(' AND ');
+      const [crossing] = await select<{ n: number }>(
+        sequelize,
+        `SELECT count(*)::int AS n FROM ${t} c JOIN ${p} x ON ${join} WHERE x.${q(parentMeta.column)} IS DISTINCT FROM c.${q(meta.column)}`,
+      );
+      if ((crossing?.n ?? 0) > 0) {
+        report.problems.push({
+          table: name,
+          severity: 'blocks',
+          message: `${crossing?.n} row(s) point through ${fk.name} at another tenant's row in ${fk.parent}: fix those rows first — the tenant-aware key would refuse them`,
+          fix: [],
+        });
+      }
+      // the key's actions are kept; SET NULL / SET DEFAULT clear only the key's own columns, never the tenant column
+      const onDelete = ACTIONS[fk.on_delete] ?? 'NO ACTION';
+      const deleteAction = onDelete.startsWith('SET ') ? `${onDelete} (${others.map(q).join(', ')})` : onDelete;
+      const onUpdate = ACTIONS[fk.on_update] ?? 'NO ACTION';
+      const updateAction = onUpdate.startsWith('SET ') ? 'NO ACTION' : onUpdate;
       report.problems.push({
         table: name,
         severity: 'blocks',
         message: `foreign key ${fk.name} (${fk.columns.join(', ')}) → ${fk.parent} (${fk.parent_columns.join(', ')}) does not carry the tenant column in the same position: it lets a row point at another tenant's row, and Citus refuses it between distributed tables`,
         fix: [
-          { step: 'drop-foreign-key', sql: `ALTER TABLE ${t} DROP CONSTRAINT ${q(fk.name)}` },
+          { step: 'drop-foreign-key', sql: `ALTER TABLE ${t} DROP CONSTRAINT IF EXISTS ${q(fk.name)}` },
           {
             step: 'foreign-key',
-            sql: `ALTER TABLE ${t} ADD CONSTRAINT ${q(replacement)} FOREIGN KEY (${columnsWith.map(q).join(', ')}) REFERENCES ${p} (${parentWith.map(q).join(', ')})`,
+            sql: `ALTER TABLE ${t} ADD CONSTRAINT ${q(replacement)} FOREIGN KEY (${columnsWith.map(q).join(', ')}) REFERENCES ${p} (${parentWith.map(q).join(', ')}) ON DELETE ${deleteAction} ON UPDATE ${updateAction}`,
           },
         ],
       });
@@ -251,7 +336,9 @@ export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
         severity: 'blocks',
         message:
           report.citus === 'hash'
-            ? `distributed, but not colocated with the tenant table${tenantTableName ? ` ${tableNameOf(tenantTableName)}` : ''}`
+            ? report.distributedOn
+              ? `distributed on ${report.distributedOn}, not on its tenant column ${meta.column}`
+              : `distributed, but not colocated with the tenant table${tenantTableName ? ` ${tableNameOf(tenantTableName)}` : ''}`
             : `not distributed on its tenant column ${meta.column}`,
         fix: [
           {

@@ -6,8 +6,9 @@ import { type Problem, STEPS, type TableReport } from './inspect';
  * keys rebuilt with the tenant column, the tenant-aware foreign keys added, and — on Citus — the tables
  * distributed: the tenant table first, then each table after the tables its foreign keys point to.
  */
-export function orderedFixes(reports: TableReport[]): string[] {
+export function orderedFixes(reports: TableReport[]): { transactional: string[]; distribution: string[] } {
   const out: string[] = [];
+  let firstDistribution = -1;
   const problems = reports.flatMap((r) => r.problems);
   for (const step of STEPS) {
     const statements = problems.flatMap((p: Problem) => p.fix.filter((f) => f.step === step).map((f) => ({ table: p.table, sql: f.sql })));
@@ -15,6 +16,7 @@ export function orderedFixes(reports: TableReport[]): string[] {
       for (const s of statements) if (!out.includes(s.sql)) out.push(s.sql);
       continue;
     }
+    firstDistribution = out.length;
     const byTable = new Map(reports.map((r) => [r.table, r]));
     const done = new Set<string>();
     const visit = (table: string, path: Set<string>) => {
@@ -27,23 +29,29 @@ export function orderedFixes(reports: TableReport[]): string[] {
     const tenantFirst = [...reports].sort((a, b) => Number(b.kind === 'tenant table') - Number(a.kind === 'tenant table'));
     for (const r of tenantFirst) visit(r.table, new Set());
   }
-  return out;
+  const cut = firstDistribution < 0 ? out.length : firstDistribution;
+  return { transactional: out.slice(0, cut), distribution: out.slice(cut) };
 }
 
 /** A migration file (CommonJS) that umzug (`up({ context: queryInterface })`) and sequelize-cli (`up(queryInterface)`) both run. */
-export function migrationSource(statements: string[], when: Date, database: string): string {
+export function migrationSource(statements: { transactional: string[]; distribution: string[] }, when: Date, database: string): string {
   return `'use strict';
 // Written by \`sequelize-multitenant doctor --migration\` on ${when.toISOString()} for ${database}.
 // The fixes of the problems the doctor found, in a safe order: foreign keys dropped before the keys they
-// depend on change, keys rebuilt with the tenant column, tenant-aware foreign keys, then (on Citus)
-// distribution, parents first. Not one transaction (Citus distributes outside one): run it in a
-// maintenance window, and run the doctor again afterwards.
-const statements = ${JSON.stringify(statements, null, 2)};
+// depend on change, keys rebuilt with the tenant column, tenant-aware foreign keys — in one transaction
+// (all or nothing) — then, on Citus, the tables distributed, parents first (Citus distributes outside a
+// transaction). Run the doctor again afterwards.
+const keys = ${JSON.stringify(statements.transactional, null, 2)};
+const distribution = ${JSON.stringify(statements.distribution, null, 2)};
 
 module.exports = {
   async up(arg) {
     const queryInterface = arg && arg.context ? arg.context : arg;
-    for (const sql of statements) await queryInterface.sequelize.query(sql);
+    const sequelize = queryInterface.sequelize;
+    await sequelize.transaction(async (transaction) => {
+      for (const sql of keys) await sequelize.query(sql, { transaction });
+    });
+    for (const sql of distribution) await sequelize.query(sql);
   },
   async down() {
     throw new Error('written by sequelize-multitenant doctor: this migration is not reversed automatically');
