@@ -171,3 +171,52 @@ test.serial(
     }
   },
 );
+
+test.serial(
+  'Citus: a key to a global table that becomes a reference table is dropped before distribution and added back after',
+  async (t) => {
+    if (!onCitus) return t.pass('Citus only (npm run test:citus)');
+    const db = await createTestDatabase();
+    const sequelize = new Sequelize(db.url, { logging: false, pool: { max: 1 } });
+    const dir = mkdtempSync(join(tmpdir(), 'doctor-'));
+    const models = join(root, 'test', 'fixtures', 'doctor', 'reference.cjs');
+    const doctorOf = (...args: string[]) =>
+      run(process.execPath, [cli, 'doctor', models, ...args], { env: { ...process.env, DATABASE_URL: db.url } }).then(
+        ({ stdout }) => ({ code: 0, stdout }),
+        (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
+      );
+    try {
+      for (const sql of [
+        'CREATE TABLE stores (id bigserial PRIMARY KEY)',
+        'CREATE TABLE countries (code varchar(2) PRIMARY KEY)',
+        'CREATE TABLE products (id bigint, store_id bigint REFERENCES stores (id), country_code varchar(2) REFERENCES countries (code), PRIMARY KEY (store_id, id))',
+      ])
+        await sequelize.query(sql);
+      await sequelize.close();
+      const before = await doctorOf('--migration', dir);
+      t.is(before.code, 1, before.stdout);
+      t.regex(before.stdout, /foreign key products_country_code_fkey → countries, which becomes a reference table/);
+      const [file] = readdirSync(dir);
+      if (!file) return t.fail('no migration written');
+      const fixer = new Sequelize(db.url, { logging: false, pool: { max: 1 } });
+      try {
+        await (require(join(dir, file)) as { up(arg: unknown): Promise<void> }).up({ context: fixer.getQueryInterface() });
+        const keys = await fixer.query(
+          `SELECT conname FROM pg_constraint WHERE conrelid = 'products'::regclass AND contype = 'f' ORDER BY 1`,
+          {
+            type: QueryTypes.SELECT,
+          },
+        );
+        t.deepEqual(keys, [{ conname: 'products_country_code_fkey' }, { conname: 'products_store_id_fkey' }]);
+      } finally {
+        await fixer.close();
+      }
+      const after = await doctorOf();
+      t.is(after.code, 0, after.stdout);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await sequelize.close().catch(() => undefined);
+      await db.drop();
+    }
+  },
+);

@@ -1,4 +1,5 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
+import { tenantTableOf as schemaTenantTableOf } from '../citus/schema';
 import { constraintName, hasCitus, ident, qualified, type TableName, tableKey } from '../citus/sql';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 
@@ -9,8 +10,8 @@ import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 export type Severity = 'blocks' | 'warn';
 
 /** When a statement of a fix runs in a migration: foreign keys dropped before the keys they depend on change, re-added after, distribution last. */
-export type Step = 'column' | 'drop-foreign-key' | 'key' | 'unique' | 'foreign-key' | 'distribute';
-export const STEPS: readonly Step[] = ['column', 'drop-foreign-key', 'key', 'unique', 'foreign-key', 'distribute'];
+export type Step = 'column' | 'drop-foreign-key' | 'key' | 'unique' | 'foreign-key' | 'distribute' | 'reference-foreign-key';
+export const STEPS: readonly Step[] = ['column', 'drop-foreign-key', 'key', 'unique', 'foreign-key', 'distribute', 'reference-foreign-key'];
 
 /** One problem of one table, with the statements that fix it. */
 export interface Problem {
@@ -85,16 +86,24 @@ async function select<T>(sequelize: Sequelize, sql: string, bind: unknown[] = []
 const literalOf = (text: string) => `'${text.replace(/'/g, "''")}'`;
 const regclassOf = (sequelize: Sequelize, table: TableName) => literalOf(qualified(sequelize, table));
 
-/** The tenant table: the model keyed by the tenant column alone (the one the others' tenant columns point to, when several). */
-function tenantTableOf(all: AnyModelStatic[]): AnyModelStatic | undefined {
+/**
+ * The tenant table: the model keyed by the tenant column alone — among several (a 1:1 table keyed by
+ * the tenant too), the one the other tenant models' tenant columns point to, as sync() decides.
+ */
+function tenantTableOf(sequelize: Sequelize, all: AnyModelStatic[]): AnyModelStatic | undefined {
   const tables = all.filter((m) => tenantMeta(m)?.isTenantTable);
-  return tables.length === 1
-    ? tables[0]
-    : tables.find(
-        (m) =>
-          (m as unknown as { rawAttributes: Record<string, { autoIncrement?: boolean }> }).rawAttributes[tenantMeta(m)?.attribute ?? '']
-            ?.autoIncrement,
-      );
+  if (tables.length <= 1) return tables[0];
+  for (const model of all) {
+    const meta = tenantMeta(model);
+    if (!meta || meta.isTenantTable) continue;
+    const found = schemaTenantTableOf(sequelize, model, meta);
+    if (found) return found.model;
+  }
+  return tables.find(
+    (m) =>
+      (m as unknown as { rawAttributes: Record<string, { autoIncrement?: boolean }> }).rawAttributes[tenantMeta(m)?.attribute ?? '']
+        ?.autoIncrement,
+  );
 }
 
 /**
@@ -106,13 +115,16 @@ function tenantTableOf(all: AnyModelStatic[]): AnyModelStatic | undefined {
 export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
   const all = models(sequelize);
   const citus = await hasCitus(sequelize, { refresh: true });
-  const tenantTable = tenantTableOf(all);
+  const tenantTable = tenantTableOf(sequelize, all);
   const tenantTableMeta = tenantTable ? tenantMeta(tenantTable) : undefined;
   const tenantTableName = tenantTable ? (tenantTable.getTableName() as TableName) : undefined;
   const metaByTable = new Map<string, TenantMeta>();
+  const referenceModels = new Map<string, AnyModelStatic>();
   for (const model of all) {
     const meta = tenantMeta(model);
     if (meta) metaByTable.set(tableKey(model.getTableName() as TableName), meta);
+    else if ((model as unknown as { options: { referenceTable?: boolean } }).options.referenceTable)
+      referenceModels.set(tableKey(model.getTableName() as TableName), model);
   }
   // a model without a schema lives in the connection's current schema
   const [{ schema: current } = { schema: 'public' }] = await select<{ schema: string }>(sequelize, 'SELECT current_schema() AS schema');
@@ -277,7 +289,35 @@ export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
         metaByTable.get(tableKey(parentTable)) ?? (fk.parent_schema === current ? metaByTable.get(tableKey(fk.parent)) : undefined);
       if (parentMeta)
         report.parents.push(fk.parent_schema === current || fk.parent_schema === 'public' ? fk.parent : `${fk.parent_schema}.${fk.parent}`);
-      if (!parentMeta) continue; // to a global table
+      if (!parentMeta) {
+        // to a global table: on Citus one marked referenceTable becomes a reference table; a key to it from a
+        // table about to be distributed must wait until both are (Citus refuses it in between)
+        const parentModel =
+          referenceModels.get(tableKey(parentTable)) ??
+          (inCurrent ? referenceModels.get(tableKey({ tableName: fk.parent, schema: fk.parent_schema })) : undefined);
+        if (
+          citus &&
+          parentModel &&
+          !report.colocatedWithTenantTable &&
+          !(await isReference(sequelize, parentModel.getTableName() as TableName))
+        ) {
+          const [def] = await select<{ def: string }>(
+            sequelize,
+            `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = to_regclass(${regclassOf(sequelize, table)}) AND conname = $1`,
+            [fk.name],
+          );
+          report.problems.push({
+            table: name,
+            severity: 'blocks',
+            message: `foreign key ${fk.name} → ${fk.parent}, which becomes a reference table: Citus refuses it while one end is local — dropped before distribution, added again after`,
+            fix: [
+              { step: 'drop-foreign-key', sql: `ALTER TABLE ${t} DROP CONSTRAINT IF EXISTS ${q(fk.name)}` },
+              { step: 'reference-foreign-key', sql: `ALTER TABLE ${t} ADD CONSTRAINT ${q(fk.name)} ${def?.def}` },
+            ],
+          });
+        }
+        continue;
+      }
       if (parentMeta.isTenantTable) {
         // store_id → stores.id is right; another column → the tenant table is not colocated by it
         if (fk.columns.length === 1 && fk.columns[0] === meta.column) continue;
