@@ -10,16 +10,11 @@
 import { Sequelize } from 'sequelize';
 import { multitenant, withTenant } from '../src/index';
 import { createTestDatabase } from '../test/helpers/db';
+import { interleavedCpu, median, medianRatio } from './interleave';
 import { define, PRODUCTS, TENANTS } from './workloads';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 40);
 const OPS = Number(process.env.OPS ?? 200);
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 async function main() {
   const db = await createTestDatabase();
@@ -42,23 +37,9 @@ async function main() {
     library: (i: number) => withTenant(tenantOf(i), () => lib.Product.findOne({ where: { id: pid(i) } })),
     control: (i: number) => again.Product.findOne({ where: { id: pid(i), store_id: tenantOf(i) } }),
   };
-  const names = Object.keys(ways) as Array<keyof typeof ways>;
-  const perRound: Array<Record<string, number>> = [];
-  for (let round = -2; round < ROUNDS; round++) {
-    const cpu: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
-    for (let i = 0; i < OPS; i++) {
-      for (let j = 0; j < names.length; j++) {
-        const name = names[(i + j) % names.length] as keyof typeof ways;
-        const c0 = process.cpuUsage();
-        await ways[name](i);
-        const c = process.cpuUsage(c0);
-        cpu[name] = (cpu[name] as number) + c.user + c.system;
-      }
-    }
-    if (round >= 0) perRound.push(Object.fromEntries(names.map((n) => [n, (cpu[n] as number) / OPS])));
-  }
-  const col = (n: string) => perRound.map((r) => r[n] as number);
-  const ratio = (a: string, b: string) => median(perRound.map((r) => (r[a] as number) / (r[b] as number)));
+  const perRound = await interleavedCpu(ways, ROUNDS, OPS);
+  const col = (n: keyof typeof ways) => perRound.map((r) => r[n]);
+  const ratio = (a: keyof typeof ways, b: keyof typeof ways) => medianRatio(perRound, a, b);
   const result = {
     database: db.kind,
     rounds: ROUNDS,

@@ -8,15 +8,11 @@ import { Sequelize } from 'sequelize';
 import { multitenant, withTenant } from '../src/index';
 import { HOOK_NAME } from '../src/scope/hooks';
 import { createTestDatabase } from '../test/helpers/db';
+import { interleavedCpu, median, medianRatio } from './interleave';
 import { define, PRODUCTS, TENANTS } from './workloads';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 30);
 const OPS = Number(process.env.OPS ?? 200);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 async function main() {
   const db = await createTestDatabase();
@@ -45,26 +41,12 @@ async function main() {
       await m.Product.update({ name: `p${pid(i)}` }, { where: { id: pid(i) } });
     });
   const ways = { hooks: op(hooked), control: op(control), 'no hooks': op(bare) };
-  const names = Object.keys(ways) as Array<keyof typeof ways>;
-  const perRound: Array<Record<string, number>> = [];
-  for (let round = -2; round < ROUNDS; round++) {
-    const cpu: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
-    for (let i = 0; i < OPS; i++) {
-      for (let j = 0; j < names.length; j++) {
-        const name = names[(i + j) % names.length] as keyof typeof ways;
-        const c0 = process.cpuUsage();
-        await ways[name](i);
-        const c = process.cpuUsage(c0);
-        cpu[name] = (cpu[name] as number) + c.user + c.system;
-      }
-    }
-    if (round >= 0) perRound.push(Object.fromEntries(names.map((n) => [n, (cpu[n] as number) / OPS])));
-  }
-  const ratio = (a: string, b: string) => Number(median(perRound.map((r) => (r[a] as number) / (r[b] as number))).toFixed(3));
+  const perRound = await interleavedCpu(ways, ROUNDS, OPS);
+  const ratio = (a: keyof typeof ways, b: keyof typeof ways) => Number(medianRatio(perRound, a, b).toFixed(3));
   const result = {
     database: db.kind,
     rounds: ROUNDS,
-    'operation (findByPk + count + update) µs CPU, with hooks (median)': Number(median(perRound.map((r) => r.hooks as number)).toFixed(1)),
+    'operation (findByPk + count + update) µs CPU, with hooks (median)': Number(median(perRound.map((r) => r.hooks)).toFixed(1)),
     'with hooks ÷ hooks removed': ratio('hooks', 'no hooks'),
     'noise floor (A/A): control ÷ hooks': ratio('control', 'hooks'),
   };
