@@ -1,5 +1,5 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
-import { tenantTableOf as schemaTenantTableOf } from '../citus/schema';
+import { distributionOf, tenantTableOf as schemaTenantTableOf } from '../citus/schema';
 import { constraintName, hasCitus, ident, qualified, type TableName, tableKey } from '../citus/sql';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 
@@ -126,6 +126,8 @@ export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
     else if ((model as unknown as { options: { referenceTable?: boolean } }).options.referenceTable)
       referenceModels.set(tableKey(model.getTableName() as TableName), model);
   }
+  // the tenant table's distribution, which every tenant table's colocation is compared with
+  const home = citus && tenantTableName ? await distributionOf(sequelize, tenantTableName, {}) : undefined;
   // a model without a schema lives in the connection's current schema
   const [{ schema: current } = { schema: 'public' }] = await select<{ schema: string }>(sequelize, 'SELECT current_schema() AS schema');
   const reports: TableReport[] = [];
@@ -158,16 +160,13 @@ export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
         WHERE attrelid = to_regclass(${regclassOf(sequelize, table)}) AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
     );
     if (citus) {
-      const [d] = await select<{ method: string; colocated: boolean | null; column: string | null }>(
-        sequelize,
-        `SELECT p.partmethod AS method, column_to_column_name(p.logicalrelid, p.partkey) AS "column",
-                ${tenantTableName ? `p.colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = to_regclass(${regclassOf(sequelize, tenantTableName)}))` : 'NULL'} AS colocated
-           FROM pg_dist_partition p WHERE p.logicalrelid = to_regclass(${regclassOf(sequelize, table)})`,
-      );
-      report.citus = !d ? 'none' : d.method === 'h' ? 'hash' : (await isReference(sequelize, table)) ? 'reference' : 'local';
-      if (meta)
-        report.colocatedWithTenantTable = d?.method === 'h' && d.column === meta.column && (meta.isTenantTable || d.colocated === true);
-      if (meta && d?.method === 'h' && d.column !== meta.column) report.distributedOn = d.column ?? undefined;
+      const d = await distributionOf(sequelize, table, {});
+      report.citus = !d ? 'none' : d.kind === 'hash' ? 'hash' : d.kind === 'reference' ? 'reference' : 'local';
+      if (meta) {
+        report.colocatedWithTenantTable =
+          d?.kind === 'hash' && d.column === meta.column && (meta.isTenantTable || (!!home && d.colocation === home.colocation));
+        if (d?.kind === 'hash' && d.column !== meta.column) report.distributedOn = d.column ?? undefined;
+      }
     }
     const [rls] = await select<{ enabled: boolean; forced: boolean }>(
       sequelize,
@@ -299,7 +298,7 @@ export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
           citus &&
           parentModel &&
           !report.colocatedWithTenantTable &&
-          !(await isReference(sequelize, parentModel.getTableName() as TableName))
+          (await distributionOf(sequelize, parentModel.getTableName() as TableName, {}))?.kind !== 'reference'
         ) {
           const [def] = await select<{ def: string }>(
             sequelize,
@@ -393,14 +392,6 @@ export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
     }
   }
   return reports;
-}
-
-async function isReference(sequelize: Sequelize, table: TableName): Promise<boolean> {
-  const [r] = await select<{ n: number }>(
-    sequelize,
-    `SELECT count(*)::int AS n FROM pg_dist_partition WHERE logicalrelid = to_regclass(${regclassOf(sequelize, table)}) AND repmodel = 't'`,
-  );
-  return (r?.n ?? 0) > 0;
 }
 
 async function columnType(sequelize: Sequelize, table: TableName, column: string): Promise<string | undefined> {
