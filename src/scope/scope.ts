@@ -131,16 +131,10 @@ const isPlainObject = (value: unknown): value is Record<string | symbol, unknown
   return proto === Object.prototype || proto === null;
 };
 
-/**
- * The keys Sequelize renders of a condition object: its enumerable own string keys and its own symbols
- * (operators; Sequelize reads those whether enumerable or not).
- */
-const renderedKeys = (where: object): Array<string | symbol> => [...Object.keys(where), ...Object.getOwnPropertySymbols(where)];
-
-/** A copy of `where` without `omit`: its other rendered keys, each read once. Undefined when none is left. */
+/** A copy of `where` without `omit`: its other keys. Undefined when none is left. */
 function without(where: Record<string | symbol, unknown>, omit: string | symbol): Record<string | symbol, unknown> | undefined {
   let rest: Record<string | symbol, unknown> | undefined;
-  for (const key of renderedKeys(where)) {
+  for (const key of Reflect.ownKeys(where)) {
     if (key === omit) continue;
     rest ??= {};
     rest[key] = where[key];
@@ -153,15 +147,15 @@ function without(where: Record<string | symbol, unknown>, omit: string | symbol)
  * key of a plain object, at its root or inside `[Op.and]` at any depth (the form the library's own
  * hooks give, also after a paranoid model's `deleted_at IS NULL` was ANDed around it) — rebuilt so
  * that every other term is one closed term ANDed with a fresh copy of that predicate: the tenant is
- * then not added a second time. Every key is read once, and only keys Sequelize renders count.
- * Undefined when there is none (the caller adds the predicate).
+ * then not added a second time. Undefined when there is none (the caller adds the predicate). Called on
+ * the canonical copy of the where (closed.ts): plain objects of the keys Sequelize renders, each value
+ * read once already — nothing here needs copying again.
  */
 function sealedAroundPin(where: unknown, scope: Scope, depth: number): unknown {
   if (depth > 8 || !isPlainObject(where)) return undefined;
   const column = scope.meta.column;
-  if (Object.prototype.propertyIsEnumerable.call(where, column)) {
-    const read = where[column];
-    const value = Array.isArray(read) ? [...read] : read;
+  if (Object.hasOwn(where, column)) {
+    const value = where[column];
     if (pinsTenant(value, scope)) {
       const pin = { [column]: value };
       const rest = without(where, column);
@@ -170,7 +164,7 @@ function sealedAroundPin(where: unknown, scope: Scope, depth: number): unknown {
   }
   const and = where[Op.and];
   if (and === undefined) return undefined;
-  const items: unknown[] = Array.isArray(and) ? [...and] : [and];
+  const items: unknown[] = Array.isArray(and) ? and : [and];
   for (let i = 0; i < items.length; i++) {
     const sealed = sealedAroundPin(items[i], scope, depth + 1);
     if (sealed === undefined) continue;
