@@ -8,7 +8,7 @@ const child = process.argv.includes('--child');
 async function measure(): Promise<void> {
   const { Sequelize } = await import('sequelize');
   const { multitenant } = await import('../src/index');
-  const { stateOf } = await import('../src/plugin');
+  const { stateOf } = await import('../src/state');
   const url = 'postgres://u@127.0.0.1:1/none';
   const once = () => {
     const s = new Sequelize(url, { logging: false });

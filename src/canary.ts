@@ -2,6 +2,7 @@ import { DataTypes, type Sequelize } from 'sequelize';
 import { withTenant } from './context';
 import { MultitenantError } from './errors';
 import type { AnyModelStatic } from './models';
+import type { CanaryReport } from './state';
 
 // The canary: at install, the SQL of representative operations is built — never sent — on throwaway
 // tenant models under a throwaway tenant, and every reference to a tenant table in it is checked to
@@ -355,14 +356,6 @@ function defineModels(sequelize: Sequelize): CanaryModels {
   m.Parent.belongsTo(m.Parent, { ...plain, foreignKey: 'owner_id', as: 'owner' });
   m.Parent.belongsToMany(m.Tag, { ...plain, through: m.Tagging, foreignKey: 'parent_id', otherKey: 'tag_id', as: 'tags' });
   return m;
-}
-
-/** Result of one canary run (exported for the tests and the benchmark). */
-export interface CanaryReport {
-  /** One entry per operation: the statements built and the references found. */
-  operations: { path: string; statements: string[]; unscoped: string[] }[];
-  /** Milliseconds the run took. */
-  ms: number;
 }
 
 /**

@@ -1,4 +1,7 @@
-import type { TenantId } from './tenant';
+// The bottom of the tree: every room throws these, and this file imports nothing of the library.
+
+/** A tenant key value: what the tenant column holds (tenant.ts builds and checks them; errors name them). */
+export type TenantId = number | string | bigint;
 
 /** What an error refused: the model, the operation, and the tenant(s) in force. */
 export interface RefusalDetails {

@@ -1,4 +1,3 @@
-export type { AuditMode } from './audit/auditor';
 export type { MigrationOptions, TenantForeignKeyOptions } from './citus/migrations';
 export { addTenantForeignKey, createDistributedTable, createReferenceTable, undistributeTable } from './citus/migrations';
 export { routerOnly } from './citus/router-only';
@@ -25,11 +24,10 @@ export {
   UnsafeConditionError,
   UnscopedQueryError,
 } from './errors';
-export type { ResolvedTenant, TenantMiddlewareOptions } from './express';
-export { tenantMiddleware } from './express';
-export type { NoticeHandler } from './notice';
-export type { MultitenantOptions } from './plugin';
+export type { ResolvedTenant, TenantMiddlewareOptions } from './hosts/express';
+export { tenantMiddleware } from './hosts/express';
 export { multitenant } from './plugin';
 export type { RowLevelSecurityOptions } from './rls/policy';
 export { disableRowLevelSecurity, enableRowLevelSecurity } from './rls/policy';
+export type { AuditMode, MultitenantOptions, NoticeHandler } from './state';
 export type { TenantId, TenantInput } from './tenant';

@@ -1,8 +1,5 @@
 import type { Sequelize } from 'sequelize';
-import { stateOf } from './plugin';
-
-/** Where one-line notices and warnings go: the `notice` option, by default `console.warn`. */
-export type NoticeHandler = ((message: string) => void) | false;
+import { type NoticeHandler, stateOf } from './state';
 
 const defaultNotice = (message: string) => console.warn(`[sequelize-multitenant] ${message}`);
 

@@ -1,6 +1,6 @@
 import type { Sequelize } from 'sequelize';
-import { type AuditMode, assertParserInstalled, installAuditor } from './audit/auditor';
-import { assertCanary, type CanaryReport } from './canary';
+import { assertParserInstalled, installAuditor } from './audit/auditor';
+import { assertCanary } from './canary';
 import { checkTenantModel } from './citus/checks';
 import { giveTenantColumns, patchAlter, patchAssociationFactories, patchCreateTable, patchModelSync } from './citus/schema';
 import { assertModelForCitus, patchSequelizeSync } from './citus/validate';
@@ -8,7 +8,7 @@ import { type ClsNamespace, configureNamespace, watchSequelizeClass } from './co
 import { MultitenantError } from './errors';
 import { assertInternals } from './internals';
 import { type AnyModelStatic, checkTenantKeyNamed, unnamedTenantKey } from './models';
-import { type NoticeHandler, notify } from './notice';
+import { notify } from './notice';
 import { installRls } from './rls/install';
 import { patchAssociations } from './scope/associations';
 import { addTenantHooks } from './scope/hooks';
@@ -16,67 +16,7 @@ import { type GeneratorInternals, patchIncludes } from './scope/includes';
 import { patchModelMethods } from './scope/methods';
 import { patchReads } from './scope/reads';
 import { patchWrites, type QueryInterfaceInternals } from './scope/writes';
-
-/** Options of `multitenant(sequelize, options)`. */
-export interface MultitenantOptions {
-  /**
-   * With no tenant set and outside `withoutTenant`, a query on a tenant model throws
-   * `MissingTenantError` before any SQL is sent (creating rows of the tenant table itself is allowed).
-   * @default false (queries run unscoped when no tenant is set)
-   */
-  strict?: boolean;
-  /**
-   * A cls-hooked namespace to hold the tenant. Default: the library's own AsyncLocalStorage context,
-   * or the namespace given to `Sequelize.useCLS(ns)` when the application uses one, so that the tenant
-   * and Sequelize's CLS transaction share one context.
-   * @default undefined
-   */
-  namespace?: ClsNamespace;
-  /**
-   * Stamp the tenant on inserts but add no filters to reads, updates and deletes: the migration path
-   * for an existing application whose rows are still being backfilled.
-   * @default false
-   */
-  writeOnly?: boolean;
-  /**
-   * Where one-line notices and warnings go: a key Citus would reject, a Citus step skipped on plain
-   * PostgreSQL. `false` silences them.
-   * @default console.warn
-   */
-  notice?: NoticeHandler;
-  /**
-   * The tenant-safety auditor: every statement sent (ORM-built, raw, `hooks: false`) is parsed with the
-   * PostgreSQL parser (the `libpg-query` package) and checked to constrain every tenant table to the
-   * current tenant. `'throw'` (recommended in tests) refuses an unscoped statement before it runs with
-   * `UnscopedQueryError`; `'warn'` reports it through `notice` and lets it run.
-   * @default 'off'
-   */
-  audit?: AuditMode;
-  /**
-   * Row-level security, the database's own second line: `sync()` makes one policy per tenant table (ENABLE
-   * and FORCE ROW LEVEL SECURITY, USING and WITH CHECK on the tenant column), and every statement this
-   * instance sends — ORM, raw `sequelize.query`, `hooks: false`, in transactions — runs with the current
-   * tenant(s) in a setting of its connection (`withoutTenant`: an explicit bypass). With no tenant the
-   * database shows and changes no tenant rows. PostgreSQL and Citus; the role must not be a superuser or
-   * have BYPASSRLS.
-   * @default false
-   */
-  rls?: boolean;
-}
-
-/** Per-Sequelize-instance state (internal). */
-export interface PluginState {
-  options: Required<Pick<MultitenantOptions, 'strict' | 'writeOnly'>> & MultitenantOptions;
-  /** The last install-time canary run (its cost is in `bench/canary.ts`). */
-  canary?: CanaryReport;
-}
-
-const states = new WeakMap<Sequelize, PluginState>();
-
-/** The plugin state of a Sequelize instance, or undefined when multitenant() was not called on it. */
-export function stateOf(sequelize: Sequelize): PluginState | undefined {
-  return states.get(sequelize);
-}
+import { isInstalled, type MultitenantOptions, type PluginState, registerState, stateOf } from './state';
 
 const OPTION_KEYS: ReadonlyArray<keyof MultitenantOptions> = ['strict', 'namespace', 'writeOnly', 'notice', 'audit', 'rls'];
 
@@ -152,7 +92,7 @@ function patchModelInit(Model: { init(...args: unknown[]): unknown }): void {
   Model.init = function checkedInit(this: AnyModelStatic & { sequelize?: Sequelize }, ...args: unknown[]) {
     const model = init.apply(this, args) as AnyModelStatic;
     const sequelize = this.sequelize;
-    if (!sequelize || !states.has(sequelize)) return model;
+    if (!sequelize || !isInstalled(sequelize)) return model;
     let named: 'ok' | 'pending';
     try {
       named = checkTenantKeyNamed(this);
@@ -185,7 +125,7 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   if (!ctor || typeof sequelize.getQueryInterface !== 'function' || !ctor.Model) {
     throw new MultitenantError('multitenant() takes a Sequelize instance', { operation: 'multitenant' });
   }
-  const existing = states.get(sequelize);
+  const existing = stateOf(sequelize);
   if (existing && options === undefined) return sequelize;
   const resolved = resolveOptions(sequelize, options ?? {});
   // Every Sequelize internal wrapped below is checked first: a missing one fails the install whole.
@@ -210,18 +150,18 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   patchIncludes(qi.queryGenerator as unknown as GeneratorInternals, state);
   patchModelMethods(ctor.Model as Parameters<typeof patchModelMethods>[0]);
   patchAssociations(ctor as unknown as Parameters<typeof patchAssociations>[0]);
-  patchAssociationFactories(ctor.Model as Record<string, unknown>, (s) => states.has(s));
+  patchAssociationFactories(ctor.Model as Record<string, unknown>, isInstalled);
   installAuditor((sequelize as unknown as { dialect: { Query: Parameters<typeof installAuditor>[0] } }).dialect.Query, stateOf);
-  patchModelSync(ctor.Model as Parameters<typeof patchModelSync>[0], (s) => states.has(s));
-  patchSequelizeSync(sequelize, () => states.has(sequelize));
-  patchAlter(qi as unknown as Parameters<typeof patchAlter>[0], () => states.has(sequelize));
+  patchModelSync(ctor.Model as Parameters<typeof patchModelSync>[0], isInstalled);
+  patchSequelizeSync(sequelize, () => isInstalled(sequelize));
+  patchAlter(qi as unknown as Parameters<typeof patchAlter>[0], () => isInstalled(sequelize));
   patchCreateTable(
     qi as unknown as Parameters<typeof patchCreateTable>[0],
-    () => states.has(sequelize),
+    () => isInstalled(sequelize),
     (m) => checkTenantModel(m, 'sync'),
     (m) => assertModelForCitus(sequelize, m),
   );
-  states.set(sequelize, state);
+  registerState(sequelize, state);
   if (resolved.rls) installRls(sequelize, ctor.Model as Parameters<typeof installRls>[1], rlsOn);
   // Prove the wrappers are on the paths Sequelize takes: build (never send) representative SQL and check it.
   state.canary = assertCanary(sequelize, { filters: !resolved.writeOnly });
@@ -232,7 +172,7 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   for (const model of unnamed) sayUnnamedLater(sequelize, model);
   patchModelInit(ctor.Model as Parameters<typeof patchModelInit>[0]);
   sequelize.addHook('afterDefine', (model) => {
-    if (states.has(sequelize)) onDefine(model as unknown as AnyModelStatic, state);
+    if (isInstalled(sequelize)) onDefine(model as unknown as AnyModelStatic, state);
   });
   return sequelize;
 }

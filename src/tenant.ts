@@ -1,9 +1,8 @@
 import type { Model as SequelizeModel } from 'sequelize';
-import { InvalidTenantError, type RefusalDetails } from './errors';
+import { InvalidTenantError, type RefusalDetails, type TenantId } from './errors';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from './models';
 
-/** A tenant key value: what the tenant column holds. */
-export type TenantId = number | string | bigint;
+export type { TenantId };
 
 /** Anything accepted as a tenant: a key value, a model instance (its key is read), or an array of those. */
 export type TenantInput = TenantId | SequelizeModel<object, object> | ReadonlyArray<TenantId | SequelizeModel<object, object>>;

@@ -8,7 +8,7 @@ import test from 'ava';
 import { Column, DataType, Model, PrimaryKey, type Sequelize, Table } from 'sequelize-typescript';
 import { CurrentTenant, MultitenantModule, WithoutTenant } from '../src/hosts/nestjs';
 import { getCurrentTenantId, withoutTenant } from '../src/index';
-import { stateOf } from '../src/plugin';
+import { stateOf } from '../src/state';
 import { createTestDatabase } from './helpers/db';
 import { request } from './helpers/http';
 

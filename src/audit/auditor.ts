@@ -3,14 +3,11 @@ import { currentFrame } from '../context';
 import { MultitenantError, UnscopedQueryError } from '../errors';
 import { type AnyModelStatic, tenantMeta } from '../models';
 import { notify } from '../notice';
-import type { PluginState } from '../plugin';
 import { runWithSettings } from '../settings';
+import type { PluginState } from '../state';
 import { tenantIdOf } from '../tenant';
 import { type Analysis, analyzeStatements, type TenantTables } from './analyze';
 import { firstUnconstrained } from './evaluate';
-
-/** `'off'` (default): no checks. `'warn'`: an unscoped statement is reported and runs. `'throw'`: it fails before it runs. */
-export type AuditMode = 'off' | 'warn' | 'throw';
 
 // biome-ignore lint/suspicious/noExplicitAny: libpg-query's JSON AST
 type Parser = { loadModule(): Promise<void>; parseSync(sql: string): { version?: number; stmts: any[] } };

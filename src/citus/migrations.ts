@@ -1,7 +1,8 @@
 import type { QueryInterface, Sequelize, Transaction } from 'sequelize';
 import { MultitenantError } from '../errors';
-import { type NoticeHandler, notify } from '../notice';
+import { notify } from '../notice';
 import { policyReadyForCitus } from '../rls/policy';
+import type { NoticeHandler } from '../state';
 import { addForeignKey, distributionOf, distributionSql, type ForeignKeySpec, normalizeAction, referenceSql, runCitus } from './schema';
 import { bare, constraintName, hasCitus, regclass, rows, type TableName } from './sql';
 

@@ -1,9 +1,9 @@
 import type { Sequelize } from 'sequelize';
 import { installAuditor, type QueryClass } from '../audit/auditor';
 import { currentFrame } from '../context';
-import { type NoticeHandler, notify } from '../notice';
-import { stateOf } from '../plugin';
+import { notify } from '../notice';
 import { addSettingsProvider } from '../settings';
+import { type NoticeHandler, stateOf } from '../state';
 
 const installed = new WeakSet<Sequelize>();
 

@@ -22,7 +22,8 @@ import { Observable } from 'rxjs';
 import type { Sequelize } from 'sequelize';
 import { type Frame, getCurrentTenantId, runInFrame } from '../context';
 import { MissingTenantError, MultitenantError } from '../errors';
-import { type MultitenantOptions, multitenant } from '../plugin';
+import { multitenant } from '../plugin';
+import type { MultitenantOptions } from '../state';
 import { assertResolver, enterRequest, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
 
 export type { ResolvedTenant, TenantMiddlewareOptions, TenantResolver } from './resolve';

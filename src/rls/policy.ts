@@ -1,7 +1,8 @@
 import type { QueryInterface, Sequelize, Transaction } from 'sequelize';
 import { bare, hasCitus, ident, qualified, regclass, rows, run, type SqlOptions, type TableName } from '../citus/sql';
 import { MultitenantError } from '../errors';
-import { type NoticeHandler, notify } from '../notice';
+import { notify } from '../notice';
+import type { NoticeHandler } from '../state';
 import { BYPASS_SETTING, TENANT_SETTING } from './session';
 
 /** The name of the one policy the library makes on each tenant table. */

@@ -2,7 +2,7 @@ import type { Sequelize } from 'sequelize';
 import { runInFrame } from '../context';
 import { TenantMismatchError } from '../errors';
 import type { AnyModelStatic } from '../models';
-import { stateOf } from '../plugin';
+import { stateOf } from '../state';
 import { tenantIncludes } from '../tenant';
 import { assertThroughValues } from './prevalidate';
 import { activeScope, assertReadUnderScope, insertTenant, instanceTenantValue, narrowToInstance, type Scope } from './scope';

@@ -1,6 +1,5 @@
 import { Op, Utils } from 'sequelize';
-import { UnsafeConditionError } from '../errors';
-import type { Scope } from './scope';
+import { type RefusalDetails, UnsafeConditionError } from '../errors';
 
 // The application's condition (root where, include.on, include.where, through.where) is ANDed with the
 // tenant predicate as ONE closed term, whatever its shape. Two mechanisms make that hold:
@@ -11,6 +10,14 @@ import type { Scope } from './scope';
 //    `sequelize.where` comparator — must itself be a closed term: balanced parentheses that never close
 //    more than they opened, no unterminated quote, no comment, no second statement. Otherwise
 //    `literal('true) OR (true')` would reopen the parentheses of (1). Such a text is refused.
+
+/** What a condition is checked under (scope.ts's Scope is one): the model it is on, and how a refusal names it. */
+export interface ConditionScope {
+  readonly meta: { readonly model: unknown };
+  /** True when the instance was made with `quoteIdentifiers: false` (keys and columns are then raw SQL). */
+  readonly rawIdentifiers: boolean;
+  readonly details: RefusalDetails;
+}
 
 /** `{ [Op.and]: [where] }`: rendered by Sequelize as `(<where>)` for every shape of `where`. */
 export function closed(where: unknown): unknown {
@@ -74,7 +81,7 @@ export function unclosedReason(text: string): string | undefined {
 /** An identifier Sequelize may copy unquoted (quoteIdentifiers: false): letters, digits, _, $ and the dots of `a.b` / `$a.b$`. */
 const PLAIN_IDENTIFIER = /^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*\$?$/;
 
-function refuse(scope: Scope, why: string, fragment: string): never {
+function refuse(scope: ConditionScope, why: string, fragment: string): never {
   throw new UnsafeConditionError(
     `refused a raw SQL condition with ${why}: ANDed with the tenant predicate it could widen the query to other tenants. Write it as one closed term; nothing was sent`,
     { ...scope.details, fragment },
@@ -85,7 +92,7 @@ function refuse(scope: Scope, why: string, fragment: string): never {
 const OPERATORS: ReadonlySet<symbol> = new Set(Object.values(Op) as symbol[]);
 
 /** Raw SQL text as Sequelize copies it: a primitive, checked to be a closed term when it is text. */
-function rawText(value: unknown, scope: Scope, what: string): unknown {
+function rawText(value: unknown, scope: ConditionScope, what: string): unknown {
   if (value === undefined || value === null) return value;
   const type = typeof value;
   if (type === 'number' || type === 'bigint' || type === 'boolean') return value;
@@ -96,7 +103,7 @@ function rawText(value: unknown, scope: Scope, what: string): unknown {
 }
 
 /** An identifier: quoted by Sequelize, or — with quoteIdentifiers: false — raw SQL that must be a plain identifier. */
-function identifier(value: unknown, scope: Scope): unknown {
+function identifier(value: unknown, scope: ConditionScope): unknown {
   if (typeof value !== 'string') return rawText(value, scope, 'a column name');
   if (scope.rawIdentifiers && !PLAIN_IDENTIFIER.test(value) && !value.startsWith('*')) {
     refuse(scope, 'a column name that is not a plain identifier (quoteIdentifiers: false copies it into the SQL as it is)', value);
@@ -123,7 +130,7 @@ function method(C: MethodClass, fields: Record<string, unknown>): object {
  * and `String` objects become plain values. With `quoteIdentifiers: false` keys and column names must
  * be plain identifiers.
  */
-export function canonicalCondition(where: unknown, scope: Scope, path: Set<object> = new Set(), unescaped = false): unknown {
+export function canonicalCondition(where: unknown, scope: ConditionScope, path: Set<object> = new Set(), unescaped = false): unknown {
   if (where === null || where === undefined) return where;
   const type = typeof where;
   if (type === 'function') refuse(scope, 'a function in a condition', 'function');
@@ -204,7 +211,7 @@ export function canonicalCondition(where: unknown, scope: Scope, path: Set<objec
 }
 
 /** A `sequelize.where` attribute: a method (col, fn, cast), a column name, or a model attribute's definition. */
-function attributeOf(attribute: unknown, scope: Scope, path: Set<object>): unknown {
+function attributeOf(attribute: unknown, scope: ConditionScope, path: Set<object>): unknown {
   if (attribute instanceof SequelizeMethod || attribute === null || typeof attribute !== 'object') {
     return typeof attribute === 'string' ? identifier(attribute, scope) : canonicalCondition(attribute, scope, path);
   }
@@ -219,7 +226,7 @@ function attributeOf(attribute: unknown, scope: Scope, path: Set<object>): unkno
 }
 
 /** `sequelize.json({ a: { b: value } })`: Sequelize writes each leaf as `= '<value>'` without escaping it. */
-function jsonConditions(conditions: unknown, scope: Scope, path: Set<object>): unknown {
+function jsonConditions(conditions: unknown, scope: ConditionScope, path: Set<object>): unknown {
   if (conditions === null || typeof conditions !== 'object') {
     rawText(`'${String(conditions)}'`, scope, 'a JSON value');
     return conditions;
@@ -244,7 +251,7 @@ function jsonConditions(conditions: unknown, scope: Scope, path: Set<object>): u
  * With `quoteIdentifiers: false` the keys of a SET list or an INSERT row are raw SQL too: each must be a
  * plain identifier.
  */
-export function assertPlainKeys(values: object, scope: Scope): void {
+export function assertPlainKeys(values: object, scope: ConditionScope): void {
   if (!scope.rawIdentifiers) return;
   for (const key of Object.keys(values)) {
     if (!PLAIN_IDENTIFIER.test(key)) refuse(scope, 'a column name that is not a plain identifier (quoteIdentifiers: false)', key);
@@ -258,7 +265,7 @@ export function assertPlainKeys(values: object, scope: Scope): void {
  * which `closed` wraps. Sequelize renders each key as one closed comparison, so the tenant column can be
  * added as one more key (the SQL a hand-written filter gives).
  */
-export function flatCopy(where: object, scope: Scope): Record<string, unknown> | undefined {
+export function flatCopy(where: object, scope: ConditionScope): Record<string, unknown> | undefined {
   if (Object.getPrototypeOf(where) !== Object.prototype) return undefined;
   if (Object.getOwnPropertySymbols(where).length > 0) return undefined;
   const unescaped = unescapedColumns(scope);
@@ -299,7 +306,7 @@ const unescapedCache = new WeakMap<object, { count: number; names: Set<string> }
  * range bound or an hstore value ends the string Sequelize opened). A condition's text values under
  * such a key must hold no `'`.
  */
-function unescapedColumns(scope: Scope): Set<string> {
+function unescapedColumns(scope: ConditionScope): Set<string> {
   const sequelize = (scope.meta.model as unknown as { sequelize?: { modelManager?: { models: unknown[] } } }).sequelize;
   const models = (sequelize?.modelManager?.models ?? []) as Array<{ rawAttributes?: Record<string, { field?: string; type?: unknown }> }>;
   const cached = sequelize && unescapedCache.get(sequelize);
@@ -334,7 +341,7 @@ interface IncludeConditions {
  * a comment in a global include's ON would cut off the tenant conditions that follow it in the SQL —
  * replaced in place by their canonical copies (Sequelize renders the include objects it is given).
  */
-export function canonicalIncludes(includes: unknown, scope: Scope): void {
+export function canonicalIncludes(includes: unknown, scope: ConditionScope): void {
   if (!Array.isArray(includes)) return;
   for (const include of includes as IncludeConditions[]) {
     if (!include || typeof include !== 'object') continue;

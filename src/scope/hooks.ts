@@ -1,6 +1,6 @@
 import { Op } from 'sequelize';
 import type { AnyModelStatic } from '../models';
-import type { PluginState } from '../plugin';
+import type { PluginState } from '../state';
 import type { Tenant } from '../tenant';
 import { type Access, activeScope, pinsTenant, type Scope, sqlValue } from './scope';
 

@@ -1,7 +1,7 @@
 import { Op, type Sequelize } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
-import type { PluginState } from '../plugin';
+import type { PluginState } from '../state';
 import { closed } from './closed';
 import { activeScope, type Scope, selects, tenantPredicate } from './scope';
 import { scopingModel } from './tables';

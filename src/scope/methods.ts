@@ -1,6 +1,6 @@
 import type { Sequelize } from 'sequelize';
 import type { AnyModelStatic } from '../models';
-import { stateOf } from '../plugin';
+import { stateOf } from '../state';
 import { assertCreateTree } from './prevalidate';
 import { activeScope, guarded, IN_FIND_OR_CREATE, stampRow, tenantToWrite } from './scope';
 

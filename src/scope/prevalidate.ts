@@ -1,4 +1,4 @@
-import type { PluginState } from '../plugin';
+import type { PluginState } from '../state';
 import { activeScope, tenantToWrite } from './scope';
 
 // Writes that send several statements — a create with nested includes (parent, children, through rows),

@@ -1,7 +1,7 @@
 import { MultitenantError } from '../errors';
 import type { AnyModelStatic } from '../models';
 import { tenantMeta } from '../models';
-import type { PluginState } from '../plugin';
+import type { PluginState } from '../state';
 import { canonicalCondition, canonicalIncludes } from './closed';
 import { activeScope, guarded, rememberReadTenant, type Scope, scopedWhere, selects } from './scope';
 import { scopingModel } from './tables';

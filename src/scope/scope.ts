@@ -2,7 +2,7 @@ import { Op, type WhereOptions } from 'sequelize';
 import { currentFrame } from '../context';
 import { MissingTenantError, type RefusalDetails, TenantMismatchError } from '../errors';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
-import type { PluginState } from '../plugin';
+import type { PluginState } from '../state';
 import { assertFits, canonical, normalizeTenant, type Tenant, tenantIdOf, tenantIncludes } from '../tenant';
 import { assertPlainKeys, canonicalCondition, closed, flatCopy, isPlainValue } from './closed';
 

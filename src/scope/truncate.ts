@@ -2,7 +2,7 @@ import { QueryTypes, type Sequelize } from 'sequelize';
 import { currentFrame } from '../context';
 import { MissingTenantError, TenantMismatchError } from '../errors';
 import { tenantMeta } from '../models';
-import type { PluginState } from '../plugin';
+import type { PluginState } from '../state';
 import { tenantIdOf } from '../tenant';
 import { scopingModel } from './tables';
 

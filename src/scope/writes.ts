@@ -1,7 +1,7 @@
 import { type Sequelize, UniqueConstraintError } from 'sequelize';
 import { MultitenantError, TenantMismatchError } from '../errors';
 import type { AnyModelStatic } from '../models';
-import type { PluginState } from '../plugin';
+import type { PluginState } from '../state';
 import { assertPlainKeys } from './closed';
 import {
   activeScope,

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { assertResolver, enterRequest, type TenantMiddlewareOptions, type TenantResolver } from './hosts/resolve';
+import { assertResolver, enterRequest, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
 
-export type { ResolvedTenant, TenantMiddlewareOptions, TenantResolver } from './hosts/resolve';
+export type { ResolvedTenant, TenantMiddlewareOptions, TenantResolver } from './resolve';
 
 type Next = (err?: unknown) => void;
 

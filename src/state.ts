@@ -1,0 +1,91 @@
+// The per-Sequelize-instance state of the plugin, and the types of what it holds (the options of
+// multitenant()). The bottom of the tree: every room may read it, and it imports no room above it
+// (only types from context.ts). plugin.ts creates and registers the state; the rooms receive it or
+// look it up with stateOf().
+import type { Sequelize } from 'sequelize';
+import type { ClsNamespace } from './context';
+
+/** `'off'` (default): no checks. `'warn'`: an unscoped statement is reported and runs. `'throw'`: it fails before it runs. */
+export type AuditMode = 'off' | 'warn' | 'throw';
+
+/** Where one-line notices and warnings go: the `notice` option, by default `console.warn`. */
+export type NoticeHandler = ((message: string) => void) | false;
+
+/** Options of `multitenant(sequelize, options)`. */
+export interface MultitenantOptions {
+  /**
+   * With no tenant set and outside `withoutTenant`, a query on a tenant model throws
+   * `MissingTenantError` before any SQL is sent (creating rows of the tenant table itself is allowed).
+   * @default false (queries run unscoped when no tenant is set)
+   */
+  strict?: boolean;
+  /**
+   * A cls-hooked namespace to hold the tenant. Default: the library's own AsyncLocalStorage context,
+   * or the namespace given to `Sequelize.useCLS(ns)` when the application uses one, so that the tenant
+   * and Sequelize's CLS transaction share one context.
+   * @default undefined
+   */
+  namespace?: ClsNamespace;
+  /**
+   * Stamp the tenant on inserts but add no filters to reads, updates and deletes: the migration path
+   * for an existing application whose rows are still being backfilled.
+   * @default false
+   */
+  writeOnly?: boolean;
+  /**
+   * Where one-line notices and warnings go: a key Citus would reject, a Citus step skipped on plain
+   * PostgreSQL. `false` silences them.
+   * @default console.warn
+   */
+  notice?: NoticeHandler;
+  /**
+   * The tenant-safety auditor: every statement sent (ORM-built, raw, `hooks: false`) is parsed with the
+   * PostgreSQL parser (the `libpg-query` package) and checked to constrain every tenant table to the
+   * current tenant. `'throw'` (recommended in tests) refuses an unscoped statement before it runs with
+   * `UnscopedQueryError`; `'warn'` reports it through `notice` and lets it run.
+   * @default 'off'
+   */
+  audit?: AuditMode;
+  /**
+   * Row-level security, the database's own second line: `sync()` makes one policy per tenant table (ENABLE
+   * and FORCE ROW LEVEL SECURITY, USING and WITH CHECK on the tenant column), and every statement this
+   * instance sends — ORM, raw `sequelize.query`, `hooks: false`, in transactions — runs with the current
+   * tenant(s) in a setting of its connection (`withoutTenant`: an explicit bypass). With no tenant the
+   * database shows and changes no tenant rows. PostgreSQL and Citus; the role must not be a superuser or
+   * have BYPASSRLS.
+   * @default false
+   */
+  rls?: boolean;
+}
+
+/** Per-Sequelize-instance state (internal). */
+export interface PluginState {
+  options: Required<Pick<MultitenantOptions, 'strict' | 'writeOnly'>> & MultitenantOptions;
+  /** The last install-time canary run (its cost is in `bench/canary.ts`). */
+  canary?: CanaryReport;
+}
+
+/** Result of one canary run (`canary.ts`; read by its tests and `bench/canary.ts`). */
+export interface CanaryReport {
+  /** One entry per operation: the statements built and the references found. */
+  operations: { path: string; statements: string[]; unscoped: string[] }[];
+  /** Milliseconds the run took. */
+  ms: number;
+}
+
+const states = new WeakMap<Sequelize, PluginState>();
+
+/** The plugin state of a Sequelize instance, or undefined when multitenant() was not called on it. */
+export function stateOf(sequelize: Sequelize): PluginState | undefined {
+  return states.get(sequelize);
+}
+
+/** True when multitenant() was called on this Sequelize instance. */
+export function isInstalled(sequelize: Sequelize): boolean {
+  return states.has(sequelize);
+}
+
+/** Records the state of a newly installed instance (plugin.ts, once per instance). */
+export function registerState(sequelize: Sequelize, state: PluginState): void {
+  states.set(sequelize, state);
+}
