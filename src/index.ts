@@ -1,7 +1,6 @@
 export type { MigrationOptions, TenantForeignKeyOptions } from './citus/migrations';
 export { addTenantForeignKey, createDistributedTable, createReferenceTable, undistributeTable } from './citus/migrations';
 export { routerOnly } from './citus/router-only';
-export type { TableName } from './citus/sql';
 export type { IsolatedTenant, IsolateTenantOptions, TenantStat, TenantStatsMeasure, TenantStatsOptions } from './citus/tenants';
 export { isolateTenant, tenantStats } from './citus/tenants';
 export type { ClsNamespace } from './context';
@@ -29,5 +28,6 @@ export { tenantMiddleware } from './hosts/express';
 export { multitenant } from './plugin';
 export type { RowLevelSecurityOptions } from './rls/policy';
 export { disableRowLevelSecurity, enableRowLevelSecurity } from './rls/policy';
+export type { TableName } from './schema/sql';
 export type { AuditMode, MultitenantOptions, NoticeHandler } from './state';
 export type { TenantId, TenantInput } from './tenant';

@@ -1,15 +1,20 @@
 import type { Sequelize } from 'sequelize';
 import { assertParserInstalled, installAuditor } from './audit/auditor';
 import { assertCanary } from './canary';
-import { checkTenantModel } from './citus/checks';
-import { giveTenantColumns, patchAlter, patchAssociationFactories, patchCreateTable, patchModelSync } from './citus/schema';
-import { assertModelForCitus, patchSequelizeSync } from './citus/validate';
+import { distributeModel, distributionProblem, isDistributed } from './citus/distribution';
+import { citusProblems } from './citus/preflight';
 import { type ClsNamespace, configureNamespace, watchSequelizeClass } from './context';
 import { MultitenantError } from './errors';
 import { assertInternals } from './internals';
 import { type AnyModelStatic, checkTenantKeyNamed, unnamedTenantKey } from './models';
 import { notify } from './notice';
 import { installRls } from './rls/install';
+import { patchAssociationFactories } from './schema/actions';
+import { checkTenantModel } from './schema/keys';
+import type { CitusSteps } from './schema/steps';
+import { patchAlter, patchCreateTable, patchModelSync } from './schema/sync';
+import { giveTenantColumns } from './schema/through';
+import { patchSequelizeSync } from './schema/validate';
 import { patchAssociations } from './scope/associations';
 import { addTenantHooks } from './scope/hooks';
 import { type GeneratorInternals, patchIncludes } from './scope/includes';
@@ -17,6 +22,9 @@ import { patchModelMethods } from './scope/methods';
 import { patchReads } from './scope/reads';
 import { patchWrites, type QueryInterfaceInternals } from './scope/writes';
 import { isInstalled, type MultitenantOptions, type PluginState, registerState, stateOf } from './state';
+
+/** The Citus steps of the sync paths (citus/), handed to the schema layer (schema/), which does not import them. */
+const citusSteps: CitusSteps = { problems: citusProblems, distribute: distributeModel, isDistributed, distributionProblem };
 
 const OPTION_KEYS: ReadonlyArray<keyof MultitenantOptions> = ['strict', 'namespace', 'writeOnly', 'notice', 'audit', 'rls'];
 
@@ -152,14 +160,14 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   patchAssociations(ctor as unknown as Parameters<typeof patchAssociations>[0]);
   patchAssociationFactories(ctor.Model as Record<string, unknown>, isInstalled);
   installAuditor((sequelize as unknown as { dialect: { Query: Parameters<typeof installAuditor>[0] } }).dialect.Query, stateOf);
-  patchModelSync(ctor.Model as Parameters<typeof patchModelSync>[0], isInstalled);
-  patchSequelizeSync(sequelize, () => isInstalled(sequelize));
+  patchModelSync(ctor.Model as Parameters<typeof patchModelSync>[0], isInstalled, citusSteps);
+  patchSequelizeSync(sequelize, () => isInstalled(sequelize), citusSteps);
   patchAlter(qi as unknown as Parameters<typeof patchAlter>[0], () => isInstalled(sequelize));
   patchCreateTable(
     qi as unknown as Parameters<typeof patchCreateTable>[0],
     () => isInstalled(sequelize),
     (m) => checkTenantModel(m, 'sync'),
-    (m) => assertModelForCitus(sequelize, m),
+    citusSteps,
   );
   registerState(sequelize, state);
   if (resolved.rls) installRls(sequelize, ctor.Model as Parameters<typeof installRls>[1], rlsOn);

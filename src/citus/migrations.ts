@@ -2,9 +2,12 @@ import type { QueryInterface, Sequelize, Transaction } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { notify } from '../notice';
 import { policyReadyForCitus } from '../rls/policy';
+import { normalizeAction } from '../schema/actions';
+import { addForeignKey } from '../schema/constraints';
+import type { ForeignKeySpec } from '../schema/foreign-keys';
+import { bare, constraintName, hasCitus, regclass, rows, runCitus, type TableName } from '../schema/sql';
 import type { NoticeHandler } from '../state';
-import { addForeignKey, distributionOf, distributionSql, type ForeignKeySpec, normalizeAction, referenceSql, runCitus } from './schema';
-import { bare, constraintName, hasCitus, regclass, rows, type TableName } from './sql';
+import { distributionOf, distributionSql, referenceSql } from './distribution';
 
 /** Options shared by the migration helpers. */
 export interface MigrationOptions {

@@ -1,8 +1,8 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { type AnyModelStatic, tenantMeta } from '../models';
+import { hasCitus, regclass, rows, type TableName, tableKey } from '../schema/sql';
 import { assertFits, normalizeTenant, type TenantId, type TenantInput, tenantIdOf } from '../tenant';
-import { hasCitus, regclass, rows, type TableName, tableKey } from './sql';
 
 // Growing on Citus: which tenants carry the load (citus_stat_tenants), and giving a big tenant shards of
 // its own (isolate_tenant_to_new_shard) that can then be moved to a node of its own.

@@ -1,7 +1,8 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
-import { distributionOf, tenantTableOf as schemaTenantTableOf } from '../citus/schema';
-import { constraintName, hasCitus, ident, qualified, type TableName, tableKey } from '../citus/sql';
+import { distributionOf } from '../citus/distribution';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
+import { tenantTableOf as schemaTenantTableOf } from '../schema/graph';
+import { constraintName, hasCitus, ident, qualified, type TableName, tableKey } from '../schema/sql';
 
 // What blocks an existing application from scaling out: each tenant model's table, read from the
 // database's catalogs (PostgreSQL and Citus alike), against what Citus and tenant isolation need.

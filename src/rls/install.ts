@@ -1,7 +1,7 @@
 import type { Sequelize } from 'sequelize';
-import type { SqlOptions, TableName } from '../citus/sql';
 import type { AnyModelStatic } from '../models';
 import { tenantMeta } from '../models';
+import type { SqlOptions, TableName } from '../schema/sql';
 import { enableRowLevelSecurity, warnIfRoleBypasses } from './policy';
 import { installRlsSession } from './session';
 

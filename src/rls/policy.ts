@@ -1,7 +1,7 @@
 import type { QueryInterface, Sequelize, Transaction } from 'sequelize';
-import { bare, hasCitus, ident, qualified, regclass, rows, run, type SqlOptions, type TableName } from '../citus/sql';
 import { MultitenantError } from '../errors';
 import { notify } from '../notice';
+import { bare, hasCitus, ident, qualified, regclass, rows, run, type SqlOptions, type TableName } from '../schema/sql';
 import type { NoticeHandler } from '../state';
 import { BYPASS_SETTING, TENANT_SETTING } from './session';
 

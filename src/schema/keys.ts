@@ -1,7 +1,9 @@
+// A tenant model's primary and unique keys: those without the tenant column (Citus refuses them, and on
+// PostgreSQL they make one tenant's values block another's) and INTEGER auto-increment keys, said once.
 import type { Sequelize } from 'sequelize';
 import { type AnyModelStatic, tenantMeta } from '../models';
 import { notify } from '../notice';
-import { hasThroughAutoKey, throughUniqueKeyNames } from './schema';
+import { hasThroughAutoKey, throughUniqueKeyNames } from './through';
 
 interface Internals {
   name: string;

@@ -1,4 +1,7 @@
+// SQL through Sequelize for the library's own DDL and catalog reads: identifiers quoted as Sequelize
+// quotes them, constraint names within PostgreSQL's limit, and whether the database has Citus.
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { MultitenantError } from '../errors';
 
 /** A table as Sequelize names it: 'products', or { tableName, schema }. */
 export type TableName = string | { tableName: string; schema?: string };
@@ -92,4 +95,21 @@ export async function hasCitus(sequelize: Sequelize, options: SqlOptions & { ref
   const found = await rows(sequelize, `SELECT 1 FROM pg_extension WHERE extname = 'citus'`, options);
   citusCache.set(sequelize, found.length > 0);
   return found.length > 0;
+}
+
+/** Runs a Citus statement for `model`; a refusal becomes a MultitenantError naming the model, the statement and Citus' reason. */
+export async function runCitus(
+  sequelize: Sequelize,
+  sql: string,
+  model: string | undefined,
+  options: SqlOptions,
+  operation = 'sync',
+): Promise<void> {
+  try {
+    await run(sequelize, sql, options);
+  } catch (err) {
+    const original = (err as { original?: { message?: string; detail?: string; hint?: string } }).original;
+    const said = [original?.message ?? (err as Error).message, original?.detail, original?.hint].filter(Boolean).join('. ');
+    throw new MultitenantError(`Citus refused ${sql}: ${said}`, { model, operation });
+  }
 }
