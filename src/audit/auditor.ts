@@ -6,7 +6,8 @@ import { notify } from '../notice';
 import { runWithSettings } from '../settings';
 import type { PluginState } from '../state';
 import { tenantIdOf } from '../tenant';
-import { type Analysis, analyzeStatements, type TenantTables } from './analyze';
+import type { Analysis, TenantTables } from './analysis';
+import { analyzeStatements } from './analyze';
 import { firstUnconstrained } from './evaluate';
 
 // biome-ignore lint/suspicious/noExplicitAny: libpg-query's JSON AST

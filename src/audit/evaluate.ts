@@ -1,5 +1,5 @@
 import { canonical, type Tenant } from '../tenant';
-import type { Graph, ValueSource } from './analyze';
+import type { Graph, ValueSource } from './analysis';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
