@@ -1,11 +1,9 @@
 import type { Sequelize } from 'sequelize';
 import { assertParserInstalled, installAuditor } from './audit/auditor';
-import { assertCanary } from './canary';
 import { distributeModel, distributionProblem, isDistributed } from './citus/distribution';
 import { citusProblems } from './citus/preflight';
 import { type ClsNamespace, configureNamespace, watchSequelizeClass } from './context';
 import { MultitenantError } from './errors';
-import { assertInternals } from './internals';
 import { type AnyModelStatic, checkTenantKeyNamed, unnamedTenantKey } from './models';
 import { notify } from './notice';
 import { installRls } from './rls/install';
@@ -22,6 +20,8 @@ import { patchModelMethods } from './scope/methods';
 import { patchReads } from './scope/reads';
 import { patchWrites, type QueryInterfaceInternals } from './scope/writes';
 import { isInstalled, type MultitenantOptions, type PluginState, registerState, stateOf } from './state';
+import { assertCanary } from './verify/canary';
+import { assertInternals } from './verify/internals';
 
 /** The Citus steps of the sync paths (citus/), handed to the schema layer (schema/), which does not import them. */
 const citusSteps: CitusSteps = { problems: citusProblems, distribute: distributeModel, isDistributed, distributionProblem };

@@ -3,8 +3,8 @@
 // that is present but no longer on the path Sequelize takes makes the install fail, naming the path.
 import test from 'ava';
 import { DataTypes, Sequelize } from 'sequelize';
-import { runCanary } from '../src/canary';
 import { MultitenantError, multitenant } from '../src/index';
+import { runCanary } from '../src/verify/canary';
 import { createTestDatabase, type TestDatabase } from './helpers/db';
 
 const fresh = (options: ConstructorParameters<typeof Sequelize>[1] = {}) =>

@@ -3,7 +3,7 @@
 import test from 'ava';
 import { Sequelize } from 'sequelize';
 import { MultitenantError, multitenant } from '../src/index';
-import { missingInternals } from '../src/internals';
+import { missingInternals } from '../src/verify/internals';
 
 const fresh = () => new Sequelize('postgres://u@127.0.0.1:1/none', { logging: false });
 

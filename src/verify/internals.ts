@@ -1,5 +1,5 @@
 import { type Sequelize, Utils } from 'sequelize';
-import { MultitenantError } from './errors';
+import { MultitenantError } from '../errors';
 
 // The scoping wraps Sequelize internals that are not public API. Before anything is patched, each one is
 // checked to exist and to be a function: a Sequelize release that renamed one must make multitenant()
