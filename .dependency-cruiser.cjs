@@ -19,6 +19,36 @@ module.exports = {
       from: { path: '^src/', pathNot: ['^src/index\\.ts$', '^src/hosts/'] },
       to: { path: '^src/plugin\\.ts$' },
     },
+    {
+      name: 'core-imports-no-room',
+      severity: 'error',
+      comment:
+        'The files at the top of src/ (state, errors, tenant, models, context, notice, settings, statements) are the core every room builds on: they import no room. index.ts and plugin.ts are the exceptions: they assemble the rooms.',
+      from: { path: '^src/[^/]+\\.ts$', pathNot: ['^src/index\\.ts$', '^src/plugin\\.ts$'] },
+      to: { path: '^src/[^/]+/' },
+    },
+    {
+      name: 'schema-is-shared-by-postgres-and-citus',
+      severity: 'error',
+      comment:
+        'schema/ holds what PostgreSQL and Citus share; the Citus steps of a sync are handed in by plugin.ts (schema/steps.ts), so schema/ imports no room above it.',
+      from: { path: '^src/schema/' },
+      to: { path: '^src/(citus|rls|scope|audit|verify|hosts|doctor)/' },
+    },
+    {
+      name: 'lines-of-defense-stay-apart',
+      severity: 'error',
+      comment: 'The first line (scope/) and the install-time proofs (verify/) are independent of the database layers and of each other.',
+      from: { path: '^src/(scope|verify)/' },
+      to: { path: '^src/(schema|citus|rls|audit|hosts|doctor)/' },
+    },
+    {
+      name: 'hosts-and-clis-are-leaves',
+      severity: 'error',
+      comment: 'hosts/ (subpath exports) and doctor/ (a CLI) sit on top: only the entry imports a host, nothing imports the doctor.',
+      from: { path: '^src/', pathNot: ['^src/index\\.ts$', '^src/hosts/', '^src/doctor/'] },
+      to: { path: '^src/(hosts|doctor)/' },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
