@@ -8,6 +8,7 @@ import { type AnyModelStatic, checkTenantKeyNamed, unnamedTenantKey } from './mo
 import { notify } from './notice';
 import { installRls } from './rls/install';
 import { patchAssociationFactories } from './schema/actions';
+import { models } from './schema/graph';
 import { checkTenantModel } from './schema/keys';
 import type { CitusSteps } from './schema/steps';
 import { patchAlter, patchCreateTable, patchModelSync } from './schema/sync';
@@ -139,8 +140,7 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   // Every Sequelize internal wrapped below is checked first: a missing one fails the install whole.
   if (!existing) assertInternals(sequelize);
   // So is a misspelt tenantKey of a model defined before this call.
-  const models = () => (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
-  const unnamed = existing ? [] : models().filter((model) => checkTenantKeyNamed(model) === 'pending');
+  const unnamed = existing ? [] : models(sequelize).filter((model) => checkTenantKeyNamed(model) === 'pending');
   configureNamespace(resolved.namespace);
   watchSequelizeClass(ctor);
   const rlsOn = (s: Sequelize) => stateOf(s)?.options.rls === true;
@@ -163,12 +163,7 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   patchModelSync(ctor.Model as Parameters<typeof patchModelSync>[0], isInstalled, citusSteps);
   patchSequelizeSync(sequelize, () => isInstalled(sequelize), citusSteps);
   patchAlter(qi as unknown as Parameters<typeof patchAlter>[0], () => isInstalled(sequelize));
-  patchCreateTable(
-    qi as unknown as Parameters<typeof patchCreateTable>[0],
-    () => isInstalled(sequelize),
-    (m) => checkTenantModel(m, 'sync'),
-    citusSteps,
-  );
+  patchCreateTable(qi as unknown as Parameters<typeof patchCreateTable>[0], () => isInstalled(sequelize), citusSteps);
   registerState(sequelize, state);
   if (resolved.rls) installRls(sequelize, ctor.Model as Parameters<typeof installRls>[1], rlsOn);
   // Prove the wrappers are on the paths Sequelize takes: build (never send) representative SQL and check it.
@@ -176,7 +171,7 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   // Keys Citus would reject are said once per model: now for the models already defined, then as each is defined.
   giveTenantColumns(sequelize);
   // (read again: the canary's throwaway models were added and removed meanwhile)
-  for (const model of models()) onDefine(model, state);
+  for (const model of models(sequelize)) onDefine(model, state);
   for (const model of unnamed) sayUnnamedLater(sequelize, model);
   patchModelInit(ctor.Model as Parameters<typeof patchModelInit>[0]);
   sequelize.addHook('afterDefine', (model) => {

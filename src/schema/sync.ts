@@ -7,6 +7,7 @@ import { notify } from '../notice';
 import { addForeignKey, exists, hasColumns } from './constraints';
 import { type Attributes, deferredOf, prepareCreateTable } from './create-table';
 import { type ForeignKeySpec, tenantForeignKeys } from './foreign-keys';
+import { checkTenantModel } from './keys';
 import { hasCitus, type SqlOptions, type TableName, tableKey } from './sql';
 import type { CitusSteps } from './steps';
 
@@ -48,18 +49,13 @@ interface QueryInterfaceLike {
 }
 
 /** The schema layer on one Sequelize instance: CREATE TABLE preparation and distribution. */
-export function patchCreateTable(
-  qi: QueryInterfaceLike,
-  isInstalled: () => boolean,
-  checkModel: (m: AnyModelStatic) => void,
-  citusSteps: CitusSteps,
-): void {
+export function patchCreateTable(qi: QueryInterfaceLike, isInstalled: () => boolean, citusSteps: CitusSteps): void {
   const createTable = qi.createTable;
   const sequelize = qi.sequelize;
   qi.createTable = async function schemaAwareCreateTable(tableName, attributes, options, model) {
     if (!model || !isInstalled() || sequelize.getDialect() !== 'postgres')
       return createTable.call(this, tableName, attributes, options, model);
-    checkModel(model);
+    checkTenantModel(model, 'sync');
     const citus = await hasCitus(sequelize, options as SqlOptions);
     // a Model.sync() alone: what Citus would refuse is refused before CREATE TABLE, not after it
     if (citus) {
