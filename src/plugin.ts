@@ -21,6 +21,7 @@ import { patchModelMethods } from './scope/methods';
 import { patchReads } from './scope/reads';
 import { patchWrites, type QueryInterfaceInternals } from './scope/writes';
 import { isInstalled, type MultitenantOptions, type PluginState, registerState, stateOf } from './state';
+import { wrapChain } from './statics';
 import { assertCanary } from './verify/canary';
 import { assertInternals } from './verify/internals';
 
@@ -115,7 +116,9 @@ function patchModelInit(Model: { init(...args: unknown[]): unknown }): void {
 }
 
 /** A tenant model, defined: its keys are checked for Citus (said once) and the library's hooks go first. */
-function onDefine(model: AnyModelStatic, state: PluginState): void {
+function onDefine(model: AnyModelStatic, state: PluginState, base: object): void {
+  // (sequelize-typescript's models reach the base Model's static methods through copies of their own)
+  wrapChain(model, base);
   checkTenantModel(model, 'define');
   addTenantHooks(model, state);
 }
@@ -171,11 +174,11 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   // Keys Citus would reject are said once per model: now for the models already defined, then as each is defined.
   giveTenantColumns(sequelize);
   // (read again: the canary's throwaway models were added and removed meanwhile)
-  for (const model of models(sequelize)) onDefine(model, state);
+  for (const model of models(sequelize)) onDefine(model, state, ctor.Model as object);
   for (const model of unnamed) sayUnnamedLater(sequelize, model);
   patchModelInit(ctor.Model as Parameters<typeof patchModelInit>[0]);
   sequelize.addHook('afterDefine', (model) => {
-    if (isInstalled(sequelize)) onDefine(model as unknown as AnyModelStatic, state);
+    if (isInstalled(sequelize)) onDefine(model as unknown as AnyModelStatic, state, ctor.Model as object);
   });
   return sequelize;
 }

@@ -4,6 +4,7 @@
 import type { Sequelize } from 'sequelize';
 import { MultitenantError } from '../errors';
 import type { AnyModelStatic } from '../models';
+import { type StaticMethod, wrapStatic } from '../statics';
 import { type AssociationLike, raw } from './graph';
 import { giveTenantColumn } from './through';
 
@@ -84,57 +85,59 @@ export function patchAssociationFactories(Model: Record<string, unknown>, isInst
   if (patchedFactories.has(Model)) return;
   patchedFactories.add(Model);
   for (const name of ['belongsTo', 'hasOne', 'hasMany', 'belongsToMany']) {
-    const original = Model[name] as (this: unknown, target: unknown, options?: Actions & { through?: ThroughOption }) => object;
-    Model[name] = function recordActions(this: unknown, target: unknown, options?: Actions & { through?: ThroughOption }) {
-      const isObject = !!options && typeof options === 'object';
-      const written: Actions = (isObject && firstSight.get(options as object)) || {
-        onDelete: options?.onDelete,
-        onUpdate: options?.onUpdate,
-      };
-      if (isObject && !firstSight.has(options as object)) firstSight.set(options as object, written);
-      // the model that holds the foreign key: its attributes may carry actions the application wrote
-      const holder =
-        name === 'belongsToMany'
-          ? throughModelOf(options?.through)
-          : name === 'belongsTo'
-            ? (this as AnyModelStatic)
-            : (target as AnyModelStatic);
-      const onAttributes = holder && typeof holder === 'function' ? appActions(holder) : {};
-      const declared = new Map(
-        holder && typeof holder === 'function' ? Object.entries(raw(holder)).map(([k, v]) => [k, v?.allowNull]) : [],
-      );
-      const association = original.call(this, target, options) as AssociationLike & { foreignKeyAttribute?: { allowNull?: boolean } };
-      let defaults: Actions;
-      if (name === 'hasMany') {
-        // hasMany computes its defaults into a copy: SET NULL when the key column allows null (as it was before), else CASCADE
-        const allowNull = declared.has(association.foreignKey)
-          ? declared.get(association.foreignKey)
-          : (association.foreignKeyAttribute?.allowNull ?? true);
-        defaults = { onDelete: allowNull ? 'SET NULL' : 'CASCADE', onUpdate: 'CASCADE' };
-      } else if (name === 'belongsToMany') defaults = { onDelete: 'CASCADE', onUpdate: 'CASCADE' };
-      // belongsTo and hasOne write their defaults into the options: read them before anything else can
-      else defaults = { onDelete: association.options.onDelete, onUpdate: association.options.onUpdate };
-      // (only for a Sequelize instance with the plugin: the factories are shared by every instance)
-      const sequelize = (association.source as unknown as { sequelize?: Sequelize }).sequelize;
-      if (name === 'belongsToMany' && !holder && sequelize && isInstalled(sequelize)) giveTenantColumn(association);
-      const child = association.through?.model ?? (name === 'belongsTo' ? association.source : association.target);
-      if (child) {
-        // what is in the key attributes now and was not the application's, Sequelize wrote
-        const wrote = sequelizeWrote.get(child) ?? new Map<string, Actions>();
-        for (const key of [association.foreignKey, association.otherKey]) {
-          const def = key ? raw(child)[key] : undefined;
-          if (!key || !def) continue;
-          const app = onAttributes[key];
-          wrote.set(key, {
-            onDelete: app?.onDelete ? wrote.get(key)?.onDelete : def.onDelete,
-            onUpdate: app?.onUpdate ? wrote.get(key)?.onUpdate : def.onUpdate,
-          });
+    wrapStatic(Model, name, (factory) => {
+      const original = factory as unknown as (this: unknown, target: unknown, options?: Actions & { through?: ThroughOption }) => object;
+      return function recordActions(this: unknown, target: unknown, options?: Actions & { through?: ThroughOption }) {
+        const isObject = !!options && typeof options === 'object';
+        const written: Actions = (isObject && firstSight.get(options as object)) || {
+          onDelete: options?.onDelete,
+          onUpdate: options?.onUpdate,
+        };
+        if (isObject && !firstSight.has(options as object)) firstSight.set(options as object, written);
+        // the model that holds the foreign key: its attributes may carry actions the application wrote
+        const holder =
+          name === 'belongsToMany'
+            ? throughModelOf(options?.through)
+            : name === 'belongsTo'
+              ? (this as AnyModelStatic)
+              : (target as AnyModelStatic);
+        const onAttributes = holder && typeof holder === 'function' ? appActions(holder) : {};
+        const declared = new Map(
+          holder && typeof holder === 'function' ? Object.entries(raw(holder)).map(([k, v]) => [k, v?.allowNull]) : [],
+        );
+        const association = original.call(this, target, options) as AssociationLike & { foreignKeyAttribute?: { allowNull?: boolean } };
+        let defaults: Actions;
+        if (name === 'hasMany') {
+          // hasMany computes its defaults into a copy: SET NULL when the key column allows null (as it was before), else CASCADE
+          const allowNull = declared.has(association.foreignKey)
+            ? declared.get(association.foreignKey)
+            : (association.foreignKeyAttribute?.allowNull ?? true);
+          defaults = { onDelete: allowNull ? 'SET NULL' : 'CASCADE', onUpdate: 'CASCADE' };
+        } else if (name === 'belongsToMany') defaults = { onDelete: 'CASCADE', onUpdate: 'CASCADE' };
+        // belongsTo and hasOne write their defaults into the options: read them before anything else can
+        else defaults = { onDelete: association.options.onDelete, onUpdate: association.options.onUpdate };
+        // (only for a Sequelize instance with the plugin: the factories are shared by every instance)
+        const sequelize = (association.source as unknown as { sequelize?: Sequelize }).sequelize;
+        if (name === 'belongsToMany' && !holder && sequelize && isInstalled(sequelize)) giveTenantColumn(association);
+        const child = association.through?.model ?? (name === 'belongsTo' ? association.source : association.target);
+        if (child) {
+          // what is in the key attributes now and was not the application's, Sequelize wrote
+          const wrote = sequelizeWrote.get(child) ?? new Map<string, Actions>();
+          for (const key of [association.foreignKey, association.otherKey]) {
+            const def = key ? raw(child)[key] : undefined;
+            if (!key || !def) continue;
+            const app = onAttributes[key];
+            wrote.set(key, {
+              onDelete: app?.onDelete ? wrote.get(key)?.onDelete : def.onDelete,
+              onUpdate: app?.onUpdate ? wrote.get(key)?.onUpdate : def.onUpdate,
+            });
+          }
+          sequelizeWrote.set(child, wrote);
         }
-        sequelizeWrote.set(child, wrote);
-      }
-      given.set(association, { ...written, attributes: onAttributes, defaults, order: associationCount++ });
-      return association;
-    };
+        given.set(association, { ...written, attributes: onAttributes, defaults, order: associationCount++ });
+        return association;
+      } as unknown as StaticMethod;
+    });
   }
 }
 

@@ -4,6 +4,7 @@
 import type { Sequelize } from 'sequelize';
 import { type AnyModelStatic, tenantMeta } from '../models';
 import { notify } from '../notice';
+import { type StaticMethod, wrapStatic } from '../statics';
 import { addForeignKey, exists, hasColumns } from './constraints';
 import { type Attributes, deferredOf, prepareCreateTable } from './create-table';
 import { type ForeignKeySpec, tenantForeignKeys } from './foreign-keys';
@@ -84,20 +85,22 @@ export function patchModelSync(
 ): void {
   if (patchedSync.has(Model)) return;
   patchedSync.add(Model);
-  const sync = Model.sync;
-  Model.sync = async function schemaAwareSync(this: AnyModelStatic, options?: Record<string, unknown>) {
-    // Sequelize hands these options on to the statements of `alter` (changeColumn, removeConstraint)
-    const result = await sync.call(this, { ...options, [IN_SYNC]: this });
-    const sequelize = (this as unknown as { sequelize?: Sequelize }).sequelize;
-    if (sequelize && isInstalled(sequelize) && sequelize.getDialect() === 'postgres') {
-      const sqlOptions = (options ?? {}) as SqlOptions;
-      // Sequelize creates a table only when it is missing: one that existed before (created by plain
-      // Sequelize, by an earlier sync that failed part-way) is distributed here, so sync converges.
-      if (await hasCitus(sequelize, sqlOptions)) await citusSteps.distribute(sequelize, this, sqlOptions);
-      await addForeignKeysFor(sequelize, this, citusSteps, sqlOptions);
-    }
-    return result;
-  };
+  wrapStatic(Model, 'sync', (original) => {
+    const sync = original as unknown as (this: AnyModelStatic, options?: Record<string, unknown>) => Promise<unknown>;
+    return async function schemaAwareSync(this: AnyModelStatic, options?: Record<string, unknown>) {
+      // Sequelize hands these options on to the statements of `alter` (changeColumn, removeConstraint)
+      const result = await sync.call(this, { ...options, [IN_SYNC]: this });
+      const sequelize = (this as unknown as { sequelize?: Sequelize }).sequelize;
+      if (sequelize && isInstalled(sequelize) && sequelize.getDialect() === 'postgres') {
+        const sqlOptions = (options ?? {}) as SqlOptions;
+        // Sequelize creates a table only when it is missing: one that existed before (created by plain
+        // Sequelize, by an earlier sync that failed part-way) is distributed here, so sync converges.
+        if (await hasCitus(sequelize, sqlOptions)) await citusSteps.distribute(sequelize, this, sqlOptions);
+        await addForeignKeysFor(sequelize, this, citusSteps, sqlOptions);
+      }
+      return result;
+    } as unknown as StaticMethod;
+  });
 }
 
 /** Marks the options of the statements a model's sync sends, with the model. */

@@ -1,6 +1,7 @@
 import type { Sequelize } from 'sequelize';
 import type { AnyModelStatic } from '../models';
 import { stateOf } from '../state';
+import { type StaticMethod, wrapStatic } from '../statics';
 import { assertCreateTree } from './prevalidate';
 import { activeScope, guarded, IN_FIND_OR_CREATE, stampRow, tenantToWrite } from './scope';
 
@@ -56,42 +57,48 @@ export function patchModelMethods(Model: ModelClass): void {
     });
   };
 
-  const bulkCreate = Model.bulkCreate;
-  Model.bulkCreate = async function scopedBulkCreate(this: AnyModelStatic & ModelClass, records: readonly Row[], options?: Opts) {
-    const state = this.sequelize && stateOf(this.sequelize);
-    const upserts = Array.isArray(options?.updateOnDuplicate) && options.updateOnDuplicate.length > 0;
-    const access = upserts ? 'upsert' : 'insert';
-    const scope = state && Array.isArray(records) && records.length > 0 ? activeScope(state, this, 'bulkCreate', access) : undefined;
-    const stamped = scope ? records.map((r) => stampRow(scope, r, 'attribute')) : records;
-    if (state && options?.include && Array.isArray(records)) {
-      // Parents are inserted before their children: check every included row first.
-      for (const record of stamped) {
-        const built = (this as unknown as { build(v: Row, o: Row): unknown }).build(record, {
-          isNewRecord: true,
-          include: options.include,
-        });
-        assertCreateTree(state, built as Parameters<typeof assertCreateTree>[1], 'bulkCreate');
+  wrapStatic(Model, 'bulkCreate', (original) => {
+    const bulkCreate = original as unknown as ModelClass['bulkCreate'];
+    return async function scopedBulkCreate(this: AnyModelStatic & ModelClass, records: readonly Row[], options?: Opts) {
+      const state = this.sequelize && stateOf(this.sequelize);
+      const upserts = Array.isArray(options?.updateOnDuplicate) && options.updateOnDuplicate.length > 0;
+      const access = upserts ? 'upsert' : 'insert';
+      const scope = state && Array.isArray(records) && records.length > 0 ? activeScope(state, this, 'bulkCreate', access) : undefined;
+      const stamped = scope ? records.map((r) => stampRow(scope, r, 'attribute')) : records;
+      if (state && options?.include && Array.isArray(records)) {
+        // Parents are inserted before their children: check every included row first.
+        for (const record of stamped) {
+          const built = (this as unknown as { build(v: Row, o: Row): unknown }).build(record, {
+            isNewRecord: true,
+            include: options.include,
+          });
+          assertCreateTree(state, built as Parameters<typeof assertCreateTree>[1], 'bulkCreate');
+        }
       }
-    }
-    if (!scope) return bulkCreate.call(this, records, options);
-    return bulkCreate.call(this, stamped, withField(options, scope.meta.attribute));
-  };
+      if (!scope) return bulkCreate.call(this, records, options);
+      return bulkCreate.call(this, stamped, withField(options, scope.meta.attribute));
+    } as unknown as StaticMethod;
+  });
 
   // findOrCreate's unique-violation branch reads every field of the violated key from `where`: the tenant
   // column the application never wrote there made it throw a TypeError. The INSERT below it drops the
   // tenant column from the error's fields (writes.ts), so the loser of a race gets [row, false].
-  const findOrCreate = Model.findOrCreate;
-  Model.findOrCreate = function scopedFindOrCreate(this: AnyModelStatic & ModelClass, options: Opts) {
-    const state = this.sequelize && stateOf(this.sequelize);
-    if (!state || !options || typeof options !== 'object') return findOrCreate.call(this, options);
-    return findOrCreate.call(this, { ...options, [IN_FIND_OR_CREATE]: true });
-  };
+  wrapStatic(Model, 'findOrCreate', (original) => {
+    const findOrCreate = original as unknown as ModelClass['findOrCreate'];
+    return function scopedFindOrCreate(this: AnyModelStatic & ModelClass, options: Opts) {
+      const state = this.sequelize && stateOf(this.sequelize);
+      if (!state || !options || typeof options !== 'object') return findOrCreate.call(this, options);
+      return findOrCreate.call(this, { ...options, [IN_FIND_OR_CREATE]: true });
+    } as unknown as StaticMethod;
+  });
 
-  const upsert = Model.upsert;
-  Model.upsert = async function scopedUpsert(this: AnyModelStatic & ModelClass, values: Row, options?: Opts) {
-    const state = this.sequelize && stateOf(this.sequelize);
-    const scope = state && values ? activeScope(state, this, 'upsert', 'upsert') : undefined;
-    if (!scope) return upsert.call(this, values, options);
-    return upsert.call(this, stampRow(scope, values, 'attribute'), options);
-  };
+  wrapStatic(Model, 'upsert', (original) => {
+    const upsert = original as unknown as ModelClass['upsert'];
+    return async function scopedUpsert(this: AnyModelStatic & ModelClass, values: Row, options?: Opts) {
+      const state = this.sequelize && stateOf(this.sequelize);
+      const scope = state && values ? activeScope(state, this, 'upsert', 'upsert') : undefined;
+      if (!scope) return upsert.call(this, values, options);
+      return upsert.call(this, stampRow(scope, values, 'attribute'), options);
+    } as unknown as StaticMethod;
+  });
 }
