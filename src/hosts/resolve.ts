@@ -3,13 +3,16 @@ import { type Frame, runInFrame } from '../context';
 import { MissingTenantError } from '../errors';
 import { normalizeTenant, type TenantInput } from '../tenant';
 
-/** What a resolver may return: a tenant, nothing (no tenant for this request), or a promise of either. */
+/**
+ * What a resolver may return: a tenant, nothing (no tenant for this request), or a promise of either.
+ * `''` and a string of only whitespace (a missing header as Koa's `ctx.get()` reads it) are nothing too.
+ */
 export type ResolvedTenant = TenantInput | null | undefined;
 
 /** Options shared by every host integration (Express, Fastify, Koa, NestJS). */
 export interface TenantMiddlewareOptions {
   /**
-   * When the resolver returns `null` or `undefined`: `false` lets the request continue without a tenant
+   * When the resolver returns nothing (`null`, `undefined`, `''` or only whitespace): `false` lets the request continue without a tenant
    * (public routes; strict mode then refuses tenant queries), `true` fails it with a `MissingTenantError`.
    * @default false
    */
@@ -25,7 +28,7 @@ export function assertResolver(resolveTenant: unknown, where: string): void {
 
 /** The frame a request runs in, from what its resolver returned (throws InvalidTenantError / MissingTenantError). */
 export function frameOf(resolved: ResolvedTenant, required: boolean, operation: string): Frame {
-  if (resolved === undefined || resolved === null) {
+  if (resolved === undefined || resolved === null || (typeof resolved === 'string' && resolved.trim() === '')) {
     if (required) throw new MissingTenantError('the request resolved to no tenant', { operation });
     return { tenant: undefined, bypass: false };
   }

@@ -35,6 +35,8 @@ export function resolveHeader(value: string | undefined): ResolvedTenant | Promi
   if (value?.startsWith('lookup:')) {
     return (lookupIn as Fixture).Store.findOne({ where: { name: value.slice(7) } }).then((store) => store?.get('id') as number | undefined);
   }
+  // `raw:<text>`: the resolver returns the (URI-decoded) text as it is — '' or whitespace, as a header read gives it
+  if (value?.startsWith('raw:')) return decodeURIComponent(value.slice(4));
   if (value === 'throw') throw new Error('resolver exploded');
   if (value === 'reject') return Promise.reject(new Error('resolver rejected'));
   if (value === 'object') return {} as never;
@@ -126,6 +128,18 @@ export function hostSuite(test: TestFn<HostCtx>, hosts: Host[]): void {
       t.is(refused.status, 401);
       t.is(refused.body.error, 'MissingTenantError');
       t.is((await request(`${url(t)}/required/whoami`, { headers: { 'x-store-id': '3' } })).body.tenant, 3);
+    });
+
+    test.serial(`${name}: a resolver returning '' or only whitespace means no tenant; required refuses it`, async (t) => {
+      for (const header of ['raw:', 'raw:%20%20', 'raw:%09%20']) {
+        const free = await request(`${url(t)}/products`, { headers: { 'x-store-id': header } });
+        t.is(free.status, 200, header);
+        t.is(free.body.tenant, null, header);
+        t.is(free.body.rows.length, 5, header);
+        const refused = await request(`${url(t)}/required/whoami`, { headers: { 'x-store-id': header } });
+        t.is(refused.status, 401, header);
+        t.is(refused.body.error, 'MissingTenantError', header);
+      }
     });
 
     test.serial(`${name}: a resolver that throws or rejects fails the request; an invalid tenant is InvalidTenantError`, async (t) => {
