@@ -123,3 +123,57 @@ export function isSingleStatement(sql: string): boolean {
   const shape = shapeOf(sql);
   return shape.readable && shape.statements.length === 1;
 }
+
+const namesCache = new Map<string, ReadonlySet<string> | undefined>();
+
+/**
+ * The names a message could refer to a table by, as PostgreSQL reads them: its unquoted words folded to
+ * lower case and its quoted identifiers as written — also inside dollar-quoted bodies (a DO block's
+ * code), never inside string literals or comments (a catalog query's `relname = 'products'` names no
+ * table). Undefined when the message cannot be read to its end (it may name anything).
+ */
+export function namesIn(sql: string): ReadonlySet<string> | undefined {
+  if (namesCache.has(sql)) return namesCache.get(sql);
+  const names = new Set<string>();
+  let readable = true;
+  const scan = (text: string): void => {
+    let i = 0;
+    while (i < text.length) {
+      const c = text[i] as string;
+      if (c === '"') {
+        const end = skipQuoted(text, i);
+        if (end < 0) {
+          readable = false;
+          return;
+        }
+        names.add(text.slice(i + 1, end - 1).replace(/""/g, '"'));
+        i = end;
+      } else if (c === '$' && !WORD.test(text[i - 1] ?? '')) {
+        const tag = /^\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(text.slice(i))?.[0];
+        const end = tag ? text.indexOf(tag, i + tag.length) : -1;
+        if (tag && end === -1) {
+          readable = false;
+          return;
+        }
+        if (tag) scan(text.slice(i + tag.length, end));
+        i = tag ? end + tag.length : i + 1;
+      } else if (c === "'" || (c === '-' && text[i + 1] === '-') || (c === '/' && text[i + 1] === '*')) {
+        const end = skipQuoted(text, i);
+        if (end < 0) {
+          readable = false;
+          return;
+        }
+        i = end;
+      } else if (/[A-Za-z_\u0080-\uffff]/.test(c)) {
+        const word = /^[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*/.exec(text.slice(i))?.[0] as string;
+        names.add(word.toLowerCase());
+        i += word.length;
+      } else i++;
+    }
+  };
+  scan(sql);
+  const result = readable ? names : undefined;
+  if (namesCache.size >= CACHE_MAX) namesCache.clear();
+  namesCache.set(sql, result);
+  return result;
+}

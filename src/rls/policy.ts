@@ -3,10 +3,7 @@ import { MultitenantError } from '../errors';
 import { notify } from '../notice';
 import { bare, hasCitus, ident, qualified, regclass, rows, run, type SqlOptions, type TableName } from '../schema/sql';
 import type { NoticeHandler } from '../state';
-import { BYPASS_SETTING, TENANT_SETTING } from './session';
-
-/** The name of the one policy the library makes on each tenant table. */
-export const POLICY_NAME = 'sequelize_multitenant_isolation';
+import { BYPASS_SETTING, POLICY_NAME, TENANT_SETTING } from './names';
 
 /** Options of `enableRowLevelSecurity` / `disableRowLevelSecurity`. */
 export interface RowLevelSecurityOptions {

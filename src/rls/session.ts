@@ -7,11 +7,8 @@ import { scopingModel } from '../scope/tables';
 import { addSettingsProvider, literal, type PgConnection, readsOrWritesRows, type WantedSettings } from '../settings';
 import { shapeOf } from '../statements';
 import { type Tenant, tenantIdOf } from '../tenant';
-
-/** The custom setting holding the current tenant(s) as a PostgreSQL text array literal (`{"7","8"}`). */
-export const TENANT_SETTING = 'sequelize_multitenant.tenant';
-/** The custom setting that is `on` inside `withoutTenant`. */
-export const BYPASS_SETTING = 'sequelize_multitenant.bypass';
+import { assertPoliciesInPlace } from './enforced';
+import { BYPASS_SETTING, TENANT_SETTING } from './names';
 
 /** No tenant: the policy matches no row ('' and NULL alike). */
 const NONE: Record<string, string> = { [BYPASS_SETTING]: 'off', [TENANT_SETTING]: '' };
@@ -67,6 +64,7 @@ export function installRlsSession(sequelize: Sequelize, isOn: () => boolean): vo
   addSettingsProvider(sequelize, async (connection: PgConnection, { sql, inTransaction }): Promise<WantedSettings | undefined> => {
     if (!isOn()) return undefined;
     await assertNoTruncate(sequelize, sql, connection);
+    await assertPoliciesInPlace(sequelize, sql, connection);
     if (citus === undefined) {
       const result = (await connection.query(`SELECT 1 FROM pg_extension WHERE extname = 'citus'`)) as { rowCount?: number };
       citus = (result.rowCount ?? 0) > 0;
