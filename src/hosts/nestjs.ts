@@ -19,7 +19,7 @@ import {
 } from '@nestjs/common';
 import { APP_INTERCEPTOR, ModuleRef, Reflector } from '@nestjs/core';
 import { Observable } from 'rxjs';
-import type { Sequelize } from 'sequelize';
+import { type Sequelize, Sequelize as SequelizeClass } from 'sequelize';
 import { type Frame, getCurrentTenantId, runInFrame } from '../context';
 import { MissingTenantError, MultitenantError } from '../errors';
 import { multitenant } from '../plugin';
@@ -41,7 +41,8 @@ export interface MultitenantModuleOptions<Req = IncomingMessage> extends TenantM
   resolveTenant?: TenantResolver<Req>;
   /**
    * Install `multitenant()` on the Sequelize instance of `@nestjs/sequelize` (its default connection, or
-   * the one named by `connection`) with these options, when the module starts.
+   * the one named by `connection`) with these options — as the connection is created, before its models
+   * are added and before `synchronize` syncs them or any provider queries them.
    */
   multitenant?: MultitenantOptions & { connection?: string };
 }
@@ -50,6 +51,12 @@ export interface MultitenantModuleOptions<Req = IncomingMessage> extends TenantM
 export interface MultitenantModuleAsyncOptions<Req = IncomingMessage> {
   imports?: Array<Type<unknown> | DynamicModule | Promise<DynamicModule> | ForwardReference<unknown>>;
   inject?: Array<InjectionToken | OptionalFactoryDependency>;
+  /**
+   * The `@nestjs/sequelize` connection the plugin goes on as it is created (the factory's options are not
+   * known yet then: it is installed with its defaults, scoped from the start, and gets the factory's
+   * `multitenant` options at `app.init()`). Default: the default connection.
+   */
+  connection?: string;
   /** Called by Nest with the providers named in `inject`. */
   useFactory: (...args: never[]) => MultitenantModuleOptions<Req> | Promise<MultitenantModuleOptions<Req>>;
 }
@@ -137,7 +144,30 @@ class TenantInterceptor implements NestInterceptor {
 Injectable()(TenantInterceptor);
 Inject(Reflector)(TenantInterceptor, undefined as never, 0);
 
-/** Installs `multitenant()` on the `@nestjs/sequelize` connection when asked to. */
+/** @nestjs/sequelize's name of its default connection. */
+const DEFAULT_CONNECTION = 'default';
+/** Per connection name: the options its Sequelize instance gets as it is created (the latest module's). */
+const atCreation = new Map<string, () => MultitenantOptions>();
+let creationHooked = false;
+
+/**
+ * Installs the plugin on a connection's Sequelize instance as it is created: Sequelize runs its
+ * `afterInit` hooks at the end of its constructor — before sequelize-typescript adds the models given in
+ * the options, before @nestjs/sequelize adds its entities and runs `synchronize`. (A Sequelize instance
+ * is told by its connection name, the `name` option @nestjs/sequelize hands to it.)
+ */
+function installAtCreation(connection: string | undefined, options: () => MultitenantOptions): void {
+  atCreation.set(connection ?? DEFAULT_CONNECTION, options);
+  if (creationHooked) return;
+  creationHooked = true;
+  SequelizeClass.addHook('afterInit', (instance: Sequelize) => {
+    const name = (instance as unknown as { options?: { name?: string } }).options?.name ?? DEFAULT_CONNECTION;
+    const options = atCreation.get(name);
+    if (options) multitenant(instance, options());
+  });
+}
+
+/** Installs `multitenant()` on the `@nestjs/sequelize` connection when asked to (again at start: the options of forRootAsync). */
 class MultitenantInstaller {
   constructor(
     private readonly options: MultitenantModuleOptions,
@@ -171,10 +201,16 @@ export class MultitenantModule {
   /** The module with fixed options. */
   static forRoot<Req = IncomingMessage>(options: MultitenantModuleOptions<Req> = {}): DynamicModule {
     assertResolver(options.resolveTenant ?? (() => undefined), 'MultitenantModule.forRoot');
+    if (options.multitenant) {
+      const { connection, ...plugin } = options.multitenant;
+      installAtCreation(connection, () => plugin);
+    }
     return MultitenantModule.with([{ provide: OPTIONS, useValue: options }]);
   }
   /** The module with options from a factory (ConfigService and the like). */
   static forRootAsync<Req = IncomingMessage>(options: MultitenantModuleAsyncOptions<Req>): DynamicModule {
+    let resolvedPlugin: MultitenantOptions | undefined;
+    installAtCreation(options.connection, () => resolvedPlugin ?? {});
     return {
       ...MultitenantModule.with([
         {
@@ -183,6 +219,11 @@ export class MultitenantModule {
           useFactory: async (...args: unknown[]) => {
             const resolved = await options.useFactory(...(args as never[]));
             assertResolver(resolved.resolveTenant ?? (() => undefined), 'MultitenantModule.forRootAsync');
+            if (resolved.multitenant) {
+              const { connection, ...plugin } = resolved.multitenant;
+              resolvedPlugin = plugin;
+              return { ...resolved, multitenant: { ...resolved.multitenant, connection: connection ?? options.connection } };
+            }
             return resolved;
           },
         },
