@@ -20,7 +20,8 @@ export interface Tenant {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const INTEGER = /^-?\d+$/;
+/** An integer as PostgreSQL's integer input reads it (PostgreSQL 15: sign, decimal digits, spaces around). */
+const INTEGER = /^\s*[+-]?[0-9]+\s*$/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Canonical string of a key value (as given or as read back from a row), or undefined if it is no key. */
@@ -168,13 +169,44 @@ export function assertFits(tenant: Tenant, meta: TenantMeta, refusal: { readonly
   }
 }
 
-/** True when `value` (a tenant column value from a row or a write) is one of the tenant's ids. */
-export function tenantIncludes(tenant: Tenant, value: unknown, meta: TenantMeta): boolean {
+/**
+ * A key value as the tenant column reads it, for comparisons: an integer column reads '01', '+1' and
+ * ' 1' as 1; a UUID column ignores letter case; a text column takes the value as written.
+ */
+export function columnKey(value: unknown, meta: TenantMeta): string | undefined {
   const key = canonical(value);
-  if (key === undefined) return false;
-  if (tenant.keys.has(key)) return true;
-  if (meta.typeKey !== 'UUID') return false;
-  const lower = key.toLowerCase();
-  for (const k of tenant.keys) if (k.toLowerCase() === lower) return true;
-  return false;
+  if (key === undefined) return undefined;
+  if (INTEGER_TYPES.has(meta.typeKey)) return INTEGER.test(key) ? BigInt(key.trim()).toString() : key;
+  return meta.typeKey === 'UUID' ? key.toLowerCase() : key;
+}
+
+/** The tenant's keys as a tenant column of `meta`'s type reads them (computed once per tenant and kind of column). */
+const columnKeys = new WeakMap<Tenant, Map<string, ReadonlySet<string>>>();
+function keysFor(tenant: Tenant, meta: TenantMeta): ReadonlySet<string> {
+  const kind = INTEGER_TYPES.has(meta.typeKey) ? 'integer' : meta.typeKey === 'UUID' ? 'uuid' : 'text';
+  if (kind === 'text') return tenant.keys;
+  let byKind = columnKeys.get(tenant);
+  if (!byKind) {
+    byKind = new Map();
+    columnKeys.set(tenant, byKind);
+  }
+  let keys = byKind.get(kind);
+  if (!keys) {
+    keys = new Set(tenant.ids.map((id) => columnKey(id, meta) as string));
+    byKind.set(kind, keys);
+  }
+  return keys;
+}
+
+/** True when `value` (a tenant column value from a row or a write) is one of the tenant's ids, as the column reads both. */
+export function tenantIncludes(tenant: Tenant, value: unknown, meta: TenantMeta): boolean {
+  const key = columnKey(value, meta);
+  return key !== undefined && keysFor(tenant, meta).has(key);
+}
+
+/** True when every id of `inner` is one of `outer`'s, as the tenant column of `meta` reads them. */
+export function tenantWithin(inner: Tenant, outer: Tenant, meta: TenantMeta): boolean {
+  const keys = keysFor(outer, meta);
+  for (const key of keysFor(inner, meta)) if (!keys.has(key)) return false;
+  return true;
 }

@@ -3,7 +3,7 @@ import { currentFrame } from '../context';
 import { MissingTenantError, type RefusalDetails, TenantMismatchError } from '../errors';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import type { PluginState } from '../state';
-import { assertFits, canonical, normalizeTenant, type Tenant, tenantIdOf, tenantIncludes } from '../tenant';
+import { assertFits, columnKey, normalizeTenant, type Tenant, tenantIdOf, tenantIncludes, tenantWithin } from '../tenant';
 import { assertPlainKeys, canonicalCondition, closed, flatCopy, isPlainValue } from './closed';
 
 /**
@@ -291,13 +291,11 @@ export function rememberReadTenant(rows: unknown, scope: Scope): void {
 export function assertReadUnderScope(scope: Scope, instance: object, role = 'this'): void {
   const under = readUnder.get(instance);
   if (!under) return;
-  for (const key of under.keys) {
-    if (!scope.tenant.keys.has(key)) {
-      throw new TenantMismatchError(
-        `${role} ${scope.meta.name} row was read under tenant ${tenantIdOf(under)} (without its ${scope.meta.attribute}); nothing was written`,
-        { ...scope.details, received: tenantIdOf(under) },
-      );
-    }
+  if (!tenantWithin(under, scope.tenant, scope.meta)) {
+    throw new TenantMismatchError(
+      `${role} ${scope.meta.name} row was read under tenant ${tenantIdOf(under)} (without its ${scope.meta.attribute}); nothing was written`,
+      { ...scope.details, received: tenantIdOf(under) },
+    );
   }
 }
 
@@ -346,7 +344,9 @@ export function assertInstanceInScope(scope: Scope, instance: unknown): void {
       received: loaded,
     });
   }
-  const moved = known(loaded) ? canonical(now) !== canonical(loaded) : known(now) && !tenantIncludes(scope.tenant, now, scope.meta);
+  const moved = known(loaded)
+    ? columnKey(now, scope.meta) !== columnKey(loaded, scope.meta)
+    : known(now) && !tenantIncludes(scope.tenant, now, scope.meta);
   if (moved) {
     throw new TenantMismatchError(
       `refused to change ${attribute} from ${String(loaded)} to ${String(now)}: a row cannot move to another tenant; nothing was written`,
