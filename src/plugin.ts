@@ -140,6 +140,12 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   const existing = stateOf(sequelize);
   if (existing && options === undefined) return sequelize;
   const resolved = resolveOptions(sequelize, options ?? {});
+  if (sequelize.getDialect() !== 'postgres') {
+    throw new MultitenantError(
+      `multitenant() needs PostgreSQL (or Citus): this Sequelize instance's dialect is ${sequelize.getDialect()}; nothing was installed`,
+      { operation: 'multitenant' },
+    );
+  }
   // Every Sequelize internal wrapped below is checked first: a missing one fails the install whole.
   if (!existing) assertInternals(sequelize);
   // So is a misspelt tenantKey of a model defined before this call.

@@ -1,5 +1,5 @@
 import anyTest, { type TestFn } from 'ava';
-import { DataTypes, Sequelize } from 'sequelize';
+import { DataTypes, Model, Sequelize } from 'sequelize';
 import { MultitenantError, multitenant, TenantMismatchError, withTenant } from '../src/index';
 import { onCitus, pgOnly } from './helpers/db';
 import { createFixture, type Fixture } from './helpers/fixture';
@@ -90,6 +90,70 @@ test.serial('options are checked', (t) => {
   const err = t.throws(() => multitenant(sequelize, { strict: true, stirct: true } as never), { instanceOf: MultitenantError });
   t.regex(err?.message ?? '', /unknown option 'stirct': the options are strict, namespace, writeOnly, notice, audit, rls/);
   t.throws(() => multitenant(sequelize, { rls2: true, x: 1 } as never), { message: /unknown options 'rls2', 'x'/ });
+});
+
+test.serial('sync({ match }) refuses a database that does not match before any statement is sent', async (t) => {
+  const sent: string[] = [];
+  const s = new Sequelize(t.context.db.url, { logging: (sql) => sent.push(sql) });
+  multitenant(s, { notice: false });
+  s.define(
+    'Widget',
+    { store_id: { type: DataTypes.BIGINT, primaryKey: true }, id: { type: DataTypes.BIGINT, primaryKey: true } },
+    {
+      tableName: 'match_widgets',
+      tenantKey: 'store_id',
+    },
+  );
+  try {
+    await t.throwsAsync(() => s.sync({ match: /_production$/ }), { message: /does not match sync match parameter/ });
+    t.deepEqual(sent, [], 'nothing sent');
+  } finally {
+    await s.close();
+  }
+});
+
+test.serial(
+  'an include tree built by hand with the base Model as its root is built as plain Sequelize builds it, the tenant include scoped',
+  (t) => {
+    const build = (plugin: boolean, tenant?: number) => {
+      const s = new Sequelize(t.context.db.url, { logging: false });
+      if (plugin) multitenant(s, { notice: false });
+      const key = () => ({ type: DataTypes.BIGINT, primaryKey: true });
+      const User = s.define('User', { store_id: key(), id: key() }, { tenantKey: 'store_id' });
+      const Post = s.define('Post', { store_id: key(), id: key(), user_id: DataTypes.BIGINT }, { tenantKey: 'store_id' });
+      User.hasMany(Post, { foreignKey: 'user_id' });
+      const options = { model: User, include: [{ model: Post }] } as unknown as { include: Array<{ parent?: unknown }> };
+      (Model as unknown as { _validateIncludedElements(o: unknown): void })._validateIncludedElements.call(User, options);
+      (options.include[0] as { parent: unknown }).parent = { model: Model }; // the root, as a hand-built tree may have it
+      const generator = (s.getQueryInterface() as unknown as { queryGenerator: { selectQuery(...args: unknown[]): string } })
+        .queryGenerator;
+      const sql = () => generator.selectQuery('Users', { ...options, model: User }, User);
+      return tenant === undefined ? sql() : withTenant(tenant, sql);
+    };
+    const plain = build(false);
+    t.is(build(true), plain, 'no tenant: the SQL plain Sequelize builds');
+    const [head, on] = plain.split(' ON ');
+    t.is(
+      build(true, 3),
+      `${head} ON (${(on as string).replace(/;$/, '')}) AND "Posts"."store_id" = 3;`,
+      'under a tenant: the tenant include scoped',
+    );
+  },
+);
+
+test.serial('another dialect is refused, naming the dialect; nothing is installed', (t) => {
+  const stub = { createConnection() {}, Database() {}, verbose() {} };
+  for (const dialect of ['mysql', 'mariadb', 'sqlite', 'mssql'] as const) {
+    const s = new Sequelize({ dialect, dialectModule: stub, logging: false });
+    const Thing = s.define('Thing', { store_id: DataTypes.INTEGER }, { tenantKey: 'store_id' });
+    t.throws(() => multitenant(s), {
+      instanceOf: MultitenantError,
+      message: new RegExp(
+        `multitenant\\(\\) needs PostgreSQL \\(or Citus\\): this Sequelize instance's dialect is ${dialect}; nothing was installed`,
+      ),
+    });
+    t.is(Thing.options.hooks?.beforeFind, undefined, `${dialect}: no hook installed`);
+  }
 });
 
 test.serial('a tenantKey that names no attribute or column is a clear error at first use', async (t) => {

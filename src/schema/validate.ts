@@ -82,7 +82,10 @@ export function patchSequelizeSync(sequelize: Sequelize, isInstalled: () => bool
   const sync = sequelize.sync;
   sequelize.sync = async function checkedSync(this: Sequelize, ...args: Parameters<Sequelize['sync']>) {
     if (!isInstalled() || this.getDialect() !== 'postgres') return sync.apply(this, args);
-    const options = (args[0] ?? {}) as SqlOptions & { alter?: unknown };
+    const options = (args[0] ?? {}) as SqlOptions & { alter?: unknown; match?: RegExp };
+    // `match` guards against syncing the wrong database: Sequelize checks it before any statement, so must this
+    const database = (this as unknown as { config?: { database?: string } }).config?.database ?? '';
+    if (options.match && !options.match.test(database)) return sync.apply(this, args);
     const citus = await assertSchema(this, citusSteps, options);
     const result = await sync.apply(this, args);
     await assertConverged(this, citus ? citusSteps : undefined, options);

@@ -149,9 +149,19 @@ function innerJoinScoped(
  */
 export function patchIncludes(g: GeneratorInternals, state: PluginState): void {
   // The table decides, as for the query interface: a model without tenantKey on a tenant table is scoped.
-  const tenantModel = (model: AnyModelStatic) => scopingModel(g.sequelize, model, model.getTableName()) as AnyModelStatic;
-  const metaOf = (model: AnyModelStatic) => tenantMeta(tenantModel(model));
-  const scopeOf = (model: AnyModelStatic) => activeScope(state, tenantModel(model), 'find', 'read');
+  // (An include tree built by hand may hold Sequelize's base Model, which belongs to no instance and has no table.)
+  const tenantModel = (model: AnyModelStatic) =>
+    (model as { sequelize?: unknown } | undefined)?.sequelize
+      ? (scopingModel(g.sequelize, model, model.getTableName()) as AnyModelStatic | undefined)
+      : undefined;
+  const metaOf = (model: AnyModelStatic) => {
+    const found = tenantModel(model);
+    return found && tenantMeta(found);
+  };
+  const scopeOf = (model: AnyModelStatic) => {
+    const found = tenantModel(model);
+    return found && activeScope(state, found, 'find', 'read');
+  };
 
   const generateJoin = g.generateJoin;
   g.generateJoin = function scopedJoin(include, topLevelInfo) {
