@@ -7,6 +7,34 @@ export type { ResolvedTenant, TenantMiddlewareOptions, TenantResolver } from './
 /** The frame each request runs in (for the hooks Fastify fires from the connection's events). */
 const frames = new WeakMap<object, Frame>();
 
+/**
+ * The hooks of a request. Fastify fires some from the socket's events (onResponse after the response
+ * is written, onRequestAbort, onTimeout), outside the request's async context: under keep-alive and
+ * pipelining that is another request's. Each one added after the plugin runs in its request's frame.
+ */
+const REQUEST_HOOKS = new Set([
+  'onRequest',
+  'preParsing',
+  'preValidation',
+  'preHandler',
+  'preSerialization',
+  'onSend',
+  'onResponse',
+  'onError',
+  'onTimeout',
+  'onRequestAbort',
+]);
+
+/** `hook`, run in the frame of the request it is called with (its arity kept: Fastify reads it). */
+function inRequestFrame(hook: (this: unknown, request: object, ...rest: unknown[]) => unknown): typeof hook {
+  const wrapped = function hookInRequestFrame(this: unknown, request: object, ...rest: unknown[]) {
+    const frame = frames.get(request);
+    return frame ? runInFrame(frame, () => hook.call(this, request, ...rest)) : hook.call(this, request, ...rest);
+  };
+  Object.defineProperty(wrapped, 'length', { value: hook.length });
+  return wrapped;
+}
+
 /** Options of `fastifyTenant`. */
 export interface FastifyTenantOptions extends TenantMiddlewareOptions {
   /** The request's tenant (sync or async): an instance, an id, an array, or nothing. */
@@ -20,8 +48,9 @@ export interface FastifyTenantOptions extends TenantMiddlewareOptions {
  * as `withoutTenant` would. With `required`, a request that resolves to no tenant fails with
  * `MissingTenantError`; a throwing or rejecting resolver, or an invalid tenant, fails it too (Fastify's
  * error handler answers). Body parsing, later hooks and the handler continue inside the request's frame
- * (tested with bodies that arrive late, in chunks, on AsyncLocalStorage and on cls-hooked); the
- * `onRequestAbort` and `onTimeout` hooks added after the plugin run in it too.
+ * (tested with bodies that arrive late, in chunks, on AsyncLocalStorage and on cls-hooked); every request
+ * hook added after the plugin, and every hook in a route's options, runs in its own request's frame —
+ * also `onResponse`, `onRequestAbort` and `onTimeout`, which Fastify fires from the socket's events.
  * Register it with `fastify-plugin` semantics (it is marked to skip encapsulation) to cover the whole app,
  * or inside a plugin to cover that plugin's routes only.
  * @example
@@ -37,21 +66,26 @@ export const fastifyTenant: FastifyPluginCallback<FastifyTenantOptions> = functi
     return;
   }
   const required = options?.required ?? false;
-  // onRequestAbort and onTimeout are fired from the connection's events, outside the request's async
-  // context: the hooks added after this plugin (in its context and the ones below) run in the request's frame
+  // The request hooks added after this plugin (in its context and the ones below) and those given in a
+  // route's options run in the request's frame, wherever Fastify fires them from.
+  type Hook = Parameters<typeof inRequestFrame>[0];
   const addHook = fastify.addHook;
   (fastify as unknown as { addHook: (...args: unknown[]) => unknown }).addHook = function addHookInFrame(
     this: unknown,
     ...args: unknown[]
   ) {
     const [name, hook] = args;
-    if ((name === 'onRequestAbort' || name === 'onTimeout') && typeof hook === 'function') {
-      args[1] = function hookInRequestFrame(this: unknown, request: object, ...rest: unknown[]) {
-        return runInFrame(frames.get(request) ?? { tenant: undefined, bypass: false }, () => hook.call(this, request, ...rest));
-      };
-    }
+    if (REQUEST_HOOKS.has(name as string) && typeof hook === 'function') args[1] = inRequestFrame(hook as Hook);
     return (addHook as (...a: unknown[]) => unknown).apply(this, args);
   };
+  fastify.addHook('onRoute', (route) => {
+    const hooks = route as unknown as Record<string, unknown>;
+    for (const name of REQUEST_HOOKS) {
+      const given = hooks[name];
+      if (typeof given === 'function') hooks[name] = inRequestFrame(given as Hook);
+      else if (Array.isArray(given)) hooks[name] = given.map((h) => (typeof h === 'function' ? inRequestFrame(h as Hook) : h));
+    }
+  });
   fastify.addHook('onRequest', (request, _reply, next) => {
     // the rest of the request (hooks, body parsing, handler) continues from next(): inside the frame
     enterRequest(
