@@ -8,15 +8,13 @@
 // kept to the tenant, on Citus (npm run test:citus) every tenant table distributed and colocated.
 import 'reflect-metadata';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { DataTypes, type Model, type ModelStatic, type Options, QueryTypes, Sequelize, Model as SequelizeModel } from 'sequelize';
+import { type Model, type Options, QueryTypes, Sequelize } from 'sequelize';
 import { Sequelize as TsSequelize } from 'sequelize-typescript';
 import { MultitenantError, multitenant, TenantMismatchError, withoutTenant, withTenant } from '../src/index';
 import { onCitus } from './helpers/db';
+import { type Models, plainModels, tsModels } from './helpers/install-models';
 import { createRlsDatabase, type RlsDatabase } from './helpers/rls';
-import { type Models, tsModels } from './helpers/ts-models';
 
-// biome-ignore lint/suspicious/noExplicitAny: models of any shape
-type AnyModel = ModelStatic<Model<any, any>>;
 type Style = 'define' | 'init' | 'ts-models' | 'ts-addModels';
 type Order = 'before' | 'after';
 
@@ -25,44 +23,6 @@ test.before(async (t) => {
   t.context = { db: await createRlsDatabase() };
 });
 test.after.always(async (t) => t.context?.db?.drop());
-
-/** A fresh definition each time: Sequelize writes into the attribute objects it is given. */
-const bigintKey = () => ({ type: DataTypes.BIGINT, primaryKey: true });
-
-/** The schema through sequelize.define or Model.init (the same attributes, keys and associations). */
-function plainModels(s: Sequelize, p: string, style: 'define' | 'init'): Models {
-  const tenant = () => ({ type: DataTypes.BIGINT, primaryKey: true, allowNull: false });
-  const make = (name: string, attributes: Record<string, unknown>, options: Record<string, unknown>): AnyModel => {
-    const all = { timestamps: false, ...options, tableName: `${p}_${options.tableName}` };
-    if (style === 'define') return s.define(name, attributes as never, all) as AnyModel;
-    const M = class extends SequelizeModel {};
-    M.init(attributes as never, { ...all, sequelize: s, modelName: name });
-    return M as unknown as AnyModel;
-  };
-  const Store = make('Store', { id: bigintKey(), name: DataTypes.STRING }, { tableName: 'stores', tenantKey: 'id' });
-  const Product = make(
-    'Product',
-    { id: bigintKey(), store_id: tenant(), name: DataTypes.STRING },
-    { tableName: 'products', tenantKey: 'store_id' },
-  );
-  const Purchase = make(
-    'Purchase',
-    { id: bigintKey(), store_id: tenant(), product_id: { type: DataTypes.BIGINT, allowNull: false } },
-    { tableName: 'purchases', tenantKey: 'store_id' },
-  );
-  const Tag = make('Tag', { id: bigintKey(), store_id: tenant(), label: DataTypes.STRING }, { tableName: 'tags', tenantKey: 'store_id' });
-  const ProductTag = make(
-    'ProductTag',
-    { store_id: tenant(), product_id: bigintKey(), tag_id: bigintKey() },
-    { tableName: 'product_tags', tenantKey: 'store_id' },
-  );
-  Product.belongsTo(Store, { foreignKey: 'store_id' });
-  Store.hasMany(Product, { foreignKey: 'store_id' });
-  Purchase.belongsTo(Product, { foreignKey: 'product_id' });
-  Product.hasMany(Purchase, { foreignKey: 'product_id' });
-  Product.belongsToMany(Tag, { through: ProductTag, foreignKey: 'product_id', otherKey: 'tag_id' });
-  return { Store, Product, Purchase, Tag, ProductTag };
-}
 
 /** Builds the cell's instance and models in its order, installing the plugin before or after them. */
 function install(db: RlsDatabase, style: Style, order: Order, p: string, rls: boolean, sent: string[]): { s: Sequelize; m: Models } {

@@ -13,8 +13,8 @@ import { QueryTypes, type Sequelize } from 'sequelize';
 import { MultitenantModule } from '../src/hosts/nestjs';
 import { MissingTenantError, withoutTenant, withTenant } from '../src/index';
 import { stateOf } from '../src/state';
+import { type Models, tsModels } from './helpers/install-models';
 import { createRlsDatabase, type RlsDatabase } from './helpers/rls';
-import { type Models, tsModels } from './helpers/ts-models';
 
 const test = anyTest as TestFn<{ db: RlsDatabase }>;
 test.before(async (t) => {

@@ -1,8 +1,9 @@
-// The install tests' schema as sequelize-typescript classes (decorators): stores (the tenant table),
-// products, purchases → products, tags, product_tags (belongsToMany through a model), table names
-// prefixed per test. A module of its own so that a test can load sequelize-typescript after multitenant().
+// The install tests' schema — stores (the tenant table), products, purchases → products, tags,
+// product_tags (belongsToMany through a model), table names prefixed per test — defined each way an
+// application defines models: sequelize.define, Model.init, and sequelize-typescript classes
+// (decorators). A module of its own so that a test can load sequelize-typescript after multitenant().
 import 'reflect-metadata';
-import type { Model, ModelStatic } from 'sequelize';
+import { DataTypes, type Model, type ModelStatic, type Sequelize, Model as SequelizeModel } from 'sequelize';
 import {
   BelongsTo,
   BelongsToMany,
@@ -77,4 +78,42 @@ export function tsModels(p: string): Models & { all: ModelCtor[] } {
     ProductTag: cast(ProductTag),
     all: [Store, Product, Purchase, Tag, ProductTag] as unknown as ModelCtor[],
   };
+}
+
+/** A fresh definition each time: Sequelize writes into the attribute objects it is given. */
+const bigintKey = () => ({ type: DataTypes.BIGINT, primaryKey: true });
+
+/** The schema through sequelize.define or Model.init (the same attributes, keys and associations). */
+export function plainModels(s: Sequelize, p: string, style: 'define' | 'init'): Models {
+  const tenant = () => ({ type: DataTypes.BIGINT, primaryKey: true, allowNull: false });
+  const make = (name: string, attributes: Record<string, unknown>, options: Record<string, unknown>): AnyModel => {
+    const all = { timestamps: false, ...options, tableName: `${p}_${options.tableName}` };
+    if (style === 'define') return s.define(name, attributes as never, all) as AnyModel;
+    const M = class extends SequelizeModel {};
+    M.init(attributes as never, { ...all, sequelize: s, modelName: name });
+    return M as unknown as AnyModel;
+  };
+  const Store = make('Store', { id: bigintKey(), name: DataTypes.STRING }, { tableName: 'stores', tenantKey: 'id' });
+  const Product = make(
+    'Product',
+    { id: bigintKey(), store_id: tenant(), name: DataTypes.STRING },
+    { tableName: 'products', tenantKey: 'store_id' },
+  );
+  const Purchase = make(
+    'Purchase',
+    { id: bigintKey(), store_id: tenant(), product_id: { type: DataTypes.BIGINT, allowNull: false } },
+    { tableName: 'purchases', tenantKey: 'store_id' },
+  );
+  const Tag = make('Tag', { id: bigintKey(), store_id: tenant(), label: DataTypes.STRING }, { tableName: 'tags', tenantKey: 'store_id' });
+  const ProductTag = make(
+    'ProductTag',
+    { store_id: tenant(), product_id: bigintKey(), tag_id: bigintKey() },
+    { tableName: 'product_tags', tenantKey: 'store_id' },
+  );
+  Product.belongsTo(Store, { foreignKey: 'store_id' });
+  Store.hasMany(Product, { foreignKey: 'store_id' });
+  Purchase.belongsTo(Product, { foreignKey: 'product_id' });
+  Product.hasMany(Purchase, { foreignKey: 'product_id' });
+  Product.belongsToMany(Tag, { through: ProductTag, foreignKey: 'product_id', otherKey: 'tag_id' });
+  return { Store, Product, Purchase, Tag, ProductTag };
 }
