@@ -111,102 +111,108 @@ test.serial('fastify 5: onRequestAbort and onTimeout hooks added after the plugi
   }
 });
 
-test.serial('fastify 5: every hook of a request runs with its tenant, for two requests pipelined on one socket', async (t) => {
-  const Fastify = (await import('fastify')).default;
-  const net = await import('node:net');
-  const { getCurrentTenantId } = await import('../src/index');
-  const seen: string[] = [];
-  const record = (hook: string, req: { headers: Record<string, unknown>; url: string }) =>
-    seen.push(`${req.url} ${req.headers['x-store-id']} ${hook}: ${getCurrentTenantId() ?? 'none'}`);
-  const app = Fastify();
-  await app.register(fastifyTenant, { resolveTenant: (req) => req.headers['x-store-id'] as string | undefined });
-  for (const hook of ['onRequest', 'preValidation', 'preHandler', 'onResponse'] as const) {
-    app.addHook(hook, async (req: FastifyRequest) => {
-      record(hook, req);
-    });
-  }
-  app.addHook('preParsing', async (req, _reply, payload) => {
-    record('preParsing', req);
-    return payload;
-  });
-  app.addHook('preSerialization', async (req, _reply, payload) => {
-    record('preSerialization', req);
-    return payload;
-  });
-  app.addHook('onSend', (req, _reply, payload, done) => {
-    record('onSend', req);
-    done(null, payload);
-  });
-  app.addHook('onError', async (req) => {
-    record('onError', req);
-  });
-  // hooks given in a route's options
-  const routeHooks = {
-    onResponse: async (req: { headers: Record<string, unknown>; url: string }) => {
-      record('route onResponse', req);
-    },
-    preHandler: async (req: { headers: Record<string, unknown>; url: string }) => {
-      record('route preHandler', req);
-    },
-  };
-  app.get('/slow', routeHooks, async () => {
-    await new Promise((r) => setTimeout(r, 80));
-    return { ok: true };
-  });
-  app.get('/fast', routeHooks, async () => ({ ok: true }));
-  app.get('/boom', async () => {
-    throw new Error('boom');
-  });
-  const url = new URL(await app.listen({ port: 0, host: '127.0.0.1' }));
-  try {
-    const requests = [
-      ['/slow', '2'],
-      ['/fast', '3'],
-      ['/boom', '4'],
-      ['/fast', '5'],
-    ];
-    await new Promise<void>((resolve, reject) => {
-      const socket = net.connect(Number(url.port), '127.0.0.1', () => {
-        // all four in one write: pipelined on one keep-alive socket
-        socket.write(requests.map(([path, tenant]) => `GET ${path} HTTP/1.1\r\nhost: x\r\nx-store-id: ${tenant}\r\n\r\n`).join(''));
+for (const registration of ['awaited', 'not awaited (hooks added before the plugin loads)'] as const) {
+  test.serial(
+    `fastify 5: every hook of a request runs with its tenant, for four requests pipelined on one socket; plugin registration ${registration}`,
+    async (t) => {
+      const Fastify = (await import('fastify')).default;
+      const net = await import('node:net');
+      const { getCurrentTenantId } = await import('../src/index');
+      const seen: string[] = [];
+      const record = (hook: string, req: { headers: Record<string, unknown>; url: string }) =>
+        seen.push(`${req.url} ${req.headers['x-store-id']} ${hook}: ${getCurrentTenantId() ?? 'none'}`);
+      const app = Fastify();
+      const registered = app.register(fastifyTenant, { resolveTenant: (req) => req.headers['x-store-id'] as string | undefined });
+      if (registration === 'awaited') await registered;
+      for (const hook of ['onRequest', 'preValidation', 'preHandler', 'onResponse'] as const) {
+        app.addHook(hook, async (req: FastifyRequest) => {
+          record(hook, req);
+        });
+      }
+      app.addHook('preParsing', async (req, _reply, payload) => {
+        record('preParsing', req);
+        return payload;
       });
-      let received = '';
-      socket.on('data', (chunk) => {
-        received += chunk.toString();
-        if ((received.match(/HTTP\/1\.1 \d{3}/g) ?? []).length === requests.length) {
-          socket.end();
+      app.addHook('preSerialization', async (req, _reply, payload) => {
+        record('preSerialization', req);
+        return payload;
+      });
+      app.addHook('onSend', (req, _reply, payload, done) => {
+        record('onSend', req);
+        done(null, payload);
+      });
+      app.addHook('onError', async (req) => {
+        record('onError', req);
+      });
+      // hooks given in a route's options
+      const routeHooks = {
+        onResponse: async (req: { headers: Record<string, unknown>; url: string }) => {
+          record('route onResponse', req);
+        },
+        preHandler: async (req: { headers: Record<string, unknown>; url: string }) => {
+          record('route preHandler', req);
+        },
+      };
+      app.get('/slow', routeHooks, async () => {
+        await new Promise((r) => setTimeout(r, 80));
+        return { ok: true };
+      });
+      app.get('/fast', routeHooks, async () => ({ ok: true }));
+      app.get('/boom', async () => {
+        throw new Error('boom');
+      });
+      const url = new URL(await app.listen({ port: 0, host: '127.0.0.1' }));
+      try {
+        const requests = [
+          ['/slow', '2'],
+          ['/fast', '3'],
+          ['/boom', '4'],
+          ['/fast', '5'],
+        ];
+        await new Promise<void>((resolve, reject) => {
+          const socket = net.connect(Number(url.port), '127.0.0.1', () => {
+            // all four in one write: pipelined on one keep-alive socket
+            socket.write(requests.map(([path, tenant]) => `GET ${path} HTTP/1.1\r\nhost: x\r\nx-store-id: ${tenant}\r\n\r\n`).join(''));
+          });
+          let received = '';
+          socket.on('data', (chunk) => {
+            received += chunk.toString();
+            if ((received.match(/HTTP\/1\.1 \d{3}/g) ?? []).length === requests.length) {
+              socket.end();
+            }
+          });
+          socket.on('error', reject);
+          socket.on('close', () => resolve());
+        });
+        // onResponse runs after the response is sent: wait until every request's has run
+        for (let i = 0; i < 100 && seen.filter((s) => / onResponse: /.test(s) && !/route/.test(s)).length < requests.length; i++) {
+          await new Promise((r) => setTimeout(r, 10));
         }
-      });
-      socket.on('error', reject);
-      socket.on('close', () => resolve());
-    });
-    // onResponse runs after the response is sent: wait until every request's has run
-    for (let i = 0; i < 100 && seen.filter((s) => / onResponse: /.test(s) && !/route/.test(s)).length < requests.length; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    const wrong = seen.filter((line) => {
-      const [, tenant, , got] = /^\S+ (\S+) (.+): (\S+)$/.exec(line) ?? [];
-      return tenant !== got;
-    });
-    t.deepEqual(wrong, [], seen.join('\n'));
-    const hooksOf = (path: string, tenant: string) =>
-      seen
-        .filter((s) => s.startsWith(`${path} ${tenant} `))
-        .map((s) => s.replace(/^\S+ \S+ (.+): \S+$/, '$1'))
-        .sort();
-    t.deepEqual(hooksOf('/slow', '2'), [
-      'onRequest',
-      'onResponse',
-      'onSend',
-      'preHandler',
-      'preParsing',
-      'preSerialization',
-      'preValidation',
-      'route onResponse',
-      'route preHandler',
-    ]);
-    t.deepEqual(hooksOf('/boom', '4'), ['onError', 'onRequest', 'onResponse', 'onSend', 'preHandler', 'preParsing', 'preValidation']);
-  } finally {
-    await app.close();
-  }
-});
+        const wrong = seen.filter((line) => {
+          const [, tenant, , got] = /^\S+ (\S+) (.+): (\S+)$/.exec(line) ?? [];
+          return tenant !== got;
+        });
+        t.deepEqual(wrong, [], seen.join('\n'));
+        const hooksOf = (path: string, tenant: string) =>
+          seen
+            .filter((s) => s.startsWith(`${path} ${tenant} `))
+            .map((s) => s.replace(/^\S+ \S+ (.+): \S+$/, '$1'))
+            .sort();
+        t.deepEqual(hooksOf('/slow', '2'), [
+          'onRequest',
+          'onResponse',
+          'onSend',
+          'preHandler',
+          'preParsing',
+          'preSerialization',
+          'preValidation',
+          'route onResponse',
+          'route preHandler',
+        ]);
+        t.deepEqual(hooksOf('/boom', '4'), ['onError', 'onRequest', 'onResponse', 'onSend', 'preHandler', 'preParsing', 'preValidation']);
+      } finally {
+        await app.close();
+      }
+    },
+  );
+}

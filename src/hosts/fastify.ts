@@ -25,6 +25,29 @@ const REQUEST_HOOKS = new Set([
   'onRequestAbort',
 ]);
 
+/**
+ * The events Fastify fires hooks from, emitted in the request's frame whatever order the hooks were
+ * added in (a plugin registered without `await` loads after the hooks written below it): the response's
+ * `finish` (onResponse), the request's `close` (onRequestAbort); a socket's `timeout` (onTimeout) in the
+ * frame of the request Fastify records as the socket's current one.
+ */
+function emitInFrame(
+  emitter: { emit(event: string | symbol, ...args: unknown[]): boolean },
+  frameOf: (self: unknown) => Frame | undefined,
+  only?: string,
+): void {
+  const emit = emitter.emit;
+  emitter.emit = function emitInRequestFrame(this: unknown, event: string | symbol, ...args: unknown[]) {
+    const frame = only === undefined || event === only ? frameOf(this) : undefined;
+    return frame ? runInFrame(frame, () => emit.call(this, event, ...args)) : emit.call(this, event, ...args);
+  };
+}
+const socketsInFrame = new WeakSet<object>();
+const socketFrame = (socket: unknown) => {
+  const current = (socket as { _meta?: { request?: object } })._meta?.request;
+  return current ? frames.get(current) : undefined;
+};
+
 /** `hook`, run in the frame of the request it is called with (its arity kept: Fastify reads it). */
 function inRequestFrame(hook: (this: unknown, request: object, ...rest: unknown[]) => unknown): typeof hook {
   const wrapped = function hookInRequestFrame(this: unknown, request: object, ...rest: unknown[]) {
@@ -86,7 +109,7 @@ export const fastifyTenant: FastifyPluginCallback<FastifyTenantOptions> = functi
       else if (Array.isArray(given)) hooks[name] = given.map((h) => (typeof h === 'function' ? inRequestFrame(h as Hook) : h));
     }
   });
-  fastify.addHook('onRequest', (request, _reply, next) => {
+  fastify.addHook('onRequest', (request, reply, next) => {
     // the rest of the request (hooks, body parsing, handler) continues from next(): inside the frame
     enterRequest(
       resolveTenant,
@@ -95,6 +118,14 @@ export const fastifyTenant: FastifyPluginCallback<FastifyTenantOptions> = functi
       'fastifyTenant',
       (frame) => {
         frames.set(request, frame);
+        emitInFrame(reply.raw as never, () => frame);
+        emitInFrame(request.raw as never, () => frame);
+        const socket = request.raw.socket;
+        if (socket && !socketsInFrame.has(socket)) {
+          socketsInFrame.add(socket);
+          // (its timeout only: the socket's other events belong to whichever request comes next)
+          emitInFrame(socket as never, socketFrame, 'timeout');
+        }
         next();
       },
       (err) => next(err as Error),
