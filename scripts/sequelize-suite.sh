@@ -34,11 +34,16 @@ cp -R "$project/dist" "$out/plugin/dist"
 ln -s "$checkout" "$out/plugin/node_modules/sequelize"
 export SEQ_SUITE_CHECKOUT=$checkout SEQ_SUITE_PLUGIN=$out/plugin/dist
 
+pg() { PGPASSWORD=$SEQ_PG_PW psql -qX -h "$SEQ_PG_HOST" -p "$SEQ_PG_PORT" -U "$SEQ_PG_USER" -v ON_ERROR_STOP=1 "$@"; }
+
 # run LABEL [mocha args...]: fresh database, then mocha as the checkout's `yarn mocha` with newline-delimited JSON.
 run() {
   local label=$1; shift
-  PGPASSWORD=$SEQ_PG_PW psql -q -h "$SEQ_PG_HOST" -p "$SEQ_PG_PORT" -U "$SEQ_PG_USER" -d postgres -v ON_ERROR_STOP=1 \
-    -c "DROP DATABASE IF EXISTS \"$SEQ_PG_DB\" WITH (FORCE)" -c "CREATE DATABASE \"$SEQ_PG_DB\""
+  pg -d postgres -c "DROP DATABASE IF EXISTS \"$SEQ_PG_DB\" WITH (FORCE)" -c "CREATE DATABASE \"$SEQ_PG_DB\""
+  # Extensions some tests need (hstore, citext, PostGIS types, gist/trgm operator classes), where the server has them.
+  pg -d "$SEQ_PG_DB" -c "DO \$\$ DECLARE e text; BEGIN FOR e IN SELECT name FROM pg_available_extensions
+    WHERE name IN ('hstore', 'citext', 'postgis', 'btree_gist', 'pg_trgm') LOOP
+    EXECUTE format('CREATE EXTENSION IF NOT EXISTS %I', e); END LOOP; END \$\$"
   local start=$SECONDS
   # mocha exits with the number of failures: that is not an error of this script.
   (cd "$checkout" && node_modules/.bin/mocha -r ./test/registerEsbuild "$@" --reporter json-stream "${specs[@]}") \

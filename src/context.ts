@@ -265,3 +265,19 @@ export function bindTenant<A extends unknown[], R>(fn: (...args: A) => R): (...a
     return runInFrame(frame ?? { tenant: undefined, bypass: false }, () => fn.apply(this, args));
   };
 }
+
+const schemaWork = new AsyncLocalStorage<true>();
+
+/**
+ * Runs the library's own schema work — a sync, a catalog read, a migration helper's DDL — whose
+ * statements read and change the schema, not tenants' rows (row-level security's first-use check lets
+ * them through: rls/enforced.ts). Internal.
+ */
+export function runSchemaWork<T>(fn: () => T): T {
+  return schemaWork.run(true, fn);
+}
+
+/** True inside `runSchemaWork`. */
+export function inSchemaWork(): boolean {
+  return schemaWork.getStore() === true;
+}

@@ -134,6 +134,8 @@ const namesCache = new Map<string, ReadonlySet<string> | undefined>();
  */
 export function namesIn(sql: string): ReadonlySet<string> | undefined {
   if (namesCache.has(sql)) return namesCache.get(sql);
+  // U&"..." (identifiers with Unicode escapes) is not read here: it may name anything
+  if (/U&["']/i.test(sql)) return undefined;
   const names = new Set<string>();
   let readable = true;
   const scan = (text: string): void => {

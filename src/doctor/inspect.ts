@@ -1,5 +1,6 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { distributionOf } from '../citus/distribution';
+import { runSchemaWork } from '../context';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import { tenantTableOf as schemaTenantTableOf } from '../schema/graph';
 import { constraintName, hasCitus, ident, qualified, type TableName, tableKey } from '../schema/sql';
@@ -81,7 +82,7 @@ const models = (sequelize: Sequelize): AnyModelStatic[] =>
   (sequelize as unknown as { modelManager: { models: AnyModelStatic[] } }).modelManager.models;
 
 async function select<T>(sequelize: Sequelize, sql: string, bind: unknown[] = []): Promise<T[]> {
-  return (await sequelize.query(sql, { type: QueryTypes.SELECT, bind, logging: false })) as T[];
+  return (await runSchemaWork(() => sequelize.query(sql, { type: QueryTypes.SELECT, bind, logging: false }))) as T[];
 }
 
 const literalOf = (text: string) => `'${text.replace(/'/g, "''")}'`;

@@ -1,12 +1,15 @@
 // Under `rls: true`, row-level security is never silently off. The policies are made by the sync paths
 // the library sees; a tenant table that has none (created by plain Sequelize, by a migration without
 // enableRowLevelSecurity, by a sync that ran before the plugin was installed) would show every tenant's
-// rows to raw SQL. So the first statement that names a tenant table — its rows: ORM or raw, a DO block's
-// code included; DDL and catalog queries are not about its rows — is preceded, once per table and
-// instance, by a look at the catalog: ENABLE, FORCE and the library's policy, or a MultitenantError
-// before the statement is sent. Inside withoutTenant (which sees every row anyway) nothing is checked.
+// rows to raw SQL — directly, through a view, through a function. So while a tenant table of the
+// instance exists without ENABLE, FORCE and the library's policy, every statement about rows (not DDL,
+// settings, transaction control) is refused with a MultitenantError before it is sent; outside
+// withoutTenant (which sees every row anyway) and outside the library's own schema work (a sync, its
+// catalog reads). The tables are looked at once — at the first such statement, again when models are
+// added — and a table proven once is not looked at again. A tenant model whose table does not exist yet
+// is looked at again when a statement names it, or after the instance sent DDL.
 import type { Sequelize } from 'sequelize';
-import { currentFrame } from '../context';
+import { currentFrame, inSchemaWork } from '../context';
 import { MultitenantError } from '../errors';
 import type { AnyModelStatic } from '../models';
 import { metaOf, models } from '../schema/graph';
@@ -51,62 +54,90 @@ const NOT_ROWS = new Set([
 interface Pending {
   model: AnyModelStatic;
   table: TableName;
+  key: string;
   name: string;
 }
 
-/** Per instance: the tenant tables proven to hold their policy (tableKey), and what remains to check. */
-const proven = new WeakMap<Sequelize, Set<string>>();
-const pendingCache = new WeakMap<Sequelize, { count: number; size: number; pending: Pending[] }>();
+interface InstanceState {
+  /** Tenant tables proven to hold their policy (tableKey). */
+  proven: Set<string>;
+  /** Tenant tables that did not exist when last looked at (tableKey). */
+  missing: Set<string>;
+  /** What remains to prove, for the model count it was computed at. */
+  pending?: { count: number; size: number; list: Pending[] };
+}
+const states = new WeakMap<Sequelize, InstanceState>();
 
-function pendingOf(sequelize: Sequelize): Pending[] {
+function stateFor(sequelize: Sequelize): InstanceState {
+  let state = states.get(sequelize);
+  if (!state) {
+    state = { proven: new Set(), missing: new Set() };
+    states.set(sequelize, state);
+  }
+  return state;
+}
+
+function pendingOf(sequelize: Sequelize, state: InstanceState): Pending[] {
   const all = models(sequelize);
-  const done = proven.get(sequelize) ?? new Set<string>();
-  const cached = pendingCache.get(sequelize);
-  if (cached && cached.count === all.length && cached.size === done.size) return cached.pending;
-  const pending: Pending[] = [];
+  const cached = state.pending;
+  if (cached && cached.count === all.length && cached.size === state.proven.size) return cached.list;
+  const list: Pending[] = [];
   for (const model of all) {
     if (!metaOf(model)) continue;
     const table = model.getTableName() as TableName;
-    if (!done.has(tableKey(table))) pending.push({ model, table, name: bare(table) });
+    const key = tableKey(table);
+    if (!state.proven.has(key)) list.push({ model, table, key, name: bare(table) });
   }
-  pendingCache.set(sequelize, { count: all.length, size: done.size, pending });
-  return pending;
+  state.pending = { count: all.length, size: state.proven.size, list };
+  return list;
 }
 
-/** Refuses a statement that names a tenant table without ENABLE + FORCE ROW LEVEL SECURITY and the library's policy. */
+/** Refuses a statement about rows while a tenant table exists without ENABLE + FORCE ROW LEVEL SECURITY and the library's policy. */
 export async function assertPoliciesInPlace(sequelize: Sequelize, sql: string, connection: PgConnection): Promise<void> {
   const frame = currentFrame();
-  if (frame?.bypass) return;
-  const pending = pendingOf(sequelize);
+  if (frame?.bypass || inSchemaWork()) return;
+  const state = stateFor(sequelize);
+  const pending = pendingOf(sequelize, state);
   if (pending.length === 0) return;
   const shape = shapeOf(sql);
-  if (shape.readable && shape.heads.every((head) => NOT_ROWS.has(head))) return;
-  const names = namesIn(sql);
-  for (const p of pending) {
-    if (names && !names.has(p.name)) continue;
-    const result = (await connection.query(
-      `SELECT c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
-              EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = '${POLICY_NAME}') AS policy
-         FROM pg_class c WHERE c.oid = to_regclass(${literal(qualified(sequelize, p.table))})`,
-    )) as { rows?: Array<{ enabled: boolean; forced: boolean; policy: boolean }> };
-    const row = result.rows?.[0];
-    if (!row) continue; // no such table (yet): the statement fails on its own
-    if (row.enabled && row.forced && row.policy) {
-      const done = proven.get(sequelize) ?? new Set<string>();
-      done.add(tableKey(p.table));
-      proven.set(sequelize, done);
+  if (shape.readable && shape.heads.every((head) => NOT_ROWS.has(head))) {
+    // DDL may have made a missing table: look at it again
+    if (shape.heads.includes('CREATE') || shape.heads.includes('ALTER')) state.missing.clear();
+    return;
+  }
+  const names = state.missing.size > 0 ? namesIn(sql) : undefined;
+  const look = pending.filter((p) => !state.missing.has(p.key) || !names || names.has(p.name));
+  if (look.length === 0) return;
+  const result = (await connection.query(
+    `SELECT v.i, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
+            EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = '${POLICY_NAME}') AS policy
+       FROM (VALUES ${look.map((p, i) => `(${i}, ${literal(qualified(sequelize, p.table))})`).join(', ')}) AS v(i, name)
+       LEFT JOIN pg_class c ON c.oid = to_regclass(v.name)`,
+  )) as { rows?: Array<{ i: number; enabled: boolean | null; forced: boolean | null; policy: boolean | null }> };
+  const wrong: string[] = [];
+  let first: Pending | undefined;
+  for (const row of result.rows ?? []) {
+    const p = look[Number(row.i)] as Pending;
+    if (row.enabled === null) {
+      state.missing.add(p.key); // no such table (yet): a statement that names it fails on its own
       continue;
     }
-    const missing = [
+    state.missing.delete(p.key);
+    if (row.enabled && row.forced && row.policy) {
+      state.proven.add(p.key);
+      continue;
+    }
+    first ??= p;
+    const lacks = [
       !row.enabled && 'ENABLE ROW LEVEL SECURITY',
       !row.forced && 'FORCE ROW LEVEL SECURITY',
       !row.policy && `the policy ${POLICY_NAME}`,
-    ]
-      .filter(Boolean)
-      .join(', ');
-    throw new MultitenantError(
-      `table ${p.name} has no row-level security (rls: true; missing: ${missing}), so this statement would reach every tenant's rows; it was not sent. Run sequelize.sync() (it makes the policy), or enableRowLevelSecurity(queryInterface, '${p.name}', { column }) in a migration: ${sql.slice(0, 200)}`,
-      { model: p.model.name, operation: 'rls', tenant: frame?.tenant ? tenantIdOf(frame.tenant) : undefined },
-    );
+    ];
+    wrong.push(`${p.name} (missing: ${lacks.filter(Boolean).join(', ')})`);
   }
+  if (!first) return;
+  throw new MultitenantError(
+    `${wrong.length > 1 ? 'tables' : 'table'} without row-level security (rls: true): ${wrong.join('; ')}. While a tenant table has none, a statement could reach every tenant's rows — directly, through a view or a function — so this one was not sent. Run sequelize.sync() (it makes the policies), or enableRowLevelSecurity(queryInterface, '${first.name}', { column }) in a migration: ${sql.slice(0, 200)}`,
+    { model: first.model.name, operation: 'rls', tenant: frame?.tenant ? tenantIdOf(frame.tenant) : undefined },
+  );
 }

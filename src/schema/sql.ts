@@ -1,6 +1,7 @@
 // SQL through Sequelize for the library's own DDL and catalog reads: identifiers quoted as Sequelize
 // quotes them, constraint names within PostgreSQL's limit, and whether the database has Citus.
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { runSchemaWork } from '../context';
 import { MultitenantError } from '../errors';
 
 /** A table as Sequelize names it: 'products', or { tableName, schema }. */
@@ -73,16 +74,21 @@ export function constraintName(...parts: string[]): string {
   return `${clip(name, 54)}_${(h >>> 0).toString(16).padStart(8, '0')}`;
 }
 
+/** A catalog read of the library's (schema work: see context.ts). */
 export async function rows<T>(sequelize: Sequelize, sql: string, options: SqlOptions = {}): Promise<T[]> {
-  return sequelize.query(sql, {
-    type: QueryTypes.SELECT,
-    transaction: options.transaction ?? undefined,
-    logging: options.logging,
-  }) as Promise<T[]>;
+  return runSchemaWork(
+    () =>
+      sequelize.query(sql, {
+        type: QueryTypes.SELECT,
+        transaction: options.transaction ?? undefined,
+        logging: options.logging,
+      }) as Promise<T[]>,
+  );
 }
 
+/** A statement of the library's own DDL (schema work: see context.ts). */
 export async function run(sequelize: Sequelize, sql: string, options: SqlOptions = {}): Promise<void> {
-  await sequelize.query(sql, { transaction: options.transaction ?? undefined, logging: options.logging });
+  await runSchemaWork(() => sequelize.query(sql, { transaction: options.transaction ?? undefined, logging: options.logging }));
 }
 
 const citusCache = new WeakMap<Sequelize, boolean>();

@@ -2,6 +2,7 @@
 // added after each model's sync, kept by `alter`, and on Citus the table distributed — the Citus steps
 // are handed in by plugin.ts (citus/ implements them; this room does not import it).
 import type { Sequelize } from 'sequelize';
+import { runSchemaWork } from '../context';
 import { type AnyModelStatic, tenantMeta } from '../models';
 import { notify } from '../notice';
 import { type StaticMethod, wrapStatic } from '../statics';
@@ -87,18 +88,21 @@ export function patchModelSync(
   patchedSync.add(Model);
   wrapStatic(Model, 'sync', (original) => {
     const sync = original as unknown as (this: AnyModelStatic, options?: Record<string, unknown>) => Promise<unknown>;
-    return async function schemaAwareSync(this: AnyModelStatic, options?: Record<string, unknown>) {
-      // Sequelize hands these options on to the statements of `alter` (changeColumn, removeConstraint)
-      const result = await sync.call(this, { ...options, [IN_SYNC]: this });
-      const sequelize = (this as unknown as { sequelize?: Sequelize }).sequelize;
-      if (sequelize && isInstalled(sequelize) && sequelize.getDialect() === 'postgres') {
-        const sqlOptions = (options ?? {}) as SqlOptions;
-        // Sequelize creates a table only when it is missing: one that existed before (created by plain
-        // Sequelize, by an earlier sync that failed part-way) is distributed here, so sync converges.
-        if (await hasCitus(sequelize, sqlOptions)) await citusSteps.distribute(sequelize, this, sqlOptions);
-        await addForeignKeysFor(sequelize, this, citusSteps, sqlOptions);
-      }
-      return result;
+    return function schemaAwareSync(this: AnyModelStatic, options?: Record<string, unknown>) {
+      // (schema work: Sequelize's own catalog reads of a sync are not tenants' rows)
+      return runSchemaWork(async () => {
+        // Sequelize hands these options on to the statements of `alter` (changeColumn, removeConstraint)
+        const result = await sync.call(this, { ...options, [IN_SYNC]: this });
+        const sequelize = (this as unknown as { sequelize?: Sequelize }).sequelize;
+        if (sequelize && isInstalled(sequelize) && sequelize.getDialect() === 'postgres') {
+          const sqlOptions = (options ?? {}) as SqlOptions;
+          // Sequelize creates a table only when it is missing: one that existed before (created by plain
+          // Sequelize, by an earlier sync that failed part-way) is distributed here, so sync converges.
+          if (await hasCitus(sequelize, sqlOptions)) await citusSteps.distribute(sequelize, this, sqlOptions);
+          await addForeignKeysFor(sequelize, this, citusSteps, sqlOptions);
+        }
+        return result;
+      });
     } as unknown as StaticMethod;
   });
 }

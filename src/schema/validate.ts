@@ -2,6 +2,7 @@
 // statement: what would make it fail part-way is checked here first, and on Citus every tenant table is
 // proven distributed afterwards (a sync never resolves over a local tenant table).
 import type { Sequelize } from 'sequelize';
+import { runSchemaWork } from '../context';
 import { MultitenantError } from '../errors';
 import type { AnyModelStatic } from '../models';
 import { exists, hasColumns } from './constraints';
@@ -86,9 +87,11 @@ export function patchSequelizeSync(sequelize: Sequelize, isInstalled: () => bool
     // `match` guards against syncing the wrong database: Sequelize checks it before any statement, so must this
     const database = (this as unknown as { config?: { database?: string } }).config?.database ?? '';
     if (options.match && !options.match.test(database)) return sync.apply(this, args);
-    const citus = await assertSchema(this, citusSteps, options);
-    const result = await sync.apply(this, args);
-    await assertConverged(this, citus ? citusSteps : undefined, options);
-    return result;
+    return runSchemaWork(async () => {
+      const citus = await assertSchema(this, citusSteps, options);
+      const result = await sync.apply(this, args);
+      await assertConverged(this, citus ? citusSteps : undefined, options);
+      return result;
+    });
   } as Sequelize['sync'];
 }
