@@ -151,13 +151,29 @@ export function tenantIdOf(tenant: Tenant): TenantId | TenantId[] {
 }
 
 const INTEGER_TYPES = new Set(['INTEGER', 'BIGINT', 'SMALLINT', 'TINYINT', 'MEDIUMINT']);
+/** The values PostgreSQL's integer columns hold (what it does not hold fails the statement, out of range). */
+const INTEGER_RANGES: Record<string, readonly [bigint, bigint]> = {
+  SMALLINT: [-(2n ** 15n), 2n ** 15n - 1n],
+  INTEGER: [-(2n ** 31n), 2n ** 31n - 1n],
+  BIGINT: [-(2n ** 63n), 2n ** 63n - 1n],
+};
+/** True when the id is an integer the column of this type holds. */
+function fitsInteger(id: TenantId, typeKey: string): boolean {
+  if (typeof id === 'string' && !INTEGER.test(id)) return false;
+  const value = BigInt(typeof id === 'string' ? id.trim() : id);
+  const range = INTEGER_RANGES[typeKey] ?? INTEGER_RANGES.INTEGER;
+  return value >= (range as readonly [bigint, bigint])[0] && value <= (range as readonly [bigint, bigint])[1];
+}
 const TEXT_TYPES = new Set(['STRING', 'TEXT', 'CHAR', 'CITEXT']);
 
 /** Checks that every tenant id fits the tenant column's type (an id 'abc' for an INTEGER column is refused). */
 export function assertFits(tenant: Tenant, meta: TenantMeta, refusal: { readonly details: RefusalDetails }): void {
+  // (on every query's path: a tenant is checked once per column type; single-id tenants are shared objects)
+  const done = fitted.get(tenant);
+  if (done?.has(meta.typeKey)) return;
   for (const id of tenant.ids) {
     let ok = true;
-    if (INTEGER_TYPES.has(meta.typeKey)) ok = typeof id !== 'string' || INTEGER.test(id);
+    if (INTEGER_TYPES.has(meta.typeKey)) ok = fitsInteger(id, meta.typeKey);
     else if (meta.typeKey === 'UUID') ok = typeof id === 'string' && UUID.test(id);
     else if (TEXT_TYPES.has(meta.typeKey)) ok = true;
     if (!ok) {
@@ -167,7 +183,10 @@ export function assertFits(tenant: Tenant, meta: TenantMeta, refusal: { readonly
       });
     }
   }
+  if (done) done.add(meta.typeKey);
+  else fitted.set(tenant, new Set([meta.typeKey]));
 }
+const fitted = new WeakMap<Tenant, Set<string>>();
 
 /**
  * A key value as the tenant column reads it, for comparisons: an integer column reads '01', '+1' and

@@ -109,6 +109,25 @@ for (const given of ['01', '+1', ' 1', '001', '1']) {
   });
 }
 
+test.serial('integer columns: an id out of the column type’s range is refused before any SQL', async (t) => {
+  const { Item, Small } = t.context;
+  const sent: string[] = [];
+  const logging = (sql: string) => sent.push(sql);
+  for (const [M, given] of [
+    [Item, '9223372036854775808'],
+    [Item, -(2n ** 63n) - 1n],
+    [Small, '2147483648'],
+    [Small, 2147483648],
+    [Small, ' -2147483649'],
+  ] as const) {
+    await t.throwsAsync(() => withTenant(given, () => M.findAll({ logging })), { instanceOf: InvalidTenantError, message: /does not fit/ });
+  }
+  t.deepEqual(sent, []);
+  // the limits themselves fit
+  t.deepEqual(await withTenant('9223372036854775807', () => Item.findAll()), []);
+  t.deepEqual(await withTenant(-2147483648, () => Small.findAll()), []);
+});
+
 for (const given of ['1.0', '1e0', '0x1', '1_000', '١']) {
   test.serial(`integer columns: ${JSON.stringify(given)} is refused before any SQL`, async (t) => {
     const { Item } = t.context;
