@@ -11,7 +11,7 @@ import { getConnectionToken, SequelizeModule } from '@nestjs/sequelize';
 import anyTest, { type TestFn } from 'ava';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { MultitenantModule } from '../src/hosts/nestjs';
-import { MissingTenantError, withoutTenant, withTenant } from '../src/index';
+import { MissingTenantError, MultitenantError, withoutTenant, withTenant } from '../src/index';
 import { stateOf } from '../src/state';
 import { type Models, tsModels } from './helpers/install-models';
 import { createRlsDatabase, type RlsDatabase } from './helpers/rls';
@@ -123,5 +123,26 @@ test.serial('forRootAsync: scoped from the connectionâ€™s creation, the factoryâ
     await t.throwsAsync(() => m.Product.findAll(), { instanceOf: MissingTenantError });
   } finally {
     await app.close();
+  }
+});
+
+test.serial('a multitenant connection name that names no @nestjs/sequelize connection fails app.init() saying so', async (t) => {
+  const { db } = t.context;
+  const m = tsModels('nx3');
+  @Module({
+    imports: [
+      SequelizeModule.forRoot({ name: 'other', dialect: 'postgres', uri: db.url, logging: false, models: m.all, ...db.connectOptions() }),
+      MultitenantModule.forRoot({ multitenant: { notice: false } }),
+    ],
+  })
+  class AppModule {}
+  const app = await NestFactory.create(AppModule, { logger: false, abortOnError: false });
+  try {
+    await t.throwsAsync(() => app.init(), {
+      instanceOf: MultitenantError,
+      message: /no @nestjs\/sequelize connection \(the default one\) to install multitenant\(\) on: give multitenant\.connection the name/,
+    });
+  } finally {
+    await app.close().catch(() => undefined);
   }
 });

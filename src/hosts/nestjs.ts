@@ -179,7 +179,15 @@ class MultitenantInstaller {
     const { connection, ...options } = plugin;
     // @nestjs/sequelize's token: the Sequelize class for the default connection, `<name>Connection` otherwise
     const { getConnectionToken } = (await import('@nestjs/sequelize')) as { getConnectionToken(name?: string): unknown };
-    const sequelize = this.moduleRef.get(getConnectionToken(connection) as string, { strict: false }) as Sequelize;
+    let sequelize: Sequelize;
+    try {
+      sequelize = this.moduleRef.get(getConnectionToken(connection) as string, { strict: false }) as Sequelize;
+    } catch (err) {
+      throw new MultitenantError(
+        `MultitenantModule: there is no @nestjs/sequelize connection ${connection === undefined ? '(the default one)' : `named '${connection}'`} to install multitenant() on: give multitenant.connection the name your SequelizeModule.forRoot({ name }) uses (${(err as Error).message})`,
+        { operation: 'MultitenantModule' },
+      );
+    }
     multitenant(sequelize, options);
   }
 }
