@@ -76,7 +76,11 @@ function load(label) {
   const s = r.end || {};
   const secs = fs.readFileSync(path.join(dir, `${label}.seconds`), 'utf8').trim();
   console.log(`${label.padEnd(7)} plugin: ${s.passes ?? r.pass.size} passing, ${s.failures ?? r.fail.size} failing, ` +
-    `${s.pending ?? '?'} pending (of ${r.total ?? '?'} tests) in ${secs}s${r.end ? '' : '  [mocha did not finish]'}`);
+    `${s.pending ?? '?'} pending (of ${r.total ?? '?'} tests) in ${secs}s`);
+  if (!r.end) { // a crash (of the preload, say): show how it ended
+    const err = fs.readFileSync(path.join(dir, `${label}.stderr`), 'utf8').trim().split('\n').slice(-8);
+    console.log(`  mocha did not finish; the end of ${label}.stderr:\n    ${err.join('\n    ')}`);
+  }
   return r;
 }
 const without = load('without');
@@ -84,7 +88,7 @@ const withP = load('with');
 const only = [...withP.fail].filter(([k]) => !without.fail.has(k));
 const fixed = [...without.fail.keys()].filter((k) => !withP.fail.has(k) && withP.pass.has(k));
 const notRun = [...without.pass].filter((k) => !withP.pass.has(k) && !withP.fail.has(k));
-console.log(`\n${only.length} failing only with the plugin:`);
+console.log(`\n${only.length} failing only with the plugin${only.length ? ':' : ''}`);
 for (const [k, err] of only) {
   console.log(`- ${k}\n    ${String(err).split('\n').slice(0, 3).join('\n    ')}`);
 }
