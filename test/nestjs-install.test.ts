@@ -5,11 +5,12 @@
 // its factory ran, the plugin is installed with its defaults at creation (scoped from the start) and
 // gets the factory's options at app.init().
 import 'reflect-metadata';
-import { Module } from '@nestjs/common';
+import { type DynamicModule, type INestApplication, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { getConnectionToken, SequelizeModule } from '@nestjs/sequelize';
 import anyTest, { type TestFn } from 'ava';
 import { QueryTypes, type Sequelize } from 'sequelize';
+import type { ModelCtor } from 'sequelize-typescript';
 import { MultitenantModule } from '../src/hosts/nestjs';
 import { MissingTenantError, MultitenantError, withoutTenant, withTenant } from '../src/index';
 import { stateOf } from '../src/state';
@@ -31,36 +32,48 @@ async function seed(m: Models): Promise<void> {
   });
 }
 
+/** A Nest app: @nestjs/sequelize with synchronize on `m`'s models, and the MultitenantModule given. */
+async function appWith(db: RlsDatabase, m: Models & { all: ModelCtor[] }, multitenantModule: DynamicModule): Promise<INestApplication> {
+  @Module({
+    imports: [
+      SequelizeModule.forRoot({
+        dialect: 'postgres',
+        uri: db.url,
+        logging: false,
+        autoLoadModels: true,
+        synchronize: true,
+        ...db.connectOptions(),
+      }),
+      SequelizeModule.forFeature(m.all),
+      multitenantModule,
+    ],
+  })
+  class AppModule {}
+  return NestFactory.create(AppModule, { logger: false, abortOnError: false });
+}
+
+/** The definitions of the tenant foreign keys of `<prefix>_purchases`. */
+const purchaseKeys = async (s: Sequelize, prefix: string) =>
+  (
+    await rows<{ d: string }>(
+      s,
+      `SELECT pg_get_constraintdef(oid) AS d FROM pg_constraint WHERE contype = 'f' AND conrelid = '${prefix}_purchases'::regclass`,
+    )
+  ).map((k) => k.d);
+
 test.serial(
   'forRoot + synchronize: installed before the sync; tenant foreign keys and policies made; scoped before app.init()',
   async (t) => {
     const { db } = t.context;
     const m = tsModels('nx1');
-    @Module({
-      imports: [
-        SequelizeModule.forRoot({
-          dialect: 'postgres',
-          uri: db.url,
-          logging: false,
-          autoLoadModels: true,
-          synchronize: true,
-          ...db.connectOptions(),
-        }),
-        SequelizeModule.forFeature(m.all),
-        MultitenantModule.forRoot({ multitenant: { rls: true, strict: true, notice: false } }),
-      ],
-    })
-    class AppModule {}
-    const app = await NestFactory.create(AppModule, { logger: false, abortOnError: false });
+    const app = await appWith(db, m, MultitenantModule.forRoot({ multitenant: { rls: true, strict: true, notice: false } }));
     try {
       const s = app.get<Sequelize>(getConnectionToken() as string);
       t.like(stateOf(s)?.options, { rls: true, strict: true }, 'installed with the module’s options before app.init()');
-      const keys = await rows<{ d: string }>(
-        s,
-        `SELECT pg_get_constraintdef(oid) AS d FROM pg_constraint WHERE contype = 'f' AND conrelid = 'nx1_purchases'::regclass`,
-      );
       t.true(
-        keys.some((k) => k.d.startsWith('FOREIGN KEY (store_id, product_id) REFERENCES nx1_products(store_id, id)')),
+        (await purchaseKeys(s, 'nx1')).some((d) =>
+          d.startsWith('FOREIGN KEY (store_id, product_id) REFERENCES nx1_products(store_id, id)'),
+        ),
         'the tenant foreign key',
       );
       const policies = await rows<{ tablename: string }>(s, `SELECT tablename FROM pg_policies WHERE tablename LIKE 'nx1\\_%' ORDER BY 1`);
@@ -89,30 +102,18 @@ test.serial(
 test.serial('forRootAsync: scoped from the connection’s creation, the factory’s options from app.init()', async (t) => {
   const { db } = t.context;
   const m = tsModels('nx2');
-  @Module({
-    imports: [
-      SequelizeModule.forRoot({
-        dialect: 'postgres',
-        uri: db.url,
-        logging: false,
-        autoLoadModels: true,
-        synchronize: true,
-        ...db.connectOptions(),
-      }),
-      SequelizeModule.forFeature(m.all),
-      MultitenantModule.forRootAsync({ useFactory: async () => ({ multitenant: { strict: true, notice: false } }) }),
-    ],
-  })
-  class AppModule {}
-  const app = await NestFactory.create(AppModule, { logger: false, abortOnError: false });
+  const app = await appWith(
+    db,
+    m,
+    MultitenantModule.forRootAsync({ useFactory: async () => ({ multitenant: { strict: true, notice: false } }) }),
+  );
   try {
     const s = app.get<Sequelize>(getConnectionToken() as string);
     t.truthy(stateOf(s), 'installed before app.init()');
-    const keys = await rows<{ d: string }>(
-      s,
-      `SELECT pg_get_constraintdef(oid) AS d FROM pg_constraint WHERE contype = 'f' AND conrelid = 'nx2_purchases'::regclass`,
+    t.true(
+      (await purchaseKeys(s, 'nx2')).some((d) => d.startsWith('FOREIGN KEY (store_id, product_id) REFERENCES nx2_products(store_id, id)')),
+      'the tenant foreign key',
     );
-    t.true(keys.some((k) => k.d.startsWith('FOREIGN KEY (store_id, product_id) REFERENCES nx2_products(store_id, id)')));
     await seed(m);
     t.deepEqual(
       (await withTenant(1, () => m.Product.findAll({ order: [['id', 'ASC']] }))).map((p) => p.get('name')),
