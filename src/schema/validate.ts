@@ -70,10 +70,13 @@ export async function assertConverged(sequelize: Sequelize, citus: CitusSteps | 
       options,
     );
     if (found.length === 0) {
-      throw new MultitenantError(`sync did not create the tenant foreign key ${s.name} (${s.source})`, {
-        model: s.model,
-        operation: 'sync',
-      });
+      throw new MultitenantError(
+        `sync did not create the tenant foreign key ${s.name} (${s.source}): the tables ${bare(s.child)} and ${bare(s.parent)} exist without it, and the database does not refuse a row of one tenant that points at another's. Fix the cause and run sync again (it adds the keys that are missing), or add it with addTenantForeignKey in a migration`,
+        {
+          model: s.model,
+          operation: 'sync',
+        },
+      );
     }
   }
 }
