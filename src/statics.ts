@@ -16,7 +16,11 @@ interface Wrapping {
   readonly wrap: (original: StaticMethod) => StaticMethod;
 }
 
-/** Per base Model: the wrappings in the order they were made, and the classes of model chains seen so far. */
+/**
+ * Per base Model: the wrappings in the order they were made, and the classes of model chains seen so far
+ * that hold copies of wrapped methods (sequelize-typescript's Model; not the models themselves, which
+ * would keep every Sequelize instance alive).
+ */
 const wrappings = new WeakMap<object, Wrapping[]>();
 const chains = new WeakMap<object, Set<object>>();
 /** Per class: the wrappings already put on it. */
@@ -65,11 +69,11 @@ export function wrapStatic(base: object, key: string, wrap: (original: StaticMet
 export function wrapChain(model: object, base: object): void {
   const seen = chains.get(base) ?? new Set<object>();
   chains.set(base, seen);
+  const list = wrappings.get(base) ?? [];
   for (let c: object | null = model; c && c !== base && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
-    seen.add(c);
-    for (const wrapping of wrappings.get(base) ?? []) {
-      if (Object.hasOwn(c, wrapping.key) && typeof (c as Record<string, unknown>)[wrapping.key] === 'function')
-        put(c as Record<string, unknown>, wrapping);
-    }
+    const copies = list.filter((w) => Object.hasOwn(c as object, w.key) && typeof (c as Record<string, unknown>)[w.key] === 'function');
+    if (copies.length === 0) continue;
+    if (c !== model) seen.add(c);
+    for (const wrapping of copies) put(c as Record<string, unknown>, wrapping);
   }
 }
