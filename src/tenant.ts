@@ -219,6 +219,11 @@ function keysFor(tenant: Tenant, meta: TenantMeta): ReadonlySet<string> {
 
 /** True when `value` (a tenant column value from a row or a write) is one of the tenant's ids, as the column reads both. */
 export function tenantIncludes(tenant: Tenant, value: unknown, meta: TenantMeta): boolean {
+  const given = canonical(value);
+  if (given === undefined) return false;
+  // (on every read's path: the value as written is the common case, and needs no reading as the column reads it)
+  if (tenant.keys.has(given)) return true;
+  if (!INTEGER_TYPES.has(meta.typeKey) && meta.typeKey !== 'UUID') return false;
   const key = columnKey(value, meta);
   return key !== undefined && keysFor(tenant, meta).has(key);
 }
