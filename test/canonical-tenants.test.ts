@@ -26,43 +26,17 @@ test.before(async (t) => {
   const s = new Sequelize(db.url, { logging: false, ...db.connectOptions() });
   multitenant(s, { notice: false, rls: true });
   const key = (type: DataType) => ({ type, primaryKey: true, allowNull: false });
-  const base = { timestamps: false };
-  const Item = s.define(
-    'Item',
-    { store_id: key(DataTypes.BIGINT), id: key(DataTypes.BIGINT), name: DataTypes.STRING },
-    {
-      ...base,
-      tableName: 'items',
-      tenantKey: 'store_id',
-    },
-  );
-  const Small = s.define(
-    'Small',
-    { shop: key(DataTypes.INTEGER), id: key(DataTypes.INTEGER), name: DataTypes.STRING },
-    {
-      ...base,
-      tableName: 'smalls',
-      tenantKey: 'shop',
-    },
-  );
-  const Doc = s.define(
-    'Doc',
-    { org: key(DataTypes.UUID), id: key(DataTypes.INTEGER), name: DataTypes.STRING },
-    {
-      ...base,
-      tableName: 'docs',
-      tenantKey: 'org',
-    },
-  );
-  const Note = s.define(
-    'Note',
-    { team: key(DataTypes.STRING), id: key(DataTypes.INTEGER), name: DataTypes.STRING },
-    {
-      ...base,
-      tableName: 'notes',
-      tenantKey: 'team',
-    },
-  );
+  /** A tenant model `name` on `table`, its tenant column `column` of `type`, keyed (column, id). */
+  const tenantModel = (name: string, table: string, column: string, type: DataType, idType: DataType = type) =>
+    s.define(
+      name,
+      { [column]: key(type), id: key(idType), name: DataTypes.STRING },
+      { timestamps: false, tableName: table, tenantKey: column },
+    );
+  const Item = tenantModel('Item', 'items', 'store_id', DataTypes.BIGINT);
+  const Small = tenantModel('Small', 'smalls', 'shop', DataTypes.INTEGER);
+  const Doc = tenantModel('Doc', 'docs', 'org', DataTypes.UUID, DataTypes.INTEGER);
+  const Note = tenantModel('Note', 'notes', 'team', DataTypes.STRING, DataTypes.INTEGER);
   await s.sync();
   await withoutTenant(async () => {
     await Item.bulkCreate([1, 2].map((store_id) => ({ store_id, id: 1, name: `i${store_id}` })));
