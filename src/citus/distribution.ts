@@ -5,7 +5,7 @@ import type { Sequelize } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import { policyReadyForCitus } from '../rls/policy';
-import { fieldOf, metaOf, tenantTableOf } from '../schema/graph';
+import { fieldOf, isReference, metaOf, tenantTableOf } from '../schema/graph';
 import { bare, regclass, rows, runCitus, type SqlOptions, type TableName } from '../schema/sql';
 import { hasThroughAutoKey } from '../schema/through';
 
@@ -57,7 +57,7 @@ export async function distributionProblem(sequelize: Sequelize, model: AnyModelS
     }
     return undefined;
   }
-  if ((model as unknown as { options: { referenceTable?: boolean } }).options.referenceTable && d?.kind !== 'reference') {
+  if (isReference(model) && d?.kind !== 'reference') {
     return `${name} (referenceTable: true) is ${d ? (d.kind === 'local' ? 'a Citus local table' : `distributed on ${d.column}`) : 'a local table'}, not a reference table${d?.kind === 'hash' ? `: run SELECT undistribute_table(${regclass(sequelize, table)}) and sync again` : ''}`;
   }
   return undefined;
@@ -106,7 +106,7 @@ export async function distributeModel(sequelize: Sequelize, model: AnyModelStati
     const ready = colocate && (await isDistributed(sequelize, colocate, options));
     sql = distributionSql(sequelize, table, meta.column, ready ? colocate : undefined);
     await policyReadyForCitus(sequelize, table, meta.column, options);
-  } else if ((model as unknown as { options: { referenceTable?: boolean } }).options.referenceTable) {
+  } else if (isReference(model)) {
     sql = referenceSql(sequelize, table);
   }
   if (sql) await runCitus(sequelize, sql, model.name, options);

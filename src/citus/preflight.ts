@@ -4,14 +4,13 @@
 import type { Sequelize } from 'sequelize';
 import { MultitenantError } from '../errors';
 import type { AnyModelStatic } from '../models';
-import { metaOf, models, type Raw as RawAttributes, raw, tenantTableOf } from '../schema/graph';
+import { isReference, metaOf, models, type Raw as RawAttributes, raw, tenantTableOf } from '../schema/graph';
 import { keyProblems } from '../schema/keys';
 import { bare, type TableName, tableKey } from '../schema/sql';
 
 const INTEGERS = new Set(['INTEGER', 'BIGINT', 'SMALLINT', 'TINYINT', 'MEDIUMINT']);
 
 type Raw = Record<string, RawAttributes[string] & { references?: { model?: TableName | { getTableName(): TableName } } }>;
-const isReference = (model: AnyModelStatic) => !!(model as unknown as { options: { referenceTable?: boolean } }).options.referenceTable;
 
 /** What Citus would refuse part-way through a sync, for every model: MultitenantErrors before any DDL. */
 export function citusProblems(sequelize: Sequelize, only?: AnyModelStatic): MultitenantError[] {

@@ -2,7 +2,7 @@ import { QueryTypes, type Sequelize } from 'sequelize';
 import { distributionOf } from '../citus/distribution';
 import { runSchemaWork } from '../context';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
-import { tenantTableOf as schemaTenantTableOf } from '../schema/graph';
+import { isReference, tenantTableOf as schemaTenantTableOf } from '../schema/graph';
 import { constraintName, hasCitus, ident, qualified, type TableName, tableKey } from '../schema/sql';
 
 // What blocks an existing application from scaling out: each tenant model's table, read from the
@@ -125,8 +125,7 @@ export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
   for (const model of all) {
     const meta = tenantMeta(model);
     if (meta) metaByTable.set(tableKey(model.getTableName() as TableName), meta);
-    else if ((model as unknown as { options: { referenceTable?: boolean } }).options.referenceTable)
-      referenceModels.set(tableKey(model.getTableName() as TableName), model);
+    else if (isReference(model)) referenceModels.set(tableKey(model.getTableName() as TableName), model);
   }
   // the tenant table's distribution, which every tenant table's colocation is compared with
   const home = citus && tenantTableName ? await distributionOf(sequelize, tenantTableName, {}) : undefined;

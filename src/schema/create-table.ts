@@ -6,7 +6,7 @@ import type { AnyModelStatic } from '../models';
 import { tenantMeta } from '../models';
 import { action } from './actions';
 import { type ForeignKeySpec, tenantForeignKeys } from './foreign-keys';
-import type { Raw } from './graph';
+import { isReference, type Raw } from './graph';
 import { bare, constraintName, type TableName, tableKey } from './sql';
 import { hasThroughAutoKey, throughUniqueKeyNames } from './through';
 
@@ -33,7 +33,7 @@ export function prepareCreateTable(
   citus: boolean,
 ): { attributes: Attributes; options: typeof options } {
   const meta = tenantMeta(model);
-  const distributed = citus && (!!meta || !!(model as unknown as { options: { referenceTable?: boolean } }).options.referenceTable);
+  const distributed = citus && (!!meta || isReference(model));
   const own = tableKey(model.getTableName() as TableName);
   const mine = tenantForeignKeys(sequelize, (table) => table === own).filter((s) => tableKey(s.child) === own);
   const refused = mine.find((s) => s.refused)?.refused;

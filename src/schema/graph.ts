@@ -35,6 +35,9 @@ export const metaOf = (model: AnyModelStatic): TenantMeta | undefined => {
     return undefined;
   }
 };
+/** True for a global model marked `referenceTable: true` (a Citus reference table). */
+export const isReference = (model: AnyModelStatic): boolean =>
+  !!(model as unknown as { options: { referenceTable?: boolean } }).options.referenceTable;
 export const associationsOf = (model: AnyModelStatic) =>
   Object.values((model as unknown as { associations: Record<string, AssociationLike> }).associations ?? {});
 

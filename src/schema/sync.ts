@@ -9,6 +9,7 @@ import { type StaticMethod, wrapStatic } from '../statics';
 import { addForeignKey, exists, hasColumns } from './constraints';
 import { type Attributes, deferredOf, prepareCreateTable } from './create-table';
 import { type ForeignKeySpec, tenantForeignKeys } from './foreign-keys';
+import { isReference } from './graph';
 import { checkTenantModel } from './keys';
 import { hasCitus, type SqlOptions, type TableName, tableKey } from './sql';
 import type { CitusSteps } from './steps';
@@ -67,10 +68,7 @@ export function patchCreateTable(qi: QueryInterfaceLike, isInstalled: () => bool
     const prepared = prepareCreateTable(sequelize, model, attributes, options ?? {}, citus);
     const result = await createTable.call(this, tableName, prepared.attributes, prepared.options, model);
     if (citus) await citusSteps.distribute(sequelize, model, options as SqlOptions);
-    else if (
-      !noticed.has(sequelize) &&
-      (tenantMeta(model) || (model as unknown as { options: { referenceTable?: boolean } }).options.referenceTable)
-    ) {
+    else if (!noticed.has(sequelize) && (tenantMeta(model) || isReference(model))) {
       noticed.add(sequelize);
       notify(sequelize, 'no citus extension in this database: tables are created, not distributed (plain PostgreSQL)', undefined, 'info');
     }

@@ -4,14 +4,11 @@
 import type { Sequelize } from 'sequelize';
 import { runSchemaWork } from '../context';
 import { MultitenantError } from '../errors';
-import type { AnyModelStatic } from '../models';
 import { exists, hasColumns } from './constraints';
 import { tenantForeignKeys } from './foreign-keys';
-import { metaOf, models } from './graph';
+import { isReference, metaOf, models } from './graph';
 import { bare, hasCitus, regclass, rows, type SqlOptions, type TableName } from './sql';
 import type { CitusSteps } from './steps';
-
-const isReference = (model: AnyModelStatic) => !!(model as unknown as { options: { referenceTable?: boolean } }).options.referenceTable;
 
 /** Before sync's first DDL statement: throws the first reason it would fail part-way. */
 export async function assertSchema(
