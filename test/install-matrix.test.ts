@@ -8,7 +8,7 @@
 // kept to the tenant, on Citus (npm run test:citus) every tenant table distributed and colocated.
 import 'reflect-metadata';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { type Model, type Options, QueryTypes, Sequelize } from 'sequelize';
+import { type Model, type Options, QueryTypes, Sequelize, Model as SequelizeModel } from 'sequelize';
 import { Sequelize as TsSequelize } from 'sequelize-typescript';
 import { MultitenantError, multitenant, TenantMismatchError, withoutTenant, withTenant } from '../src/index';
 import { onCitus } from './helpers/db';
@@ -17,44 +17,93 @@ import { createRlsDatabase, type RlsDatabase } from './helpers/rls';
 
 type Style = 'define' | 'init' | 'ts-models' | 'ts-addModels';
 type Order = 'before' | 'after';
+interface Cell {
+  style: Style;
+  order: Order;
+  rls: boolean;
+  /** The prefix of the cell's table names. */
+  p: string;
+}
+const CELLS: Cell[] = [false, true].flatMap((rls, r) =>
+  (
+    [
+      ['define', 'before'],
+      ['define', 'after'],
+      ['init', 'before'],
+      ['init', 'after'],
+      ['ts-models', 'before'],
+      ['ts-addModels', 'before'],
+      ['ts-addModels', 'after'],
+    ] as Array<[Style, Order]>
+  ).map(([style, order], i) => ({ style, order, rls, p: `im${r * 7 + i}` })),
+);
 
-const test = anyTest as TestFn<{ db: RlsDatabase }>;
+interface Built {
+  s: Sequelize;
+  m: Models;
+  sent: string[];
+}
+const test = anyTest as TestFn<{ db: RlsDatabase; before: Map<string, Built> }>;
+const factories = { belongsTo: SequelizeModel.belongsTo, hasMany: SequelizeModel.hasMany, init: SequelizeModel.init };
 test.before(async (t) => {
-  t.context = { db: await createRlsDatabase() };
+  const db = await createRlsDatabase();
+  // the cells whose models come before multitenant() are built now, before this process's first
+  // multitenant() wraps Sequelize's base Model (its init and association factories): as in an application,
+  // where the install that comes after the models is the first one
+  const before = new Map<string, Built>();
+  for (const c of CELLS.filter((c) => c.order === 'before')) {
+    const sent: string[] = [];
+    before.set(c.p, { ...build(db, c.style, c.p, c.rls, sent, false), sent });
+  }
+  if (
+    SequelizeModel.belongsTo !== factories.belongsTo ||
+    SequelizeModel.hasMany !== factories.hasMany ||
+    SequelizeModel.init !== factories.init
+  ) {
+    throw new Error('Model was wrapped before the "before" cells were built');
+  }
+  t.context = { db, before };
 });
 test.after.always(async (t) => t.context?.db?.drop());
 
-/** Builds the cell's instance and models in its order, installing the plugin before or after them. */
-function install(db: RlsDatabase, style: Style, order: Order, p: string, rls: boolean, sent: string[]): { s: Sequelize; m: Models } {
+/** Builds a cell's instance and models, the plugin installed first when `install` says so. */
+function build(db: RlsDatabase, style: Style, p: string, rls: boolean, sent: string[], install: boolean): { s: Sequelize; m: Models } {
   const options: Options = { logging: (sql) => sent.push(sql), ...db.connectOptions() };
   const plugin = (s: Sequelize) => multitenant(s, { notice: false, rls });
   if (style === 'ts-models') {
     const m = tsModels(p);
-    const s = new TsSequelize(db.url, { ...options, models: m.all }) as unknown as Sequelize;
-    plugin(s);
-    return { s, m };
+    return { s: new TsSequelize(db.url, { ...options, models: m.all }) as unknown as Sequelize, m };
   }
   if (style === 'ts-addModels') {
     const s = new TsSequelize(db.url, options);
-    if (order === 'after') plugin(s as unknown as Sequelize);
+    if (install) plugin(s as unknown as Sequelize);
     const m = tsModels(p);
     s.addModels(m.all);
-    if (order === 'before') plugin(s as unknown as Sequelize);
     return { s: s as unknown as Sequelize, m };
   }
   const s = new Sequelize(db.url, options);
-  if (order === 'after') plugin(s);
-  const m = plainModels(s, p, style);
-  if (order === 'before') plugin(s);
-  return { s, m };
+  if (install) plugin(s);
+  return { s, m: plainModels(s, p, style) };
+}
+
+/** The cell's instance and models in its order: built in test.before and installed now, or installed first. */
+function install(t: ExecutionContext<{ db: RlsDatabase; before: Map<string, Built> }>, c: Cell): Built {
+  if (c.order === 'after') {
+    const sent: string[] = [];
+    return { ...build(t.context.db, c.style, c.p, c.rls, sent, true), sent };
+  }
+  const built = t.context.before.get(c.p) as Built;
+  multitenant(built.s, { notice: false, rls: c.rls });
+  built.sent.length = 0;
+  return built;
 }
 
 const rowsOf = async <T>(s: Sequelize, sql: string): Promise<T[]> => (await s.query(sql, { type: QueryTypes.SELECT })) as T[];
 const names = (rows: Model[]) => rows.map((r) => String(r.get('name'))).sort();
 
-async function cell(t: ExecutionContext<{ db: RlsDatabase }>, style: Style, order: Order, rls: boolean, p: string): Promise<void> {
-  const sent: string[] = [];
-  const { s, m } = install(t.context.db, style, order, p, rls, sent);
+async function cell(t: ExecutionContext<{ db: RlsDatabase; before: Map<string, Built> }>, c: Cell): Promise<void> {
+  const { rls, p } = c;
+  const { s, m, sent } = install(t, c);
   const { Store, Product, Purchase, Tag, ProductTag } = m;
   try {
     await s.sync();
@@ -175,21 +224,6 @@ async function cell(t: ExecutionContext<{ db: RlsDatabase }>, style: Style, orde
   }
 }
 
-const cells: Array<[Style, Order]> = [
-  ['define', 'before'],
-  ['define', 'after'],
-  ['init', 'before'],
-  ['init', 'after'],
-  ['ts-models', 'before'],
-  ['ts-addModels', 'before'],
-  ['ts-addModels', 'after'],
-];
-let n = 0;
-for (const rls of [false, true]) {
-  for (const [style, order] of cells) {
-    const p = `im${n++}`;
-    test.serial(`${style}, models ${order} multitenant(), rls ${rls ? 'on' : 'off'}: every protection`, (t) =>
-      cell(t, style, order, rls, p),
-    );
-  }
+for (const c of CELLS) {
+  test.serial(`${c.style}, models ${c.order} multitenant(), rls ${c.rls ? 'on' : 'off'}: every protection`, (t) => cell(t, c));
 }

@@ -1,6 +1,6 @@
 // What an adversarial review of the schema layer found (given only the package and the README), each a
 // test: tables of one name in two schemas, a through model without tenantKey, two tenant dimensions,
-// odd action spelling, associations made before multitenant(), tables that exist without the tenant
+// odd action spelling, tables that exist without the tenant
 // column; on Citus: tables Citus took in as local tables, tables distributed the wrong way, a 1:1 table
 // keyed by the tenant column, a reference table keyed to a tenant table, helpers on local tables,
 // Model.sync() alone. Citus-only tests are reported as skipped without CITUS_URL.
@@ -142,24 +142,6 @@ test.serial('actions are read as PostgreSQL reads them: odd spacing and case can
     } finally {
       await sequelize.close();
     }
-  }
-});
-
-test.serial('associations made before multitenant(): a written CASCADE is kept', async (t) => {
-  const { sequelize, keys } = await fresh(t, false);
-  try {
-    const Product = sequelize.define('Product', { id: id(), store_id: tenant() }, { tableName: 'products', tenantKey: 'store_id' });
-    const Purchase = sequelize.define('Purchase', { id: id(), store_id: tenant() }, { tableName: 'purchases', tenantKey: 'store_id' });
-    Purchase.belongsTo(Product, { foreignKey: 'product_id', onDelete: 'CASCADE' });
-    const Tag = sequelize.define('Tag', { id: id(), store_id: tenant() }, { tableName: 'tags', tenantKey: 'store_id' });
-    Product.belongsToMany(Tag, { through: 'product_tags', foreignKey: 'product_id', otherKey: 'tag_id' });
-    multitenant(sequelize, { notice: false });
-    await sequelize.sync();
-    t.deepEqual(await keys('purchases'), ['FOREIGN KEY (store_id, product_id) REFERENCES products(store_id, id) ON DELETE CASCADE']);
-    // the through model Sequelize generated before the install got the tenant column at the install
-    t.deepEqual((await keys('product_tags')).length, 2);
-  } finally {
-    await sequelize.close();
   }
 });
 

@@ -19,6 +19,8 @@ export interface Written extends Actions {
   order?: number;
 }
 let associationCount = 0;
+/** The order of an association made before multitenant(): nothing recorded when it was made. */
+export const BEFORE_INSTALL = -1;
 /** onDelete / onUpdate as the application wrote them, recorded when the association is made. */
 const given = new WeakMap<object, Written>();
 /** Option objects already passed to an association: Sequelize writes its defaults into them, so the first sight counts. */
@@ -41,16 +43,16 @@ function inferred(a: AssociationLike): Written {
       onDelete: o.onDelete,
       onUpdate: o.onUpdate,
       defaults: { onDelete: nullable ? 'SET NULL' : 'CASCADE', onUpdate: 'CASCADE' },
-      order: -1,
+      order: BEFORE_INSTALL,
     };
   }
-  if (a.associationType === 'BelongsToMany') return { onDelete: o.onDelete, onUpdate: o.onUpdate, order: -1 };
+  if (a.associationType === 'BelongsToMany') return { onDelete: o.onDelete, onUpdate: o.onUpdate, order: BEFORE_INSTALL };
   const mayBeDefault = (value: string | undefined, defaults: string[]) => !value || defaults.includes(normalizeAction(value));
   return {
     onDelete: mayBeDefault(o.onDelete, ['SET NULL', 'NO ACTION', 'CASCADE']) ? undefined : o.onDelete,
     onUpdate: mayBeDefault(o.onUpdate, ['CASCADE']) ? undefined : o.onUpdate,
     defaults: { onDelete: o.onDelete, onUpdate: o.onUpdate },
-    order: -1,
+    order: BEFORE_INSTALL,
   };
 }
 

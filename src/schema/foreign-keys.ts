@@ -3,8 +3,9 @@
 import type { Sequelize } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
-import { type Actions, action, recordedActions } from './actions';
-import { type AssociationLike, associationsOf, fieldOf, metaOf, models, tenantTableOf } from './graph';
+import { notify } from '../notice';
+import { type Actions, action, BEFORE_INSTALL, recordedActions } from './actions';
+import { type AssociationLike, associationsOf, fieldOf, metaOf, models, raw, tenantTableOf } from './graph';
 import { bare, constraintName, type TableName, tableKey } from './sql';
 
 /** A foreign key the library creates: `(store_id, product_id) → products (store_id, id)`, or one deferred on Citus. */
@@ -28,8 +29,10 @@ export interface ForeignKeySpec {
   operation?: string;
   /** True when the application wrote an action on it (preferred over a twin made of defaults). */
   written?: boolean;
-  /** The creation order of the association it comes from (the first of two twins wins, as in plain Sequelize). */
+  /** The creation order of the association it comes from (the first of two twins wins, as in plain Sequelize); -1 when made before multitenant(). */
   order?: number;
+  /** The actions Sequelize's key column holds (written there by the first association, on a parent with a one-column primary key). */
+  column?: Actions;
 }
 
 /** Integer types compare as one family (an INTEGER and a BIGINT tenant column are one dimension on PostgreSQL). */
@@ -40,6 +43,7 @@ interface ActionSource {
   fallback: Actions;
   via: string;
   order?: number;
+  column?: Actions;
 }
 
 function spec(
@@ -56,9 +60,16 @@ function spec(
   let onDelete = 'NO ACTION';
   let onUpdate = 'NO ACTION';
   let refused: MultitenantError | undefined;
+  let column: Actions | undefined;
   try {
     onDelete = action(actions.written.onDelete, actions.fallback.onDelete, 'onDelete', source, child.name);
     onUpdate = action(actions.written.onUpdate, actions.fallback.onUpdate, 'onUpdate', source, child.name);
+    if (actions.column?.onDelete || actions.column?.onUpdate) {
+      column = {
+        onDelete: action(undefined, actions.column.onDelete, 'onDelete', source, child.name),
+        onUpdate: action(undefined, actions.column.onUpdate, 'onUpdate', source, child.name),
+      };
+    }
   } catch (err) {
     refused = err as MultitenantError;
   }
@@ -76,7 +87,32 @@ function spec(
     model: child.name,
     written: !!(actions.written.onDelete || actions.written.onUpdate),
     order: actions.order ?? Number.MAX_SAFE_INTEGER,
+    column,
   };
+}
+
+const sameActions = (a: Actions, b: Actions | undefined) => !!b && a.onDelete === b.onDelete && a.onUpdate === b.onUpdate;
+
+/** How much an ON DELETE / ON UPDATE can take away: NO ACTION and RESTRICT delete or change nothing, CASCADE does. */
+const reach = (value: string) => (value === 'CASCADE' ? 1 : 0);
+
+/**
+ * Two associations made before multitenant() that make one key with different actions: the first one
+ * made decides (as in plain Sequelize), and nothing recorded which it was. Sequelize's key column says it
+ * when the parent has a one-column primary key (the first association wrote its REFERENCES there); with
+ * a composite one it writes none, and the key takes the action that deletes and changes nothing (NO
+ * ACTION or RESTRICT over CASCADE), said in a notice with the way to choose.
+ */
+function firstOfUnrecorded(sequelize: Sequelize, a: ForeignKeySpec, b: ForeignKeySpec): ForeignKeySpec {
+  const matching = [a, b].filter((s) => sameActions(s, s.column));
+  if (matching.length === 1) return matching[0] as ForeignKeySpec;
+  const [chosen, other] = reach(b.onDelete) + reach(b.onUpdate) < reach(a.onDelete) + reach(a.onUpdate) ? [b, a] : [a, b];
+  const describe = (s: ForeignKeySpec) => `${s.source}: ON DELETE ${s.onDelete} ON UPDATE ${s.onUpdate}`;
+  notify(
+    sequelize,
+    `${bare(a.child)} (${a.columns.join(', ')}) → ${bare(a.parent)} is the key of two associations made before multitenant() whose actions differ (${describe(chosen)}; ${describe(other)}). In plain Sequelize the first one made decides, and associations made before the plugin was installed do not say which that was: the key gets ON DELETE ${chosen.onDelete} ON UPDATE ${chosen.onUpdate}, which deletes nothing. To choose, write onDelete (and onUpdate) on the hasMany/hasOne, or make the associations after multitenant()`,
+  );
+  return chosen;
 }
 
 /**
@@ -102,6 +138,15 @@ export function tenantForeignKeys(sequelize: Sequelize, concerns: (table: string
           { model: s.model, operation: 'sync' },
         ),
       });
+    } else if (
+      s.written === twin.written &&
+      s.order === BEFORE_INSTALL &&
+      twin.order === BEFORE_INSTALL &&
+      !s.refused &&
+      !twin.refused &&
+      !sameActions(s, twin)
+    ) {
+      out.set(key, firstOfUnrecorded(sequelize, twin, s));
     } else if ((s.written && !twin.written) || (s.written === twin.written && (s.order ?? 0) < (twin.order ?? 0))) out.set(key, s);
   };
   const pair = (
@@ -162,7 +207,15 @@ export function tenantForeignKeys(sequelize: Sequelize, concerns: (table: string
           const key = a.associationType === 'BelongsTo' ? fieldOf(a.target, a.targetKey) : fieldOf(a.source, a.sourceKey);
           const onAttribute = recorded.attributes?.[a.foreignKey] ?? {};
           const written = { onDelete: recorded.onDelete ?? onAttribute.onDelete, onUpdate: recorded.onUpdate ?? onAttribute.onUpdate };
-          add(pair(child, a.identifierField, parent, key, a, { written, fallback: recorded.defaults ?? {}, order: recorded.order }));
+          const column = raw(child)[a.foreignKey];
+          add(
+            pair(child, a.identifierField, parent, key, a, {
+              written,
+              fallback: recorded.defaults ?? {},
+              order: recorded.order,
+              column: column && { onDelete: column.onDelete, onUpdate: column.onUpdate },
+            }),
+          );
           break;
         }
         case 'BelongsToMany': {
