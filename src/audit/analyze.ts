@@ -2,10 +2,43 @@
 // what constrains each of them. The result is a small graph whose nodes are tenant-column occurrences;
 // evaluate.ts decides per call, from the current tenant and the bind values, whether every reference
 // is constrained.
-import type { Analysis, Graph, TenantTables, ValueSource } from './analysis';
+import type { Analysis, CursorOps, Graph, TenantTables, ValueSource } from './analysis';
+import { ISOLATION_COMMANDS, STATEMENTS, tableReferences, unreadKind } from './kinds';
 import { constValue, type Entry, hasWindow, kindOf, type Node, type Outputs, renamed, type Scope, sqlTextFunction, str } from './nodes';
 
-class SchemaChange extends Error {}
+class SchemaChange extends Error {
+  constructor(
+    message: string,
+    /** SQL that runs later, or a change of how isolation works, over a tenant table: refused in strict mode too. */
+    readonly definesOverTenant = false,
+  ) {
+    super(message);
+  }
+}
+
+/** Statements whose every part the walker reads: any other node kind in them, or a table reference it did not read, refuses them. */
+const WALKED = new Set([
+  'SelectStmt',
+  'InsertStmt',
+  'UpdateStmt',
+  'DeleteStmt',
+  'MergeStmt',
+  'ExplainStmt',
+  'DeclareCursorStmt',
+  'CreateTableAsStmt',
+]);
+
+/** How a statement kind reads in a message: `CREATE POLICY`, `ALTER FUNCTION`... */
+const LABELS: Record<string, string> = {
+  ViewStmt: 'CREATE VIEW',
+  RuleStmt: 'CREATE RULE',
+  CreateTrigStmt: 'CREATE TRIGGER',
+  CreatePolicyStmt: 'CREATE POLICY',
+  AlterPolicyStmt: 'ALTER POLICY',
+  CreateFunctionStmt: 'CREATE FUNCTION',
+  AlterTableStmt: 'ALTER TABLE',
+};
+const label = (k: string) => LABELS[k] ?? k.replace(/Stmt$/, '');
 
 class Unscoped extends Error {
   constructor(
@@ -24,8 +57,15 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
   const g: Graph = { nodes: 0, required: [], direct: [], edges: [] };
   const node = () => g.nodes++;
   const ctes: Array<Map<string, Entry>> = [];
+  /** The table references the walker has read (RangeVar bodies): any other one naming a tenant table refuses the statement. */
+  const seen = new Set<Node>();
+  const cursors: CursorOps = { use: [] };
 
   const lookupTable = (rv: Node): { key: string; column: string; isTenantTable: boolean } | undefined => {
+    seen.add(rv);
+    return findTable(rv);
+  };
+  const findTable = (rv: Node): { key: string; column: string; isTenantTable: boolean } | undefined => {
     const name: string = rv.relname;
     const qualified = rv.schemaname ? `${rv.schemaname}.${name}` : undefined;
     const q = qualified ? tables.get(qualified) : undefined;
@@ -119,6 +159,12 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
       collectSubLinks(n.SubLink.testexpr, out);
       return;
     }
+    // a query in any other expression kind (JSON_ARRAY(SELECT ...)) is a sub-select too
+    if (n.SelectStmt) {
+      out.push(n);
+      return;
+    }
+    if (n.CurrentOfExpr) cursors.use.push(n.CurrentOfExpr.cursor_name);
     for (const v of Object.values(n)) collectSubLinks(v, out);
   }
 
@@ -140,7 +186,10 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
       if (!rv.schemaname) {
         for (let i = ctes.length - 1; i >= 0; i--) {
           const cte = ctes[i]?.get(rv.relname);
-          if (cte) return [{ ...cte, alias, cols: rv.alias?.colnames?.length ? new Map() : cte.cols }];
+          if (cte) {
+            seen.add(rv);
+            return [{ ...cte, alias, cols: rv.alias?.colnames?.length ? new Map() : cte.cols }];
+          }
         }
       }
       const t = lookupTable(rv);
@@ -208,12 +257,21 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
       }
       return here;
     }
-    // functions in FROM (json_populate_recordset(null::products, (SELECT ...)), unnest(ARRAY(SELECT ...)),
-    // XMLTABLE ...): their arguments' sub-selects are analyzed; what they return carries no tenant value,
-    // and their alias is in scope (a `o.store_id` must not reach an outer o)
-    collectSubLinks(item, subqueries);
-    const alias = item[k]?.alias?.aliasname;
-    return alias ? [{ alias, kind: 'other' }] : [];
+    if (k === 'RangeTableSample') {
+      // `products p TABLESAMPLE SYSTEM (n)`: the sampled table's rows, constrained (or not) like the table's
+      const sample = item.RangeTableSample;
+      collectSubLinks([sample.args, sample.repeatable], subqueries);
+      return fromItem(sample.relation, scopes, conds, subqueries);
+    }
+    if (k === 'RangeFunction' || k === 'RangeTableFunc' || k === 'JsonTable') {
+      // functions and ROWS FROM (json_populate_recordset(null::products, (SELECT ...)), unnest(ARRAY(SELECT
+      // ...))), XMLTABLE, JSON_TABLE: their arguments' sub-selects are analyzed; what they return carries
+      // no tenant value, and their alias is in scope (a `o.store_id` must not reach an outer o)
+      collectSubLinks(item, subqueries);
+      const alias = item[k]?.alias?.aliasname;
+      return alias ? [{ alias, kind: 'other' }] : [];
+    }
+    return unknowable(`the auditor does not read ${k || 'this'} FROM items`);
   };
 
   /** Analyzes a SELECT (also VALUES); returns its output columns that carry a constrained tenant value. */
@@ -330,6 +388,10 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
     if (target) scope.push(target);
     for (const item of from ?? []) scope.push(...fromItem(item, scopes, conds, subqueries));
     for (const c of conds) c();
+    // WHERE CURRENT OF c: the row cursor c is on, a row of the tenant that declared c (the auditor checks
+    // that it is the current one); PostgreSQL allows no other condition beside it
+    if (kindOf(where) === 'CurrentOfExpr' && target?.node !== undefined)
+      g.direct.push({ node: target.node, values: [{ cursor: where.CurrentOfExpr.cursor_name }] });
     condition(where, scopes, nodesOf(scope), subqueries);
     return { scope, target };
   }
@@ -345,9 +407,29 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
   };
 
   /** A schema change that is harmless outside a tenant (migrations, sync) and refused under one. */
-  const schemaChange = (what: string): never => {
-    throw new SchemaChange(what);
+  const schemaChange = (what: string, definesOverTenant = false): never => {
+    throw new SchemaChange(what, definesOverTenant);
   };
+
+  /** The bare names of the tenant tables, as a word in SQL text (a function body), quoted or not. */
+  const tenantNames = [...tables.keys()].map((key) => key.slice(key.indexOf('.') + 1));
+  const mentionsTenantTable = (n: Node): boolean => {
+    if (!n || typeof n !== 'object') return false;
+    if (Array.isArray(n)) return n.some(mentionsTenantTable);
+    const text: unknown = n.String?.sval;
+    if (typeof text === 'string') {
+      const lower = text.toLowerCase();
+      return tenantNames.some((name) => {
+        const at = lower.indexOf(name.toLowerCase());
+        return at >= 0 && new RegExp(`(^|[^\\w$])${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^\\w$])`, 'i').test(text);
+      });
+    }
+    return Object.values(n).some(mentionsTenantTable);
+  };
+
+  /** SQL that runs later, or a change of how isolation works: refused under a tenant; over a tenant table, in strict mode too. */
+  const defines = (k: string, s: Node, what = 'defines SQL that runs later, unseen'): never =>
+    schemaChange(`${label(k)} ${what}`, touchesTenantTable(s) || mentionsTenantTable(s));
 
   /** Does a DDL statement name a tenant table (a RangeVar anywhere, or a DROP's object names)? */
   const touchesTenantTable = (n: Node): boolean => {
@@ -483,9 +565,37 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
         }
         return none;
       }
-      case 'DeclareCursorStmt':
-        // DECLARE c CURSOR FOR SELECT ...: FETCH returns what the query selects
-        return statement(s.query, outer);
+      case 'DeclareCursorStmt': {
+        // DECLARE c CURSOR FOR SELECT ...: FETCH returns what the query selects, later, under whichever
+        // tenant is current then: the cursor is bound to the tenant it was declared under (auditor.ts)
+        const before = g.required.length;
+        const out = statement(s.query, outer);
+        cursors.declare = { name: s.portalname, overTenant: g.required.length > before };
+        return out;
+      }
+      case 'FetchStmt':
+        // FETCH / MOVE: rows of the cursor's query, read under the tenant that declared it only
+        cursors.use.push(s.portalname);
+        return none;
+      case 'ClosePortalStmt':
+        cursors.close = s.portalname ? [...(cursors.close === 'all' ? [] : (cursors.close ?? [])), s.portalname] : 'all';
+        return none;
+      case 'DiscardStmt':
+        if (s.target === 'DISCARD_ALL') cursors.close = 'all';
+        return none;
+      case 'CallStmt':
+        return unknowable('CALL runs a procedure');
+      case 'AlterTableStmt': {
+        const isolation = (s.cmds ?? []).some((c: Node) => ISOLATION_COMMANDS.has(c.AlterTableCmd?.subtype));
+        if (isolation)
+          return defines(k, s, 'changes how isolation works on the table (row-level security, triggers, rules, inheritance, owner)');
+        if (touchesTenantTable(s)) return schemaChange(`ALTER TABLE on a tenant table changes every tenant's rows or schema`);
+        return none;
+      }
+      case 'CreateSchemaStmt':
+        // CREATE SCHEMA s CREATE VIEW v AS ...: each statement inside read as on its own
+        for (const element of s.schemaElts ?? []) statement(element, outer);
+        return none;
       case 'VariableSetStmt': {
         // settings that change how the auditor must read later statements' strings and table names
         const name = String(s.name ?? '').toLowerCase();
@@ -493,18 +603,6 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
           return unknowable(`SET ${name} changes how later statements are read`);
         return none;
       }
-      case 'ViewStmt':
-      case 'RuleStmt':
-      case 'CreateTrigStmt':
-        return schemaChange(
-          `${k === 'ViewStmt' ? 'CREATE VIEW' : k === 'RuleStmt' ? 'CREATE RULE' : 'CREATE TRIGGER'} defines SQL that runs later, unseen`,
-        );
-      case 'AlterTableStmt':
-      case 'DropStmt':
-      case 'RenameStmt':
-      case 'IndexStmt':
-        if (touchesTenantTable(s)) return schemaChange(`${k.replace(/Stmt$/, '')} on a tenant table changes every tenant's rows or schema`);
-        return none;
       case 'ExecuteStmt':
         return unknowable(`EXECUTE ${s.name}: the prepared statement's SQL is not in the statement`);
       case 'DoStmt':
@@ -536,10 +634,19 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
           for (const r of parse(insert)) statement(r.stmt, outer);
           return none;
         }
-        return schemaChange('CREATE FUNCTION defines SQL that runs later, unseen');
+        return defines(k, s);
       }
-      default:
-        return none; // DDL, transaction control, SET, SHOW, PREPARE (runs nothing) ...: nothing to scope
+      default: {
+        // every other kind by its class (kinds.ts): a kind of no class is refused
+        const cls = STATEMENTS[k];
+        if (cls === 'harmless') return none;
+        if (cls === 'schema') {
+          if (touchesTenantTable(s)) return schemaChange(`${label(k)} on a tenant table changes every tenant's rows or schema`);
+          return none;
+        }
+        if (cls === 'defines') return defines(k, s);
+        return unknowable(`the auditor does not read ${k || 'this'} statements`);
+      }
     }
   }
 
@@ -578,16 +685,41 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
     if (s.withClause) ctes.pop();
   }
 
+  /** A statement the walker reads whole: every node kind in it is one it reads, and it read every tenant table named in it. */
+  const walked = (stmt: Node): Outputs => {
+    const k = kindOf(stmt);
+    const body = stmt[k];
+    const unread = unreadKind(body);
+    if (unread) unknowable(`the auditor does not read ${unread} nodes`);
+    const out = statement(stmt, []);
+    for (const rv of tableReferences(body)) {
+      const t = !seen.has(rv) && findTable(rv);
+      if (t) unknowable(`${t.key} is named where the auditor does not read it`);
+    }
+    return out;
+  };
+
+  let result: Analysis;
   try {
     const fn = sqlTextFunction(stmts);
     if (fn) unknowable(`${fn}() runs SQL given as text`);
-    for (const raw of stmts) statement(raw.stmt, []);
+    for (const raw of stmts) {
+      const k = kindOf(raw.stmt);
+      if (WALKED.has(k)) walked(raw.stmt);
+      else statement(raw.stmt, []);
+    }
+    result = g.required.length === 0 ? { kind: 'pass' } : { kind: 'graph', graph: g };
   } catch (err) {
     if (err instanceof Unscoped)
-      return err.table ? { kind: 'unscoped', table: err.table, reason: err.reason } : { kind: 'unknowable', reason: err.reason };
-    if (err instanceof SchemaChange)
-      return { kind: 'schema', reason: `${err.message}: run schema changes outside a tenant (withoutTenant)` };
-    throw err;
+      result = err.table ? { kind: 'unscoped', table: err.table, reason: err.reason } : { kind: 'unknowable', reason: err.reason };
+    else if (err instanceof SchemaChange)
+      result = {
+        kind: 'schema',
+        reason: `${err.message}: run schema changes outside a tenant (withoutTenant)`,
+        definesOverTenant: err.definesOverTenant,
+      };
+    else throw err;
   }
-  return g.required.length === 0 ? { kind: 'pass' } : { kind: 'graph', graph: g };
+  if (cursors.declare || cursors.close || cursors.use.length > 0) result.cursors = cursors;
+  return result;
 }

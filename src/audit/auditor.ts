@@ -1,11 +1,11 @@
 import type { Sequelize } from 'sequelize';
-import { currentFrame } from '../context';
+import { currentFrame, inSchemaWork } from '../context';
 import { MultitenantError, UnscopedQueryError } from '../errors';
 import { type AnyModelStatic, tenantMeta } from '../models';
 import { notify } from '../notice';
 import { runWithSettings } from '../settings';
 import type { PluginState } from '../state';
-import { tenantIdOf } from '../tenant';
+import { type Tenant, tenantIdOf } from '../tenant';
 import type { Analysis, TenantTables } from './analysis';
 import { analyzeStatements } from './analyze';
 import { firstUnconstrained } from './evaluate';
@@ -111,25 +111,76 @@ export async function analysisOf(sequelize: Sequelize, sql: string): Promise<Ana
   return analysis;
 }
 
+/** A cursor's binding: the tenant it was declared under (undefined: none, or withoutTenant), and whether its query reads a tenant table. */
+interface CursorBinding {
+  tenant: string | undefined;
+  overTenant: boolean;
+}
+/** Per connection (a cursor lives on one): the cursors declared through the auditor. */
+const cursorsOf = new WeakMap<object, Map<string, CursorBinding>>();
+const tenantKeyOf = (tenant: Tenant | undefined) => (tenant ? JSON.stringify([...tenant.keys].sort()) : undefined);
+/** Words of SQL that may declare or close a cursor: analyzed for the bookkeeping even when nothing is checked. */
+const CURSOR_WORDS = /\b(?:DECLARE|CLOSE|DISCARD)\b/i;
+
+/** Records the cursors a statement declares and closes, once it is allowed to run. */
+function keepCursors(analysis: Analysis, connection: object | undefined, tenant: Tenant | undefined): void {
+  const ops = analysis.cursors;
+  if (!ops || !connection) return;
+  let map = cursorsOf.get(connection);
+  if (ops.close === 'all') map?.clear();
+  else for (const name of ops.close ?? []) map?.delete(name);
+  if (ops.declare) {
+    if (!map) {
+      map = new Map();
+      cursorsOf.set(connection, map);
+    }
+    map.set(ops.declare.name, { tenant: tenantKeyOf(tenant), overTenant: ops.declare.overTenant });
+  }
+}
+
+/** Why reading cursor `name` here is refused, or undefined: it must have been declared on this connection under the current tenant. */
+function cursorRefusal(name: string, connection: object | undefined, tenant: Tenant | undefined): string | undefined {
+  const b = connection ? cursorsOf.get(connection)?.get(name) : undefined;
+  if (!b)
+    return `cursor ${name} was not declared under this tenant through this connection (declared inside a function, outside the library, or not at all): the rows it returns cannot be checked`;
+  if (b.overTenant && b.tenant !== tenantKeyOf(tenant))
+    return `cursor ${name} was declared under another tenant${b.tenant === undefined ? ' (or outside any: withoutTenant)' : ''}: its rows are that tenant's`;
+  return undefined;
+}
+
 /** Checks one statement about to be sent; throws UnscopedQueryError (throw mode) or reports it (warn). */
 export async function auditStatement(
   sequelize: Sequelize,
   state: PluginState,
   sql: string,
   bind: readonly unknown[] | undefined,
+  connection?: object,
 ): Promise<void> {
   const mode = state.options.audit;
   const frame = currentFrame();
   // writeOnly adds no filters on purpose (a migration mode): there is nothing to hold statements to yet.
-  if (!mode || mode === 'off' || frame?.bypass || state.options.writeOnly) return;
-  const tenant = frame?.tenant;
-  if (!tenant && !state.options.strict) return;
+  if (!mode || mode === 'off' || state.options.writeOnly) return;
+  const tenant = frame?.bypass ? undefined : frame?.tenant;
+  if (frame?.bypass || (!tenant && !state.options.strict)) {
+    // nothing to check here, but a cursor declared now (over every tenant's rows) is bound to no tenant
+    if (CURSOR_WORDS.test(sql)) keepCursors(await analysisOf(sequelize, sql), connection, undefined);
+    return;
+  }
   const analysis = await analysisOf(sequelize, sql);
   let table: string | undefined;
   let reason: string | undefined;
-  if (analysis.kind === 'pass') return;
-  if (analysis.kind === 'schema' && !tenant) return;
-  if (analysis.kind === 'unparsed') {
+  const cursorOk = (name: string) => cursorRefusal(name, connection, tenant) === undefined;
+  const usedCursor = analysis.cursors?.use.find((name) => !cursorOk(name));
+  if (usedCursor !== undefined) {
+    reason = cursorRefusal(usedCursor, connection, tenant);
+    table = '';
+  } else if (analysis.kind === 'pass') {
+    keepCursors(analysis, connection, tenant);
+    return;
+  } else if (analysis.kind === 'schema' && !tenant && !(analysis.definesOverTenant && !inSchemaWork())) {
+    // outside a tenant (strict mode): schema changes run, SQL that defines later SQL over a tenant table does not
+    return;
+  } else if (analysis.kind === 'unparsed') {
     // the auditor's parser (PostgreSQL 17) may reject what the server accepts: fail closed
     reason = `the auditor's PostgreSQL ${PARSER_MAJOR} parser could not read it (${analysis.message}), so it cannot be checked`;
     table = '';
@@ -140,14 +191,17 @@ export async function auditStatement(
     table = analysis.table;
     reason = analysis.reason;
   } else {
-    table = firstUnconstrained(analysis.graph, tenant, bind);
+    table = firstUnconstrained(analysis.graph, tenant, bind, cursorOk);
     if (table) {
       reason = tenant
         ? `${table} is not constrained to the current tenant by its tenant column`
         : `no tenant is set (strict mode) and the statement reads or writes ${table}`;
     }
   }
-  if (table === undefined) return;
+  if (table === undefined) {
+    keepCursors(analysis, connection, tenant);
+    return;
+  }
   const details = {
     model: table ? tablesOf(sequelize).names.get(table) : undefined,
     operation: 'audit',
@@ -158,6 +212,7 @@ export async function auditStatement(
   const error = new UnscopedQueryError(`${reason}: ${sql.length > 300 ? `${sql.slice(0, 300)}…` : sql}`, details);
   if (mode === 'throw') throw error;
   notify(sequelize, `audit: ${error.message}`, undefined, 'warn', true);
+  keepCursors(analysis, connection, tenant);
 }
 
 export type QueryClass = {
@@ -176,7 +231,8 @@ export function installAuditor(Query: QueryClass, stateOf: (s: Sequelize) => Plu
   const run = Query.prototype.run;
   Query.prototype.run = async function auditedRun(sql, parameters) {
     const state = stateOf(this.sequelize);
-    if (state?.options.audit && state.options.audit !== 'off') await auditStatement(this.sequelize, state, sql, parameters);
+    if (state?.options.audit && state.options.audit !== 'off')
+      await auditStatement(this.sequelize, state, sql, parameters, this.connection as object | undefined);
     // the per-connection settings the statement must run with (routerOnly), tracked across transactions
     return runWithSettings(this, sql, parameters, () => run.call(this, sql, parameters));
   };

@@ -3,8 +3,16 @@ import type { Graph, ValueSource } from './analysis';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** The first tenant-table reference that the current tenant does not constrain, or undefined. */
-export function firstUnconstrained(graph: Graph, tenant: Tenant | undefined, bind: readonly unknown[] | undefined): string | undefined {
+/**
+ * The first tenant-table reference that the current tenant does not constrain, or undefined. `cursorOk`
+ * says whether a cursor was declared under the current tenant (`WHERE CURRENT OF c`); none is, by default.
+ */
+export function firstUnconstrained(
+  graph: Graph,
+  tenant: Tenant | undefined,
+  bind: readonly unknown[] | undefined,
+  cursorOk: (name: string) => boolean = () => false,
+): string | undefined {
   const marked = new Uint8Array(graph.nodes);
   if (tenant) {
     // UUIDs compare case-insensitively (as PostgreSQL does); other text exactly.
@@ -16,6 +24,7 @@ export function firstUnconstrained(graph: Graph, tenant: Tenant | undefined, bin
     const ok = (source: ValueSource): boolean => {
       if ('c' in source) return inTenant(source.c);
       if ('p' in source) return inTenant(bind?.[source.p - 1]);
+      if ('cursor' in source) return cursorOk(source.cursor);
       const list = bind?.[source.any - 1];
       return Array.isArray(list) && list.length > 0 && list.every(inTenant);
     };
