@@ -39,7 +39,7 @@ test.serial('while a tenant table lacks its policy, statements about rows are re
       t.true(err instanceof MultitenantError, `${what}: refused (got ${String(err)})`);
       t.regex(
         String((err as Error).message),
-        /^Store\.rls: tables without row-level security \(rls: true\): stores \(missing: .*\); products \(missing: ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY, the policy sequelize_multitenant_isolation\)\. .* was not sent/,
+        /^Store\.rls: tables without row-level security \(rls: true\): stores \(missing: .*\); products \(missing: ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY, the policy sequelize_multitenant_isolation, the TRUNCATE trigger sequelize_multitenant_no_truncate\)\. .* was not sent/,
         what,
       );
       t.false(

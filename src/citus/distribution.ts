@@ -4,7 +4,7 @@
 import type { Sequelize } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
-import { policyReadyForCitus } from '../rls/policy';
+import { distributeWithRls } from '../rls/policy';
 import { fieldOf, isReference, metaOf, tenantTableOf } from '../schema/graph';
 import { bare, regclass, rows, runCitus, type SqlOptions, type TableName } from '../schema/sql';
 import { hasThroughAutoKey } from '../schema/through';
@@ -93,7 +93,6 @@ export async function distributeModel(sequelize: Sequelize, model: AnyModelStati
     return undefined;
   }
   const meta = tenantMeta(model);
-  let sql: string | undefined;
   if (meta) {
     const pk = (model as unknown as { primaryKeyAttributes: string[] }).primaryKeyAttributes.map((a) => fieldOf(model, a));
     if (!meta.isTenantTable && !pk.includes(meta.column) && !hasThroughAutoKey(model)) {
@@ -104,11 +103,12 @@ export async function distributeModel(sequelize: Sequelize, model: AnyModelStati
     }
     const colocate = colocationTable(sequelize, model, meta);
     const ready = colocate && (await isDistributed(sequelize, colocate, options));
-    sql = distributionSql(sequelize, table, meta.column, ready ? colocate : undefined);
-    await policyReadyForCitus(sequelize, table, meta.column, options);
-  } else if (isReference(model)) {
-    sql = referenceSql(sequelize, table);
+    const distribute = distributionSql(sequelize, table, meta.column, ready ? colocate : undefined);
+    await distributeWithRls(sequelize, table, meta.column, options, () => runCitus(sequelize, distribute, model.name, options));
+    return distribute;
   }
-  if (sql) await runCitus(sequelize, sql, model.name, options);
+  if (!isReference(model)) return undefined;
+  const sql = referenceSql(sequelize, table);
+  await runCitus(sequelize, sql, model.name, options);
   return sql;
 }

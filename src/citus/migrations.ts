@@ -1,7 +1,7 @@
 import type { QueryInterface, Sequelize, Transaction } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { notify } from '../notice';
-import { policyReadyForCitus } from '../rls/policy';
+import { distributeWithRls } from '../rls/policy';
 import { normalizeAction } from '../schema/actions';
 import { addForeignKey } from '../schema/constraints';
 import type { ForeignKeySpec } from '../schema/foreign-keys';
@@ -90,8 +90,9 @@ export async function createDistributedTable(
       `colocateWith ${bare(options.colocateWith)} is not a distributed table: distribute it first (parents before children)`,
     );
   }
-  await policyReadyForCitus(sequelize, table, tenantColumn, options);
-  await runCitus(sequelize, distributionSql(sequelize, table, tenantColumn, options.colocateWith), bare(table), options, operation);
+  await distributeWithRls(sequelize, table, tenantColumn, options, () =>
+    runCitus(sequelize, distributionSql(sequelize, table, tenantColumn, options.colocateWith), bare(table), options, operation),
+  );
   return true;
 }
 

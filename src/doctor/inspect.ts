@@ -2,6 +2,8 @@ import { QueryTypes, type Sequelize } from 'sequelize';
 import { distributionOf } from '../citus/distribution';
 import { runSchemaWork } from '../context';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
+import { POLICY_NAME, TRUNCATE_TRIGGER } from '../rls/names';
+import { createTruncateTriggerSql, dropTruncateTriggerSql, truncateTriggerInPlace } from '../rls/policy';
 import { isReference, tenantTableOf as schemaTenantTableOf } from '../schema/graph';
 import { constraintName, hasCitus, ident, qualified, type TableName, tableKey } from '../schema/sql';
 
@@ -112,7 +114,8 @@ function tenantTableOf(sequelize: Sequelize, all: AnyModelStatic[]): AnyModelSta
  * Reads every model of the instance against the database and reports, per table: the tenant column
  * present and typed like the tenant table's key; primary key and unique keys including it; foreign keys
  * between tenant tables including it in the same position; on Citus, distributed on it and colocated
- * with the tenant table (global models marked `referenceTable`: reference tables); row-level security.
+ * with the tenant table (global models marked `referenceTable`: reference tables); row-level security,
+ * and on a tenant table that has any of it, every part (ENABLE, FORCE, the policy, the TRUNCATE trigger).
  */
 export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
   const all = models(sequelize);
@@ -169,11 +172,41 @@ export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
         if (d?.kind === 'hash' && d.column !== meta.column) report.distributedOn = d.column ?? undefined;
       }
     }
-    const [rls] = await select<{ enabled: boolean; forced: boolean }>(
+    const [rls] = await select<{
+      enabled: boolean;
+      forced: boolean;
+      policy: boolean;
+      trigger: boolean;
+      hasTrigger: boolean;
+      schema: string;
+    }>(
       sequelize,
-      `SELECT relrowsecurity AS enabled, relforcerowsecurity AS forced FROM pg_class WHERE oid = to_regclass(${regclassOf(sequelize, table)})`,
+      `SELECT c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced, (SELECT n.nspname FROM pg_namespace n WHERE n.oid = c.relnamespace) AS schema,
+              EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = '${TRUNCATE_TRIGGER}') AS "hasTrigger",
+              EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = '${POLICY_NAME}') AS policy,
+              coalesce(${truncateTriggerInPlace('c')}, false) AS trigger
+         FROM pg_class c WHERE c.oid = to_regclass(${regclassOf(sequelize, table)})`,
     );
     report.rls = rls?.enabled && rls.forced ? 'on' : 'off';
+    if (meta && rls && (rls.enabled || rls.forced || rls.policy || rls.trigger)) {
+      // under row-level security (rls: true, or a migration's enableRowLevelSecurity), each part holds a
+      // door the others do not: FORCE the owner, the policy the rows, the trigger TRUNCATE (not subject to policies)
+      const lacks = [
+        !rls.enabled && 'ENABLE ROW LEVEL SECURITY',
+        !rls.forced && 'FORCE ROW LEVEL SECURITY',
+        !rls.policy && `the policy ${POLICY_NAME}`,
+        !rls.trigger &&
+          `the TRUNCATE trigger ${TRUNCATE_TRIGGER} (row-level security does not apply to TRUNCATE: without it one TRUNCATE under a tenant empties the table for every tenant)`,
+      ].filter((x): x is string => !!x);
+      if (lacks.length > 0) {
+        report.problems.push({
+          table: name,
+          severity: 'warn',
+          message: `row-level security is incomplete, missing: ${lacks.join('; ')} — run enableRowLevelSecurity(queryInterface, '${name}', { column: '${meta.column}' }) in a migration, or sequelize.sync() with rls: true`,
+          fix: [],
+        });
+      }
+    }
     if (!meta) {
       for (const fk of await select<ForeignKeyRow>(sequelize, foreignKeysSql(regclassOf(sequelize, table)))) {
         const parentTable: TableName = fk.parent_schema === 'public' ? fk.parent : { tableName: fk.parent, schema: fk.parent_schema };
@@ -371,6 +404,14 @@ export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
     }
     if (citus && !report.colocatedWithTenantTable) {
       const colocate = !meta.isTenantTable && tenantTableName ? `, colocate_with => ${regclassOf(sequelize, tenantTableName)}` : '';
+      // Citus refuses to distribute (or redistribute) a table with triggers: the library's TRUNCATE trigger
+      // is dropped before and made again after, with citus.enable_unsafe_triggers for that statement
+      const guard = rls?.hasTrigger
+        ? {
+            before: [{ step: 'distribute' as const, sql: dropTruncateTriggerSql(sequelize, table, report.citus !== 'none') }],
+            after: [{ step: 'distribute' as const, sql: createTruncateTriggerSql(sequelize, table, rls.schema, true) }],
+          }
+        : { before: [], after: [] };
       report.problems.push({
         table: name,
         severity: 'blocks',
@@ -381,6 +422,7 @@ export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
               : `distributed, but not colocated with the tenant table${tenantTableName ? ` ${tableNameOf(tenantTableName)}` : ''}`
             : `not distributed on its tenant column ${meta.column}`,
         fix: [
+          ...guard.before,
           {
             step: 'distribute',
             sql:
@@ -388,6 +430,7 @@ export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
                 ? `SELECT alter_distributed_table(${regclassOf(sequelize, table)}, distribution_column => ${literalOf(meta.column)}${colocate})`
                 : `SELECT create_distributed_table(${regclassOf(sequelize, table)}, ${literalOf(meta.column)}${colocate})`,
           },
+          ...guard.after,
         ],
       });
     }

@@ -2,12 +2,13 @@
 // the library sees; a tenant table that has none (created by plain Sequelize, by a migration without
 // enableRowLevelSecurity, by a sync that ran before the plugin was installed) would show every tenant's
 // rows to raw SQL — directly, through a view, through a function. So while a tenant table of the
-// instance exists without ENABLE, FORCE and the library's policy, every statement about rows (not DDL,
-// settings, transaction control) is refused with a MultitenantError before it is sent; outside
-// withoutTenant (which sees every row anyway) and outside the library's own schema work (a sync, its
-// catalog reads). The tables are looked at once — at the first such statement, again when models are
-// added — and a table proven once is not looked at again. A tenant model whose table does not exist yet
-// is looked at again when a statement names it, or after the instance sent DDL.
+// instance exists without ENABLE, FORCE, the library's policy and its TRUNCATE trigger (TRUNCATE is not
+// subject to policies), every statement about rows (not DDL, settings, transaction control) is refused
+// with a MultitenantError before it is sent; outside withoutTenant (which sees every row anyway) and
+// outside the library's own schema work (a sync, its catalog reads). The tables are looked at once — at
+// the first such statement, again when models are added — and a table proven once is not looked at again.
+// A tenant model whose table does not exist yet is looked at again when a statement names it, or after
+// the instance sent DDL.
 import type { Sequelize } from 'sequelize';
 import { currentFrame, inSchemaWork } from '../context';
 import { MultitenantError } from '../errors';
@@ -17,7 +18,8 @@ import { bare, qualified, type TableName, tableKey } from '../schema/sql';
 import { literal, type PgConnection } from '../settings';
 import { namesIn, shapeOf } from '../statements';
 import { tenantIdOf } from '../tenant';
-import { POLICY_NAME } from './names';
+import { POLICY_NAME, TRUNCATE_TRIGGER } from './names';
+import { truncateTriggerInPlace } from './policy';
 
 /** Statements that are not about rows: the schema, settings, transaction control (TRUNCATE is refused apart). */
 const NOT_ROWS = new Set([
@@ -92,7 +94,10 @@ function pendingOf(sequelize: Sequelize, state: InstanceState): Pending[] {
   return list;
 }
 
-/** Refuses a statement about rows while a tenant table exists without ENABLE + FORCE ROW LEVEL SECURITY and the library's policy. */
+/**
+ * Refuses a statement about rows while a tenant table exists without ENABLE + FORCE ROW LEVEL SECURITY,
+ * the library's policy and its TRUNCATE trigger (enabled, calling the library's function).
+ */
 export async function assertPoliciesInPlace(sequelize: Sequelize, sql: string, connection: PgConnection): Promise<void> {
   const frame = currentFrame();
   if (frame?.bypass || inSchemaWork()) return;
@@ -110,10 +115,11 @@ export async function assertPoliciesInPlace(sequelize: Sequelize, sql: string, c
   if (look.length === 0) return;
   const result = (await connection.query(
     `SELECT v.i, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
-            EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = '${POLICY_NAME}') AS policy
+            EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = '${POLICY_NAME}') AS policy,
+            coalesce(${truncateTriggerInPlace('c')}, false) AS trigger
        FROM (VALUES ${look.map((p, i) => `(${i}, ${literal(qualified(sequelize, p.table))})`).join(', ')}) AS v(i, name)
        LEFT JOIN pg_class c ON c.oid = to_regclass(v.name)`,
-  )) as { rows?: Array<{ i: number; enabled: boolean | null; forced: boolean | null; policy: boolean | null }> };
+  )) as { rows?: Array<{ i: number; enabled: boolean | null; forced: boolean | null; policy: boolean | null; trigger: boolean | null }> };
   const wrong: string[] = [];
   let first: Pending | undefined;
   for (const row of result.rows ?? []) {
@@ -123,7 +129,7 @@ export async function assertPoliciesInPlace(sequelize: Sequelize, sql: string, c
       continue;
     }
     state.missing.delete(p.key);
-    if (row.enabled && row.forced && row.policy) {
+    if (row.enabled && row.forced && row.policy && row.trigger) {
       state.proven.add(p.key);
       continue;
     }
@@ -132,12 +138,13 @@ export async function assertPoliciesInPlace(sequelize: Sequelize, sql: string, c
       !row.enabled && 'ENABLE ROW LEVEL SECURITY',
       !row.forced && 'FORCE ROW LEVEL SECURITY',
       !row.policy && `the policy ${POLICY_NAME}`,
+      !row.trigger && `the TRUNCATE trigger ${TRUNCATE_TRIGGER}`,
     ];
     wrong.push(`${p.name} (missing: ${lacks.filter(Boolean).join(', ')})`);
   }
   if (!first) return;
   throw new MultitenantError(
-    `${wrong.length > 1 ? 'tables' : 'table'} without row-level security (rls: true): ${wrong.join('; ')}. While a tenant table has none, a statement could reach every tenant's rows — directly, through a view or a function — so this one was not sent. Run sequelize.sync() (it makes the policies), or enableRowLevelSecurity(queryInterface, '${first.name}', { column }) in a migration: ${sql.slice(0, 200)}`,
+    `${wrong.length > 1 ? 'tables' : 'table'} without row-level security (rls: true): ${wrong.join('; ')}. While a tenant table has none, a statement could reach every tenant's rows — directly, through a view or a function — so this one was not sent. Run sequelize.sync() (it makes the policies and triggers), or enableRowLevelSecurity(queryInterface, '${first.name}', { column }) in a migration: ${sql.slice(0, 200)}`,
     { model: first.model.name, operation: 'rls', tenant: frame?.tenant ? tenantIdOf(frame.tenant) : undefined },
   );
 }

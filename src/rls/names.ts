@@ -7,3 +7,13 @@ export const POLICY_NAME = 'sequelize_multitenant_isolation';
 export const TENANT_SETTING = 'sequelize_multitenant.tenant';
 /** The custom setting that is `on` inside `withoutTenant`. */
 export const BYPASS_SETTING = 'sequelize_multitenant.bypass';
+/**
+ * The trigger the library makes on each tenant table (and each of its partitions and inheritance children):
+ * `BEFORE TRUNCATE ... FOR EACH STATEMENT`. Row-level security does not apply to TRUNCATE; this trigger
+ * makes PostgreSQL refuse one unless the bypass setting is on (inside `withoutTenant`).
+ */
+export const TRUNCATE_TRIGGER = 'sequelize_multitenant_no_truncate';
+/** The trigger function it calls: one in each schema that holds a tenant table, raising SQLSTATE 42501. */
+export const TRUNCATE_FUNCTION = 'sequelize_multitenant_refuse_truncate';
+/** `pg_trigger.tgtype` of a `BEFORE TRUNCATE ... FOR EACH STATEMENT` trigger (TRUNCATE 32 | BEFORE 2). */
+export const TRUNCATE_TRIGGER_TYPE = 34;

@@ -3,7 +3,7 @@ import { MultitenantError } from '../errors';
 import { notify } from '../notice';
 import { bare, hasCitus, ident, qualified, regclass, rows, run, type SqlOptions, type TableName } from '../schema/sql';
 import type { NoticeHandler } from '../state';
-import { BYPASS_SETTING, POLICY_NAME, TENANT_SETTING } from './names';
+import { BYPASS_SETTING, POLICY_NAME, TENANT_SETTING, TRUNCATE_FUNCTION, TRUNCATE_TRIGGER, TRUNCATE_TRIGGER_TYPE } from './names';
 
 /** Options of `enableRowLevelSecurity` / `disableRowLevelSecurity`. */
 export interface RowLevelSecurityOptions {
@@ -45,6 +45,18 @@ interface RlsState {
   forced: boolean;
   policy: string | null;
   others: number;
+  /** The schema the table is in (its TRUNCATE trigger function lives there). */
+  schema: string;
+  /** The library's TRUNCATE trigger: null — none; false — one of that name, but disabled or not the library's; true — in place. */
+  trigger: boolean | null;
+  /** The source of the trigger function in the table's schema, null when there is none. */
+  functionSource: string | null;
+}
+
+/** `pg_trigger` holds the library's TRUNCATE trigger on table `c`, enabled, calling its function (SQL, for catalog reads). */
+export function truncateTriggerInPlace(c: string): string {
+  return `(SELECT t.tgenabled IN ('O', 'A') AND t.tgtype = ${TRUNCATE_TRIGGER_TYPE} AND f.proname = '${TRUNCATE_FUNCTION}'
+      FROM pg_trigger t JOIN pg_proc f ON f.oid = t.tgfoid WHERE t.tgrelid = ${c}.oid AND t.tgname = '${TRUNCATE_TRIGGER}')`;
 }
 
 async function stateOf(sequelize: Sequelize, table: TableName, options: SqlOptions): Promise<RlsState | undefined> {
@@ -53,11 +65,84 @@ async function stateOf(sequelize: Sequelize, table: TableName, options: SqlOptio
     `SELECT c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
        (SELECT coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' / ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')
           FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = '${POLICY_NAME}') AS policy,
-       (SELECT count(*)::int FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname <> '${POLICY_NAME}') AS others
-     FROM pg_class c WHERE c.oid = to_regclass(${regclass(sequelize, table)})`,
+       (SELECT count(*)::int FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname <> '${POLICY_NAME}') AS others,
+       n.nspname AS schema,
+       ${truncateTriggerInPlace('c')} AS trigger,
+       (SELECT f.prosrc FROM pg_proc f WHERE f.pronamespace = c.relnamespace AND f.proname = '${TRUNCATE_FUNCTION}' AND f.pronargs = 0 LIMIT 1) AS "functionSource"
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(${regclass(sequelize, table)})`,
     options,
   );
   return found[0];
+}
+
+/**
+ * The body of the TRUNCATE trigger function. Row-level security does not apply to TRUNCATE: without this,
+ * a TRUNCATE run under a tenant (a DO block, a function created earlier) empties the table for every
+ * tenant. It lets one through only with the bypass setting on (`withoutTenant`); the catalog functions it
+ * calls are schema-qualified, so no search_path changes what it does.
+ */
+export const TRUNCATE_FUNCTION_BODY = `
+BEGIN
+  IF pg_catalog.current_setting('${BYPASS_SETTING}', true) = 'on' THEN
+    RETURN NULL;
+  END IF;
+  RAISE EXCEPTION USING
+    ERRCODE = 'insufficient_privilege',
+    MESSAGE = pg_catalog.format('TRUNCATE of %I.%I refused (sequelize-multitenant, rls: true): row-level security does not apply to TRUNCATE, which would empty the table for every tenant', TG_TABLE_SCHEMA, TG_TABLE_NAME),
+    HINT = 'Run it inside withoutTenant (which sets ${BYPASS_SETTING} = on), or delete the tenant''s rows instead.';
+END
+`;
+
+/** A dollar-quote tag that does not occur in `text`. */
+function dollarTag(text: string): string {
+  let tag = 'sequelize_multitenant';
+  while (text.includes(`$${tag}$`)) tag += '_';
+  return `$${tag}$`;
+}
+
+/** The trigger function, qualified by the schema of the table it guards (its name as the catalog holds it). */
+const truncateFunction = (sequelize: Sequelize, schema: string) => `${ident(sequelize, schema, true)}.${TRUNCATE_FUNCTION}`;
+
+/**
+ * On Citus, a trigger on a distributed or reference table is refused ("triggers are not supported on
+ * distributed tables") unless `citus.enable_unsafe_triggers` is on; "unsafe" is about row triggers that
+ * reach other shards — a statement-level TRUNCATE trigger stays on the tables the coordinator (and each
+ * worker's metadata) holds, never on the shards. The setting is turned on for this one statement only and
+ * given back its value, in a DO block, inside or outside a transaction.
+ */
+function withUnsafeTriggers(sql: string): string {
+  const text = `E'${sql.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+  const tag = dollarTag(text);
+  return `DO ${tag} DECLARE was text := pg_catalog.current_setting('citus.enable_unsafe_triggers'); BEGIN PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true); EXECUTE ${text}; PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', was, true); END ${tag}`;
+}
+
+/**
+ * The statements that put the library's TRUNCATE trigger on a table in the state `state` describes: its
+ * function (created, or replaced when its source differs) and the trigger (created; a disabled one or one
+ * of that name calling another function is dropped and made again). None when both are in place.
+ */
+export function truncateGuardStatements(sequelize: Sequelize, table: TableName, state: RlsState, citus: boolean): string[] {
+  const fn = truncateFunction(sequelize, state.schema);
+  const out: string[] = [];
+  if (state.functionSource !== TRUNCATE_FUNCTION_BODY) {
+    const tag = dollarTag(TRUNCATE_FUNCTION_BODY);
+    out.push(`CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS ${tag}${TRUNCATE_FUNCTION_BODY}${tag}`);
+  }
+  if (state.trigger === false) out.push(dropTruncateTriggerSql(sequelize, table, citus));
+  if (state.trigger !== true) out.push(createTruncateTriggerSql(sequelize, table, state.schema, citus));
+  return out;
+}
+
+/** CREATE TRIGGER of the library's TRUNCATE trigger on a table of schema `schema` (on Citus, with the unsafe-triggers setting for it). */
+export function createTruncateTriggerSql(sequelize: Sequelize, table: TableName, schema: string, citus: boolean): string {
+  const sql = `CREATE TRIGGER ${TRUNCATE_TRIGGER} BEFORE TRUNCATE ON ${qualified(sequelize, table)} FOR EACH STATEMENT EXECUTE FUNCTION ${truncateFunction(sequelize, schema)}()`;
+  return citus ? withUnsafeTriggers(sql) : sql;
+}
+
+/** DROP TRIGGER of the library's TRUNCATE trigger (on Citus, with the unsafe-triggers setting for it). */
+export function dropTruncateTriggerSql(sequelize: Sequelize, table: TableName, citus: boolean): string {
+  const sql = `DROP TRIGGER ${TRUNCATE_TRIGGER} ON ${qualified(sequelize, table)}`;
+  return citus ? withUnsafeTriggers(sql) : sql;
 }
 
 async function columnType(sequelize: Sequelize, table: TableName, column: string, options: SqlOptions): Promise<string | undefined> {
@@ -92,8 +177,10 @@ export function enableStatements(
 
 /**
  * Row-level security on one tenant table (what `sync()` does with `rls: true`, for migrations): ENABLE
- * and FORCE ROW LEVEL SECURITY, and one policy (USING and WITH CHECK) that shows and accepts only rows
- * of the current tenant(s). Idempotent: run again, it changes nothing and creates no second policy.
+ * and FORCE ROW LEVEL SECURITY, one policy (USING and WITH CHECK) that shows and accepts only rows
+ * of the current tenant(s), and a `BEFORE TRUNCATE` trigger that refuses a TRUNCATE outside
+ * `withoutTenant` (row-level security does not apply to TRUNCATE). The same on every partition and
+ * inheritance child. Idempotent: run again, it changes nothing and creates no second policy or trigger.
  * Resolves to whether it changed anything. A missing table or column is a MultitenantError before any
  * statement. Works the same on Citus (the statements reach every shard).
  * @example
@@ -131,8 +218,11 @@ export async function enableRowLevelSecurity(
     if (!was) continue;
     for (const sql of enableStatements(sequelize, each, options.column, type, was.policy !== null, citus))
       await run(sequelize, sql, options);
+    // the function is shared by the tables of a schema: read again, another table may just have made it
+    const guard = truncateGuardStatements(sequelize, each, (await stateOf(sequelize, each, options)) ?? was, citus);
+    for (const sql of guard) await run(sequelize, sql, options);
     const after = await stateOf(sequelize, each, options);
-    if (!(was.enabled && was.forced && was.policy === after?.policy)) changed = true;
+    if (!(was.enabled && was.forced && was.policy === after?.policy) || guard.length > 0) changed = true;
   }
   return changed;
 }
@@ -156,9 +246,10 @@ async function descendants(
 }
 
 /**
- * Undoes `enableRowLevelSecurity`: drops the library's policy, and — when the table has no other policy —
- * NO FORCE and DISABLE ROW LEVEL SECURITY (with other policies left, row-level security stays on and a
- * notice says so). Resolves to whether it changed anything.
+ * Undoes `enableRowLevelSecurity`: drops the library's policy and TRUNCATE trigger (and the trigger
+ * function once no table uses it), and — when the table has no other policy — NO FORCE and DISABLE ROW
+ * LEVEL SECURITY (with other policies left, row-level security stays on and a notice says so). Resolves
+ * to whether it changed anything.
  * @example
  * await disableRowLevelSecurity(queryInterface, 'products');
  */
@@ -168,28 +259,58 @@ export async function disableRowLevelSecurity(target: Target, table: TableName, 
   assertPostgres(sequelize, operation, table);
   const before = await stateOf(sequelize, table, options);
   if (!before) throw new MultitenantError(`table ${bare(table)} does not exist; nothing was changed`, { model: bare(table), operation });
+  const citus = await hasCitus(sequelize, { transaction: options.transaction });
   let changed = false;
   for (const each of [table, ...(await descendants(sequelize, table, options))]) {
     const was = each === table ? before : await stateOf(sequelize, each, options);
-    if (was && (await disableOne(sequelize, each, was, options))) changed = true;
+    if (was && (await disableOne(sequelize, each, was, citus, options))) changed = true;
   }
   return changed;
 }
 
-async function disableOne(sequelize: Sequelize, table: TableName, before: RlsState, options: RowLevelSecurityOptions): Promise<boolean> {
+async function disableOne(
+  sequelize: Sequelize,
+  table: TableName,
+  before: RlsState,
+  citus: boolean,
+  options: RowLevelSecurityOptions,
+): Promise<boolean> {
   const t = qualified(sequelize, table);
   if (before.policy !== null) await run(sequelize, `DROP POLICY ${POLICY_NAME} ON ${t}`, options);
+  const trigger = await dropTruncateGuard(sequelize, table, before, citus, options);
   if (before.others > 0) {
     notify(
       sequelize,
       `disableRowLevelSecurity: ${bare(table)} has ${before.others} other polic${before.others > 1 ? 'ies' : 'y'}: row-level security stays enabled`,
       options.notice,
     );
-    return before.policy !== null;
+    return before.policy !== null || trigger;
   }
   if (before.forced) await run(sequelize, `ALTER TABLE ${t} NO FORCE ROW LEVEL SECURITY`, options);
   if (before.enabled) await run(sequelize, `ALTER TABLE ${t} DISABLE ROW LEVEL SECURITY`, options);
-  return before.policy !== null || before.forced || before.enabled;
+  return before.policy !== null || trigger || before.forced || before.enabled;
+}
+
+/** Drops the library's TRUNCATE trigger from a table, and its function once no trigger calls it. True when it dropped the trigger. */
+async function dropTruncateGuard(
+  sequelize: Sequelize,
+  table: TableName,
+  state: RlsState,
+  citus: boolean,
+  options: SqlOptions,
+): Promise<boolean> {
+  if (state.trigger === null) return false;
+  await run(sequelize, dropTruncateTriggerSql(sequelize, table, citus), options);
+  const schema = state.schema.replace(/'/g, "''");
+  const [unused] = await rows<{ unused: boolean }>(
+    sequelize,
+    `SELECT EXISTS (SELECT 1 FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
+                     WHERE n.nspname = '${schema}' AND f.proname = '${TRUNCATE_FUNCTION}' AND f.pronargs = 0
+                       AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgfoid = f.oid)) AS unused`,
+    options,
+  );
+  if (unused?.unused) await run(sequelize, `DROP FUNCTION IF EXISTS ${truncateFunction(sequelize, state.schema)}()`, options);
+  return true;
 }
 
 function assertPostgres(sequelize: Sequelize, operation: string, table: TableName): void {
@@ -221,14 +342,55 @@ export async function warnIfRoleBypasses(sequelize: Sequelize, options: SqlOptio
 }
 
 /**
- * Before a table is distributed: Citus refuses a policy with sub-selects (the PostgreSQL form), so the
- * library's policy on a table made on plain PostgreSQL is turned into the Citus form first.
+ * Distributes a table (`distribute`: Citus's create_distributed_table) that may carry the library's
+ * row-level security, on it and on its partitions. Citus refuses a policy with sub-selects (the PostgreSQL
+ * form), so the library's policy made on plain PostgreSQL is turned into the Citus form first; and it
+ * refuses to distribute a table that has triggers ("cannot distribute relation ... because it has
+ * triggers"), so the library's TRUNCATE trigger is dropped first and made again once the table is
+ * distributed — or, when Citus refused, on the table still local (outside a caller's transaction, which
+ * Citus's refusal aborted: the DROP is rolled back with it). A trigger of the application's own is left
+ * alone: Citus refuses the table as before.
  */
-export async function policyReadyForCitus(sequelize: Sequelize, table: TableName, column: string, options: SqlOptions): Promise<void> {
-  const state = await stateOf(sequelize, table, options);
-  if (!state?.policy || !/\bSELECT\b/i.test(state.policy)) return;
-  const type = await columnType(sequelize, table, column, options);
-  if (!type) return;
-  const condition = policyCondition(sequelize, column, type, true);
-  await run(sequelize, `ALTER POLICY ${POLICY_NAME} ON ${qualified(sequelize, table)} USING ${condition} WITH CHECK ${condition}`, options);
+export async function distributeWithRls<T>(
+  sequelize: Sequelize,
+  table: TableName,
+  column: string,
+  options: SqlOptions,
+  distribute: () => Promise<T>,
+): Promise<T> {
+  // a partitioned table is distributed with its partitions: Citus looks at each of them
+  const tables = [table, ...(await descendants(sequelize, table, options))];
+  const guarded: TableName[] = [];
+  for (const each of tables) {
+    const state = await stateOf(sequelize, each, options);
+    if (!state) continue;
+    if (state.policy && /\bSELECT\b/i.test(state.policy)) {
+      const type = await columnType(sequelize, each, column, options);
+      if (type) {
+        const condition = policyCondition(sequelize, column, type, true);
+        const t = qualified(sequelize, each);
+        await run(sequelize, `ALTER POLICY ${POLICY_NAME} ON ${t} USING ${condition} WITH CHECK ${condition}`, options);
+      }
+    }
+    if (state.trigger !== null) guarded.push(each);
+  }
+  if (guarded.length === 0) return distribute();
+  // (still local tables: no Citus setting needed)
+  for (const each of guarded) await run(sequelize, dropTruncateTriggerSql(sequelize, each, false), options);
+  const again = async () => {
+    for (const each of guarded) {
+      const now = await stateOf(sequelize, each, options);
+      if (now) for (const sql of truncateGuardStatements(sequelize, each, now, true)) await run(sequelize, sql, options);
+    }
+  };
+  let result: T;
+  try {
+    result = await distribute();
+  } catch (err) {
+    // (inside a transaction Citus's refusal aborted, the DROPs are rolled back with it)
+    if (!options.transaction) await again().catch(() => undefined);
+    throw err;
+  }
+  await again();
+  return result;
 }

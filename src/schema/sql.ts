@@ -21,9 +21,9 @@ const quoterOf = (sequelize: Sequelize): Quoter => sequelize.getQueryInterface()
 /**
  * An identifier quoted as Sequelize quotes it in the SQL it sends itself (its query generator: the same
  * rules, `quoteIdentifiers: false` included), so that the library's DDL names the tables and columns
- * Sequelize's own statements name.
+ * Sequelize's own statements name. `force`: quoted whatever the options (a name read from the catalog, exact).
  */
-export const ident = (sequelize: Sequelize, name: string): string => quoterOf(sequelize).quoteIdentifier(name);
+export const ident = (sequelize: Sequelize, name: string, force?: boolean): string => quoterOf(sequelize).quoteIdentifier(name, force);
 
 /** `"schema"."table"` or `"table"`, by Sequelize's `quoteTable`. */
 export function qualified(sequelize: Sequelize, table: TableName): string {
