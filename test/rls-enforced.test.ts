@@ -106,3 +106,35 @@ test.serial('while a tenant table lacks its policy, statements about rows are re
     await s.close();
   }
 });
+
+test.serial(
+  'a table that takes a tenant table’s place (a temporary table of its name) is caught on every connection: the next statement about rows is refused',
+  async (t) => {
+    const { db } = t.context;
+    const s = new Sequelize(db.url, { logging: false, pool: { max: 1 }, ...db.connectOptions() });
+    multitenant(s, { notice: false, rls: true });
+    const { Product } = defineStoreModels(s);
+    try {
+      await s.sync({ force: true });
+      await withoutTenant(() => s.query(`INSERT INTO stores (id, name) VALUES (1, 'a'), (2, 'b')`));
+      await withTenant(2, () => Product.create({ id: 1, name: 'p2' }));
+      // tenant 1, on the one pooled connection: a temporary table named products (found first by unqualified names)
+      await withTenant(1, () =>
+        s.query('CREATE TEMP TABLE products (store_id bigint, id bigint, name text, "createdAt" timestamptz, "updatedAt" timestamptz)'),
+      );
+      const err = await t.throwsAsync(() => withTenant(2, () => Product.create({ id: 2, name: 'p2-secret' })), {
+        instanceOf: MultitenantError,
+      });
+      t.regex(err?.message ?? '', /products \(missing: ENABLE ROW LEVEL SECURITY/);
+      await t.throwsAsync(() => withTenant(1, () => s.query('SELECT * FROM products')), { instanceOf: MultitenantError });
+      // nothing of tenant 2 went into the temporary table; once it is gone, statements run again
+      await withoutTenant(() => s.query('DROP TABLE pg_temp.products'));
+      t.deepEqual(
+        (await withTenant(2, () => Product.findAll({ order: [['id', 'ASC']] }))).map((p) => p.get('name')),
+        ['p2'],
+      );
+    } finally {
+      await s.close();
+    }
+  },
+);

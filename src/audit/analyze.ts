@@ -73,9 +73,19 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
     if (!rv.schemaname || rv.schemaname === 'public') {
       const bare = tables.get(`.${name}`);
       if (bare) return { key: name, ...bare };
+      const inPublic = tables.get(`public.${name}`);
+      if (inPublic) return { key: `public.${name}`, ...inPublic };
+    }
+    if (!rv.schemaname) {
+      // an unqualified name is whichever table the search_path finds first: a tenant table of that name
+      // in any schema may be it (fail closed: read as that tenant table)
+      for (const [k, v] of tables) if (k.endsWith(`.${name}`) && k.indexOf('.') === k.length - name.length - 1) return { key: k, ...v };
     }
     return undefined;
   };
+
+  /** Catalog views that hold values of every tenant's rows (column statistics: most common values, histograms). */
+  const STATISTICS = new Set(['pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic', 'pg_statistic_ext_data']);
 
   /** A column reference → the node of the tenant value it carries, if any. */
   const resolve = (ref: Node, scopes: Scope[]): number | undefined => {
@@ -96,6 +106,10 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
       if (alias !== undefined && scope.some((e) => e.alias === alias)) return candidates[0];
       if (candidates.length === 1) return candidates[0];
       if (candidates.length > 1) return undefined;
+      // unqualified, and none of this level's items is known to carry it: PostgreSQL binds it here if one
+      // of them has such a column (a VALUES list, a function, a derived table, a global table), which is
+      // not known here — never to an outer level
+      if (alias === undefined && scope.length > 0) return undefined;
     }
     return undefined;
   };
@@ -193,6 +207,8 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
         }
       }
       const t = lookupTable(rv);
+      if (!t && STATISTICS.has(rv.relname) && (!rv.schemaname || rv.schemaname === 'pg_catalog'))
+        unknowable(`${rv.relname} holds values of every tenant's rows (column statistics)`);
       if (!t) return [{ alias, kind: 'other' }];
       const n = node();
       g.required.push({ node: n, table: t.key });
@@ -308,7 +324,8 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
         s.limitCount ||
         s.limitOffset ||
         s.windowClause ||
-        hasWindow(s.targetList)
+        hasWindow(s.targetList) ||
+        !transparent(s)
       ) {
         const oneWay = (n: number | undefined) => {
           if (n === undefined) return undefined;
@@ -326,6 +343,24 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
       if (s.withClause) ctes.pop();
     }
   }
+
+  /**
+   * A query that computes nothing over the rows it reads: one table, its columns as they are (or
+   * constants), no other clause. Only such a derived table or CTE is constrained by a filter outside it;
+   * any other may compute over every row before that filter applies (a MATERIALIZED CTE, a function or a
+   * division in its target list or WHERE, an ORDER BY expression: side effects and errors are read out).
+   */
+  const transparent = (s: Node): boolean =>
+    (s.fromClause ?? []).length === 1 &&
+    kindOf(s.fromClause[0]) === 'RangeVar' &&
+    !s.whereClause &&
+    !s.sortClause &&
+    !s.withClause &&
+    !s.lockingClause &&
+    (s.targetList ?? []).every((t: Node) => {
+      const k = kindOf(t.ResTarget?.val);
+      return k === 'ColumnRef' || k === 'A_Const';
+    });
 
   const outputs = (targets: Node[], scope: Scope, scopes: Scope[]): Outputs => {
     const byName = new Map<string, number>();
@@ -425,6 +460,23 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
       });
     }
     return Object.values(n).some(mentionsTenantTable);
+  };
+
+  /**
+   * Whether a function's body may reach a tenant table: unless it is SQL the parser reads (a `BEGIN
+   * ATOMIC` body, or LANGUAGE sql text) and names no tenant table, it may (PL/pgSQL builds SQL at run time).
+   */
+  const functionOverTenant = (s: Node, body: string | undefined): boolean => {
+    if (touchesTenantTable(s.parameters) || touchesTenantTable(s.returnType)) return true;
+    const names = (n: Node) => tableReferences(n).some((rv) => findTable(rv));
+    if (s.sql_body) return names(s.sql_body);
+    const language = s.options?.map((o: Node) => o.DefElem).find((d: Node) => d?.defname === 'language')?.arg?.String?.sval;
+    if (String(language).toLowerCase() !== 'sql' || body === undefined) return true;
+    try {
+      return parse(body).some((r) => names(r.stmt) || mentionsTenantTable(r.stmt));
+    } catch {
+      return true;
+    }
   };
 
   /** SQL that runs later, or a change of how isolation works: refused under a tenant; over a tenant table, in strict mode too. */
@@ -592,6 +644,18 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
         if (touchesTenantTable(s)) return schemaChange(`ALTER TABLE on a tenant table changes every tenant's rows or schema`);
         return none;
       }
+      case 'RenameStmt':
+        if (s.renameType === 'OBJECT_SCHEMA') return defines(k, s, 'renames a schema: it changes which table a name is');
+        if (s.newname && tenantNames.includes(s.newname))
+          return schemaChange(`a relation renamed to ${s.newname}, a tenant table's name, would take its place`);
+        if (touchesTenantTable(s)) return schemaChange(`RENAME on a tenant table changes every tenant's rows or schema`);
+        return none;
+      case 'CreateStmt':
+        if (tenantNames.includes(s.relation?.relname))
+          return schemaChange(`a table named ${s.relation.relname}, a tenant table's name, would take its place for unqualified names`);
+        if (touchesTenantTable(s))
+          return schemaChange(`CREATE TABLE on a tenant table (inheritance, partition) changes every tenant's rows`);
+        return none;
       case 'CreateSchemaStmt':
         // CREATE SCHEMA s CREATE VIEW v AS ...: each statement inside read as on its own
         for (const element of s.schemaElts ?? []) statement(element, outer);
@@ -601,6 +665,12 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
         const name = String(s.name ?? '').toLowerCase();
         if (['standard_conforming_strings', 'backslash_quote', 'search_path'].includes(name))
           return unknowable(`SET ${name} changes how later statements are read`);
+        // settings that change who the session is or what row-level security lets through
+        if (
+          s.kind !== 'VAR_RESET' &&
+          (name.startsWith('sequelize_multitenant.') || ['role', 'session_authorization', 'row_security'].includes(name))
+        )
+          return unknowable(`SET ${name} changes what the session may see`);
         return none;
       }
       case 'ExecuteStmt':
@@ -615,6 +685,8 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
         return none;
       }
       case 'CreateTableAsStmt': {
+        if (tenantNames.includes(s.into?.rel?.relname))
+          return schemaChange(`a table named ${s.into.rel.relname}, a tenant table's name, would take its place for unqualified names`);
         // CREATE TABLE / MATERIALIZED VIEW ... AS copies rows out of the tenant scope
         const before = g.required.length;
         statement(s.query, outer);
@@ -634,7 +706,7 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
           for (const r of parse(insert)) statement(r.stmt, outer);
           return none;
         }
-        return defines(k, s);
+        return schemaChange(`${label(k)} defines SQL that runs later, unseen`, functionOverTenant(s, body));
       }
       default: {
         // every other kind by its class (kinds.ts): a kind of no class is refused
@@ -669,6 +741,13 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
     if (target?.kind === 'tenant') {
       for (const w of s.mergeWhenClauses ?? []) {
         const clause = w.MergeWhenClause;
+        if (clause.matchKind === 'MERGE_WHEN_NOT_MATCHED_BY_SOURCE') {
+          // (PostgreSQL 17) the target rows the ON does not match — every other tenant's — unless the
+          // clause's own condition constrains them
+          const n = node();
+          g.required.push({ node: n, table: target.table as string });
+          condition(clause.condition, [[{ ...target, node: n }]], new Set([n]), subqueries);
+        }
         if (clause.commandType === 'CMD_INSERT') {
           const cols: string[] = (clause.targetList ?? []).map((c: Node) => c.ResTarget?.name);
           const at = cols.indexOf(target.column as string);

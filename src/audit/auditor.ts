@@ -148,23 +148,28 @@ function cursorRefusal(name: string, connection: object | undefined, tenant: Ten
   return undefined;
 }
 
-/** Checks one statement about to be sent; throws UnscopedQueryError (throw mode) or reports it (warn). */
+/**
+ * Checks one statement about to be sent; throws UnscopedQueryError (throw mode) or reports it (warn).
+ * Resolves to what to do once the statement has run (the cursors it declared or closed are recorded only
+ * then: a DECLARE that fails changes no cursor's tenant).
+ */
 export async function auditStatement(
   sequelize: Sequelize,
   state: PluginState,
   sql: string,
   bind: readonly unknown[] | undefined,
   connection?: object,
-): Promise<void> {
+): Promise<(() => void) | undefined> {
   const mode = state.options.audit;
   const frame = currentFrame();
   // writeOnly adds no filters on purpose (a migration mode): there is nothing to hold statements to yet.
-  if (!mode || mode === 'off' || state.options.writeOnly) return;
+  if (!mode || mode === 'off' || state.options.writeOnly) return undefined;
   const tenant = frame?.bypass ? undefined : frame?.tenant;
   if (frame?.bypass || (!tenant && !state.options.strict)) {
     // nothing to check here, but a cursor declared now (over every tenant's rows) is bound to no tenant
-    if (CURSOR_WORDS.test(sql)) keepCursors(await analysisOf(sequelize, sql), connection, undefined);
-    return;
+    if (!CURSOR_WORDS.test(sql)) return undefined;
+    const a = await analysisOf(sequelize, sql);
+    return () => keepCursors(a, connection, undefined);
   }
   const analysis = await analysisOf(sequelize, sql);
   let table: string | undefined;
@@ -175,11 +180,10 @@ export async function auditStatement(
     reason = cursorRefusal(usedCursor, connection, tenant);
     table = '';
   } else if (analysis.kind === 'pass') {
-    keepCursors(analysis, connection, tenant);
-    return;
+    return () => keepCursors(analysis, connection, tenant);
   } else if (analysis.kind === 'schema' && !tenant && !(analysis.definesOverTenant && !inSchemaWork())) {
     // outside a tenant (strict mode): schema changes run, SQL that defines later SQL over a tenant table does not
-    return;
+    return undefined;
   } else if (analysis.kind === 'unparsed') {
     // the auditor's parser (PostgreSQL 17) may reject what the server accepts: fail closed
     reason = `the auditor's PostgreSQL ${PARSER_MAJOR} parser could not read it (${analysis.message}), so it cannot be checked`;
@@ -198,10 +202,7 @@ export async function auditStatement(
         : `no tenant is set (strict mode) and the statement reads or writes ${table}`;
     }
   }
-  if (table === undefined) {
-    keepCursors(analysis, connection, tenant);
-    return;
-  }
+  if (table === undefined) return () => keepCursors(analysis, connection, tenant);
   const details = {
     model: table ? tablesOf(sequelize).names.get(table) : undefined,
     operation: 'audit',
@@ -212,7 +213,7 @@ export async function auditStatement(
   const error = new UnscopedQueryError(`${reason}: ${sql.length > 300 ? `${sql.slice(0, 300)}…` : sql}`, details);
   if (mode === 'throw') throw error;
   notify(sequelize, `audit: ${error.message}`, undefined, 'warn', true);
-  keepCursors(analysis, connection, tenant);
+  return () => keepCursors(analysis, connection, tenant);
 }
 
 export type QueryClass = {
@@ -231,9 +232,13 @@ export function installAuditor(Query: QueryClass, stateOf: (s: Sequelize) => Plu
   const run = Query.prototype.run;
   Query.prototype.run = async function auditedRun(sql, parameters) {
     const state = stateOf(this.sequelize);
-    if (state?.options.audit && state.options.audit !== 'off')
-      await auditStatement(this.sequelize, state, sql, parameters, this.connection as object | undefined);
+    const ran =
+      state?.options.audit && state.options.audit !== 'off'
+        ? await auditStatement(this.sequelize, state, sql, parameters, this.connection as object | undefined)
+        : undefined;
     // the per-connection settings the statement must run with (routerOnly), tracked across transactions
-    return runWithSettings(this, sql, parameters, () => run.call(this, sql, parameters));
+    const result = await runWithSettings(this, sql, parameters, () => run.call(this, sql, parameters));
+    ran?.();
+    return result;
   };
 }

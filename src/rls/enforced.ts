@@ -60,38 +60,67 @@ interface Pending {
   name: string;
 }
 
-interface InstanceState {
-  /** Tenant tables proven to hold their policy (tableKey). */
+/**
+ * What one connection has proven: the tenant tables its unqualified names reach hold their policy (a
+ * session's temporary table of a tenant table's name would be found first there, and only there).
+ */
+interface ConnectionProof {
+  /** The instance's epoch it was proven at: a statement that may make or rename a table starts a new one. */
+  epoch: number;
   proven: Set<string>;
-  /** Tenant tables that did not exist when last looked at (tableKey). */
-  missing: Set<string>;
   /** What remains to prove, for the model count it was computed at. */
   pending?: { count: number; size: number; list: Pending[] };
+}
+
+interface InstanceState {
+  /** Bumped by every statement that may create, rename or move a table: each connection proves again. */
+  epoch: number;
+  proofs: WeakMap<object, ConnectionProof>;
+  /** Tenant tables that did not exist when last looked at (tableKey). */
+  missing: Set<string>;
 }
 const states = new WeakMap<Sequelize, InstanceState>();
 
 function stateFor(sequelize: Sequelize): InstanceState {
   let state = states.get(sequelize);
   if (!state) {
-    state = { proven: new Set(), missing: new Set() };
+    state = { epoch: 0, proofs: new WeakMap(), missing: new Set() };
     states.set(sequelize, state);
   }
   return state;
 }
 
-function pendingOf(sequelize: Sequelize, state: InstanceState): Pending[] {
+function proofOf(state: InstanceState, connection: object): ConnectionProof {
+  let proof = state.proofs.get(connection);
+  if (!proof || proof.epoch !== state.epoch) {
+    proof = { epoch: state.epoch, proven: new Set() };
+    state.proofs.set(connection, proof);
+  }
+  return proof;
+}
+
+function pendingOf(sequelize: Sequelize, proof: ConnectionProof): Pending[] {
   const all = models(sequelize);
-  const cached = state.pending;
-  if (cached && cached.count === all.length && cached.size === state.proven.size) return cached.list;
+  const cached = proof.pending;
+  if (cached && cached.count === all.length && cached.size === proof.proven.size) return cached.list;
   const list: Pending[] = [];
   for (const model of all) {
     if (!metaOf(model)) continue;
     const table = model.getTableName() as TableName;
     const key = tableKey(table);
-    if (!state.proven.has(key)) list.push({ model, table, key, name: bare(table) });
+    if (!proof.proven.has(key)) list.push({ model, table, key, name: bare(table) });
   }
-  state.pending = { count: all.length, size: state.proven.size, list };
+  proof.pending = { count: all.length, size: proof.proven.size, list };
   return list;
+}
+
+/** Statements that may make, rename or move a table: DDL, a DO block, a procedure, `SELECT ... INTO`. */
+const MAKERS = new Set(['CREATE', 'ALTER', 'DO', 'CALL', 'IMPORT']);
+function mayMakeTables(sql: string): boolean {
+  if (!/\b(?:CREATE|ALTER|DO|CALL|IMPORT|INTO)\b/i.test(sql)) return false; // the common case, without reading the message
+  const shape = shapeOf(sql);
+  if (!shape.readable) return true;
+  return shape.heads.some((head) => MAKERS.has(head)) || (!shape.heads.includes('INSERT') && /\bINTO\b/i.test(sql));
 }
 
 /**
@@ -100,9 +129,14 @@ function pendingOf(sequelize: Sequelize, state: InstanceState): Pending[] {
  */
 export async function assertPoliciesInPlace(sequelize: Sequelize, sql: string, connection: PgConnection): Promise<void> {
   const frame = currentFrame();
-  if (frame?.bypass || inSchemaWork()) return;
   const state = stateFor(sequelize);
-  const pending = pendingOf(sequelize, state);
+  // a table made now may take a tenant table's place for unqualified names: every connection proves again
+  // from the next statement on (this one is checked as things stand: what it makes does not exist yet)
+  const makes = mayMakeTables(sql);
+  const proof = proofOf(state, connection as unknown as object);
+  if (makes) state.epoch++;
+  if (frame?.bypass || inSchemaWork()) return;
+  const pending = pendingOf(sequelize, proof);
   if (pending.length === 0) return;
   const shape = shapeOf(sql);
   if (shape.readable && shape.heads.every((head) => NOT_ROWS.has(head))) {
@@ -130,7 +164,7 @@ export async function assertPoliciesInPlace(sequelize: Sequelize, sql: string, c
     }
     state.missing.delete(p.key);
     if (row.enabled && row.forced && row.policy && row.trigger) {
-      state.proven.add(p.key);
+      proof.proven.add(p.key);
       continue;
     }
     first ??= p;
