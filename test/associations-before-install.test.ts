@@ -81,7 +81,7 @@ test.before(async (t) => {
     const sent: string[] = [];
     const sequelize = new Sequelize(db.url, {
       logging: (sql) => void sent.push(sql),
-      pool: { max: 2 },
+      pool: { max: 1 },
       define: { timestamps: false },
     });
     make(sequelize, schema);
@@ -98,9 +98,17 @@ test.after.always(async (t) => {
   await t.context?.db?.drop();
 });
 
+/** The instance last used: closed before another connects (the embedded PGlite serves one connection). */
+let open: Sequelize | undefined;
+async function closeOpen(next?: Sequelize): Promise<void> {
+  if (open && open !== next) await open.close();
+  open = next;
+}
+
 /** Installs the plugin on a case made before it, and reads the foreign keys of one of its tables. */
 async function installed(t: { context: { cases: Map<string, Case> } }, name: string, notice: ((message: string) => void) | false = false) {
   const c = t.context.cases.get(name) as Case;
+  await closeOpen(c.sequelize);
   multitenant(c.sequelize, { notice });
   c.sent.length = 0;
   const keys = async (table: string) => {
@@ -178,7 +186,8 @@ test.serial('made after multitenant(): the first association made decides, on ei
   for (const composite of onCitus ? [true] : [true, false]) {
     for (const order of ['belongsTo first', 'hasMany first'] as const) {
       const schema = `after_${composite ? 'c' : 'p'}_${order === 'hasMany first' ? 'h' : 'b'}`;
-      const sequelize = new Sequelize(t.context.db.url, { logging: false, pool: { max: 2 }, define: { timestamps: false } });
+      const sequelize = new Sequelize(t.context.db.url, { logging: false, pool: { max: 1 }, define: { timestamps: false } });
+      await closeOpen(sequelize);
       try {
         await sequelize.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE; CREATE SCHEMA ${schema}`);
         multitenant(sequelize, { notice: false });

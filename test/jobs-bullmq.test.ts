@@ -135,7 +135,7 @@ test('a job that sets a tenant or fails leaks nothing into the next job', async 
     await withTenant(2, () => h.queue.add('c', { key: 'c', set: 3 }));
     await h.queue.add('d', { key: 'd' });
     await h.done(4);
-    t.true(h.results.get('a') instanceof Error);
+    t.is((h.results.get('a') as Error | undefined)?.message, 'job failed');
     t.deepEqual([h.results.get('b'), h.results.get('c'), h.results.get('d')], [null, 2, null]);
   } finally {
     await h.close();

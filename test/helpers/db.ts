@@ -2,7 +2,11 @@
 // container (testcontainers, when a Docker daemon answers); else an embedded PostgreSQL (PGlite served
 // over the wire protocol by @electric-sql/pglite-socket, one connection). Each test file gets a fresh
 // database (or a fresh PGlite) that is dropped at the end. MULTITENANT_TEST_DB=embedded|server forces one.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Client } from 'pg';
 import { openDatabase } from '../../examples/store/database';
 
@@ -27,6 +31,37 @@ export interface TestDatabase {
 }
 
 const LOCAL = 'postgres://postgres@127.0.0.1:5432/postgres';
+
+let decided: DatabaseKind | undefined;
+/**
+ * Which database this run's tests get, known when tests are registered (so a test that needs a server
+ * is registered as skipped on the embedded one, and reported so): forced by MULTITENANT_TEST_DB, else
+ * DATABASE_URL, else the server when it answers (probed once per ava run: the answer is kept for the other
+ * test files' workers), else a container when a Docker daemon may answer, else the embedded PGlite.
+ */
+export function databaseKind(): DatabaseKind {
+  if (decided) return decided;
+  const forced = process.env.MULTITENANT_TEST_DB;
+  if (forced === 'citus' || forced === 'embedded' || forced === 'server') decided = forced;
+  else if (process.env.DATABASE_URL) decided = 'DATABASE_URL';
+  else {
+    const memo = join(tmpdir(), `smt-test-db-kind-${process.ppid}`);
+    const kept = existsSync(memo) ? (readFileSync(memo, 'utf8') as DatabaseKind) : undefined;
+    if (kept) decided = kept;
+    else {
+      const probe = `const { Client } = require('pg'); const c = new Client({ connectionString: ${JSON.stringify(LOCAL)}, connectionTimeoutMillis: 2000 });
+        c.connect().then(() => c.query('select 1')).then(() => process.exit(0), () => process.exit(1));`;
+      const server = spawnSync(process.execPath, ['-e', probe], { timeout: 5000, cwd: join(__dirname, '..', '..') }).status === 0;
+      const docker = !!process.env.DOCKER_HOST || existsSync('/var/run/docker.sock');
+      decided = server ? 'server' : docker ? 'container' : 'embedded';
+      writeFileSync(memo, decided);
+    }
+  }
+  return decided;
+}
+
+/** The embedded PGlite takes one connection and one session: tests that need a second are skipped there (reported as skipped). */
+export const onEmbedded = (): boolean => databaseKind() === 'embedded';
 
 async function answers(url: string): Promise<boolean> {
   const client = new Client({ connectionString: url, connectionTimeoutMillis: 2000 });
@@ -112,16 +147,20 @@ async function embedded(): Promise<TestDatabase> {
 
 /** Finds a PostgreSQL as described above and makes a fresh database on it. */
 export async function createTestDatabase(): Promise<TestDatabase> {
-  const forced = process.env.MULTITENANT_TEST_DB;
+  const kind = databaseKind();
   let db: TestDatabase | undefined;
-  if (forced === 'citus') {
+  if (kind === 'citus') {
     if (!process.env.CITUS_URL) throw new Error('MULTITENANT_TEST_DB=citus needs CITUS_URL=postgres://... (a Citus coordinator)');
     db = await citusSchema(process.env.CITUS_URL);
-  } else if (forced === 'embedded') db = await embedded();
-  else if (process.env.DATABASE_URL) db = await freshDatabaseOn(process.env.DATABASE_URL, 'DATABASE_URL');
+  } else if (kind === 'embedded') db = await embedded();
+  else if (kind === 'DATABASE_URL') db = await freshDatabaseOn(process.env.DATABASE_URL as string, 'DATABASE_URL');
   else if (await answers(LOCAL)) db = await freshDatabaseOn(LOCAL, 'server');
-  else if (forced === 'server') throw new Error(`MULTITENANT_TEST_DB=server but ${LOCAL} does not answer`);
-  else db = (await container()) ?? (await embedded());
+  else if (kind === 'server') throw new Error(`MULTITENANT_TEST_DB=server but ${LOCAL} does not answer`);
+  else db = await container();
+  if (!db)
+    throw new Error(
+      `no PostgreSQL server at ${LOCAL} and no container could be started: MULTITENANT_TEST_DB=embedded uses the embedded one`,
+    );
   if (!announced) {
     announced = true;
     const u = new URL(db.url);
