@@ -20,16 +20,18 @@ contextSuite(test, /^cls-hooked:smt-test-usecls$/);
 test.serial('a CLS transaction and the tenant share one context', async (t) => {
   const { sequelize, Product, rows } = t.context;
   await t.context.reset();
-  await t.throwsAsync(() =>
-    withTenant(2, () =>
-      sequelize.transaction(async () => {
-        t.truthy(ns.get('transaction'));
-        await Product.create({ name: 'cls-tx' }); // no { transaction }: CLS passes it
-        t.is(await Product.count(), 4);
-        t.is(getCurrentTenantId(), 2);
-        throw new Error('roll back');
-      }),
-    ),
+  await t.throwsAsync(
+    () =>
+      withTenant(2, () =>
+        sequelize.transaction(async () => {
+          t.truthy(ns.get('transaction'));
+          await Product.create({ name: 'cls-tx' }); // no { transaction }: CLS passes it
+          t.is(await Product.count(), 4);
+          t.is(getCurrentTenantId(), 2);
+          throw new Error('roll back');
+        }),
+      ),
+    { message: 'roll back' },
   );
   t.deepEqual(
     (await rows('products')).filter((r) => r.name === 'cls-tx'),

@@ -64,7 +64,17 @@ test.serial('a ROLLBACK inside a longer raw message does not leave the previous 
   await withTenant(1, () => q(s, 'SELECT 1; ROLLBACK'));
   t.deepEqual(await withTenant(1, () => storesSeen(s)), [1]);
   await withTenant(1, () => s.query('DELETE FROM products WHERE id = 2'));
-  t.is((await allRows(s)).length, 5, "only tenant 1's product 2 was deleted");
+  t.deepEqual(
+    await allRows(s),
+    [
+      { store_id: 1, id: 1 },
+      { store_id: 2, id: 1 },
+      { store_id: 2, id: 2 },
+      { store_id: 3, id: 1 },
+      { store_id: 3, id: 2 },
+    ],
+    "only tenant 1's product 2 was deleted",
+  );
   // no tenant, after a bypass and a hidden ROLLBACK
   await withoutTenant(() => Store.findAll());
   t.deepEqual(
@@ -252,7 +262,7 @@ test.serial('ROLLBACK AND CHAIN undoes the SET although a transaction goes on', 
     await s.query('COMMIT');
     return rows;
   });
-  t.deepEqual(seen, onCitus ? [1] : [1]);
+  t.deepEqual(seen, [1]);
   t.deepEqual(
     (await allRows(s)).filter((r) => (r as { id: number }).id === 1).map((r) => (r as { store_id: number }).store_id),
     [2, 3],

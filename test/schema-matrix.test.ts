@@ -271,8 +271,15 @@ for (const cell of cells) {
         try {
           defineCell(plain, { ...cell, actions: 'default' });
           await plain.sync();
-        } catch {
-          // plain Sequelize cannot make some shapes (a polymorphic pair): start from nothing then
+        } catch (err) {
+          // Plain Sequelize cannot make two shapes, and the cell starts from what it did make: a polymorphic
+          // pair (one column, two REFERENCES), and a through table whose REFERENCES name id alone while the
+          // parents' primary key is (id, store_id) — PostgreSQL 42830, no unique constraint matching the keys.
+          // Any other failure here is a failure of the test's setup.
+          const code = (err as { original?: { code?: string } }).original?.code;
+          const expectedFailure =
+            cell.kind === 'polymorphic' || ((cell.kind === 'btmModel' || cell.kind === 'btmString') && code === '42830');
+          if (!expectedFailure) throw err;
         } finally {
           await plain.close();
         }
