@@ -20,7 +20,7 @@ import { type GeneratorInternals, patchIncludes } from './scope/includes';
 import { patchModelMethods } from './scope/methods';
 import { patchReads } from './scope/reads';
 import { patchWrites, type QueryInterfaceInternals } from './scope/writes';
-import { isInstalled, type MultitenantOptions, type PluginState, registerState, stateOf } from './state';
+import { type AuditMode, isInstalled, type MultitenantOptions, type PluginState, registerState, stateOf } from './state';
 import { wrapChain } from './statics';
 import { assertCanary } from './verify/canary';
 import { assertInternals } from './verify/internals';
@@ -49,10 +49,11 @@ function resolveOptions(sequelize: Sequelize, options: MultitenantOptions): Plug
       throw new MultitenantError(`option ${key} must be a boolean`, { operation: 'multitenant' });
     }
   }
-  if (options.audit !== undefined && !['off', 'warn', 'throw'].includes(options.audit)) {
+  if (options.audit !== undefined && !AUDIT_MODES.includes(options.audit)) {
     throw new MultitenantError(`option audit must be 'off', 'warn' or 'throw', got ${String(options.audit)}`, { operation: 'multitenant' });
   }
-  if (options.audit && options.audit !== 'off') assertParserInstalled();
+  const audit = options.audit ?? auditFromEnvironment();
+  if (audit !== 'off') assertParserInstalled();
   if (options.rls && sequelize.getDialect() !== 'postgres') {
     throw new MultitenantError(`option rls needs PostgreSQL (dialect ${sequelize.getDialect()}); nothing was installed`, {
       operation: 'multitenant',
@@ -62,7 +63,24 @@ function resolveOptions(sequelize: Sequelize, options: MultitenantOptions): Plug
   if (options.strict && options.writeOnly) {
     throw new MultitenantError('strict and writeOnly exclude each other: writeOnly adds no filters', { operation: 'multitenant' });
   }
-  return { ...options, strict: options.strict ?? false, writeOnly: options.writeOnly ?? false };
+  return { ...options, audit, strict: options.strict ?? false, writeOnly: options.writeOnly ?? false };
+}
+
+const AUDIT_MODES: readonly string[] = ['off', 'warn', 'throw'];
+/** The environment variable that sets the auditor's mode of every instance whose options leave `audit` out. */
+const AUDIT_VARIABLE = 'SEQUELIZE_MULTITENANT_AUDIT';
+
+/** `audit` left out: the environment's choice (unset or empty: off); anything else than a mode is refused. */
+function auditFromEnvironment(): AuditMode {
+  const value = process.env[AUDIT_VARIABLE]?.trim();
+  if (value === undefined || value === '') return 'off';
+  if (!AUDIT_MODES.includes(value)) {
+    throw new MultitenantError(
+      `environment variable ${AUDIT_VARIABLE} must be 'off', 'warn' or 'throw', got '${value}'; nothing was installed`,
+      { operation: 'multitenant' },
+    );
+  }
+  return value as AuditMode;
 }
 
 /**

@@ -42,8 +42,10 @@ export interface MultitenantOptions {
    * The tenant-safety auditor: every statement sent (ORM-built, raw, `hooks: false`) is parsed with the
    * PostgreSQL parser (the `libpg-query` package) and checked to constrain every tenant table to the
    * current tenant. `'throw'` (recommended in tests) refuses an unscoped statement before it runs with
-   * `UnscopedQueryError`; `'warn'` reports it through `notice` and lets it run.
-   * @default 'off'
+   * `UnscopedQueryError`; `'warn'` reports it through `notice` and lets it run. Left out, it is read from
+   * the environment variable `SEQUELIZE_MULTITENANT_AUDIT` (`off`, `warn` or `throw`): a staging
+   * deployment or a test run turns the auditor on for every instance without a code change.
+   * @default 'off' (or `SEQUELIZE_MULTITENANT_AUDIT` when set)
    */
   audit?: AuditMode;
   /**

@@ -199,10 +199,15 @@ export function columnKey(value: unknown, meta: TenantMeta): string | undefined 
   return meta.typeKey === 'UUID' ? key.toLowerCase() : key;
 }
 
+/** How a tenant column of `meta`'s type compares key values: as integers, as UUIDs (any letter case), or as written. */
+export function columnKind(meta: Pick<TenantMeta, 'typeKey'>): 'integer' | 'uuid' | 'text' {
+  return INTEGER_TYPES.has(meta.typeKey) ? 'integer' : meta.typeKey === 'UUID' ? 'uuid' : 'text';
+}
+
 /** The tenant's keys as a tenant column of `meta`'s type reads them (computed once per tenant and kind of column). */
 const columnKeys = new WeakMap<Tenant, Map<string, ReadonlySet<string>>>();
 function keysFor(tenant: Tenant, meta: TenantMeta): ReadonlySet<string> {
-  const kind = INTEGER_TYPES.has(meta.typeKey) ? 'integer' : meta.typeKey === 'UUID' ? 'uuid' : 'text';
+  const kind = columnKind(meta);
   if (kind === 'text') return tenant.keys;
   let byKind = columnKeys.get(tenant);
   if (!byKind) {

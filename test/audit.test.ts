@@ -1,9 +1,9 @@
 // The tenant-safety auditor: a corpus of statements written for it, each classified against the current
 // tenant; then the auditor on a live database (raw SQL, hooks: false, modes). The whole suite also runs
-// once with audit: 'throw' (MULTITENANT_AUDIT=throw, in CI).
+// once with audit: 'throw' (SEQUELIZE_MULTITENANT_AUDIT=throw, read by the library, in CI).
 import anyTest, { type TestFn } from 'ava';
 import { DataTypes, Sequelize } from 'sequelize';
-import { analysisOf } from '../src/audit/auditor';
+import { analysisOf, readingOf } from '../src/audit/auditor';
 import { firstUnconstrained } from '../src/audit/evaluate';
 import { multitenant, UnscopedQueryError, withoutTenant, withTenant } from '../src/index';
 import { normalizeTenant } from '../src/tenant';
@@ -28,6 +28,9 @@ def('Tag', 'tags', { id: key(), store_id: key() }, { tenantKey: 'store_id' });
 def('ProductTag', 'product_tags', { store_id: key(), product_id: key(), tag_id: key() }, { tenantKey: 'store_id' });
 def('Category', 'categories', { id: key(), name: DataTypes.STRING });
 def('Order', 'orders', { id: key(), store_id: key() }, { tenantKey: 'store_id', schema: 'shop' });
+// tenant columns of the two other kinds: a UUID (letter case ignored) and text (taken as written)
+def('Doc', 'docs', { id: key(), org: { type: DataTypes.UUID, primaryKey: true } }, { tenantKey: 'org' });
+def('Note', 'notes', { id: key(), team: { type: DataTypes.STRING, primaryKey: true } }, { tenantKey: 'team' });
 
 type Verdict = 'scoped' | 'pass' | `unscoped:${string}` | 'unparsed' | 'unknowable' | 'schema';
 async function classify(sql: string, tenant: unknown = 1, bind?: unknown[]): Promise<Verdict> {
@@ -36,7 +39,8 @@ async function classify(sql: string, tenant: unknown = 1, bind?: unknown[]): Pro
   if (a.kind === 'unscoped') return `unscoped:${a.table}`;
   if (a.kind === 'unknowable') return 'unknowable';
   if (a.kind === 'schema') return 'schema';
-  const t = firstUnconstrained(a.graph, normalizeTenant(tenant, {}), bind);
+  // as the auditor does: values read by the type of the tenant columns the statement names
+  const t = firstUnconstrained(a.graph, normalizeTenant(tenant, {}), bind, undefined, readingOf(offline, a.graph));
   return t ? `unscoped:${t}` : 'scoped';
 }
 
@@ -148,10 +152,25 @@ anyTest(`a corpus of ${corpus.length} statements is classified right`, async (t)
   );
 });
 
-anyTest('a UUID tenant compares case-insensitively; text tenants exactly', async (t) => {
+anyTest('values are read as the tenant column reads them: integers by value, UUIDs in any letter case, text as written', async (t) => {
   const u = '6f1c2a9e-1b7a-4c55-9a53-0d1e2f3a4b5c';
-  t.is(await classify(`SELECT * FROM products WHERE store_id = '${u.toUpperCase()}'`, u), 'scoped');
-  t.is(await classify("SELECT * FROM products WHERE store_id = 'ACME'", 'acme'), 'unscoped:products');
+  t.is(await classify(`SELECT * FROM docs WHERE org = '${u.toUpperCase()}'`, u), 'scoped');
+  t.is(await classify('SELECT * FROM docs WHERE org = $1', u.toUpperCase(), [u]), 'scoped');
+  t.is(await classify("SELECT * FROM notes WHERE team = 'ACME'", 'acme'), 'unscoped:notes');
+  // a text column holding UUID-shaped tenants: two spellings are two tenants there
+  t.is(await classify(`SELECT * FROM notes WHERE team = '${u.toUpperCase()}'`, u), 'unscoped:notes');
+  // an integer column reads the tenant '01' (or '+1', ' 1') and the value 1 as one tenant, as PostgreSQL does
+  for (const given of ['01', '+1', ' 1', 1]) {
+    t.is(await classify('SELECT * FROM products WHERE store_id = 1', given), 'scoped');
+    t.is(await classify('UPDATE products SET name = $1 WHERE store_id = $2 AND id = $3', given, ['x', 1, 3]), 'scoped');
+    t.is(await classify("SELECT * FROM products WHERE store_id = '1'", given), 'scoped');
+  }
+  t.is(await classify('SELECT * FROM products WHERE store_id = 10', '01'), 'unscoped:products');
+  t.is(await classify("SELECT * FROM notes WHERE team = '1'", '01'), 'unscoped:notes');
+  // tables whose tenant columns read values differently: values must be the tenant as written
+  const mixed = "SELECT * FROM products p, notes n WHERE p.store_id = 1 AND n.team = '1'";
+  t.is(await classify(mixed, '1'), 'scoped');
+  t.is(await classify(mixed, '01'), 'unscoped:products');
 });
 
 // Live: the auditor on the Query#run path of a real connection.

@@ -69,44 +69,63 @@ test.serial('fastify 5: onRequestAbort and onTimeout hooks added after the plugi
   const Fastify = (await import('fastify')).default;
   const net = await import('node:net');
   const { getCurrentTenantId } = await import('../src/index');
+  // Events, not sleeps: each step waits for the one before it, whatever the machine's load.
+  const events = new Map<string, { promise: Promise<void>; resolve: () => void }>();
+  const event = (name: string) => {
+    let entry = events.get(name);
+    if (!entry) {
+      let resolve: () => void = () => undefined;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      entry = { promise, resolve };
+      events.set(name, entry);
+    }
+    return entry;
+  };
   const seen: Record<string, unknown> = {};
   const app = Fastify({ connectionTimeout: 0 });
   await app.register(fastifyTenant, { resolveTenant: (req) => req.headers['x-store-id'] as string | undefined });
   app.addHook('onRequestAbort', async (req) => {
     seen[`abort ${req.headers['x-store-id']}`] = getCurrentTenantId() ?? null;
+    event(`abort ${req.headers['x-store-id']}`).resolve();
   });
   app.addHook('onTimeout', (req, _reply, done) => {
     seen[`timeout ${req.headers['x-store-id']}`] = getCurrentTenantId() ?? null;
+    event(`timeout ${req.headers['x-store-id']}`).resolve();
     done();
   });
+  const released = event('released');
   app.get('/slow', async (req) => {
-    req.raw.setTimeout(150);
-    await new Promise((r) => setTimeout(r, 600));
+    const tenant = req.headers['x-store-id'];
+    if (tenant === '5') req.raw.setTimeout(150); // the socket times out while the handler still waits
+    event(`started ${tenant}`).resolve();
+    await released.promise; // answers only once the test is done
     return { ok: true };
   });
   const url = new URL(await app.listen({ port: 0, host: '127.0.0.1' }));
   try {
-    // a client that goes away, and one whose socket times out, each of another tenant
+    // a client that goes away once its handler runs (tenant 4), and one whose socket times out (tenant 5)
     await Promise.all(
       [
-        ['4', 60],
-        ['5', 1000],
+        ['4', `started 4`],
+        ['5', `timeout 5`],
       ].map(
-        ([tenant, closeAfter]) =>
+        ([tenant, closeOn]) =>
           new Promise<void>((resolve) => {
             const socket = net.connect(Number(url.port), '127.0.0.1', () => {
               socket.write(`GET /slow HTTP/1.1\r\nhost: x\r\nx-store-id: ${tenant}\r\n\r\n`);
-              setTimeout(() => socket.destroy(), closeAfter as number);
+              void event(closeOn as string).promise.then(() => socket.destroy());
             });
             socket.on('error', () => undefined);
             socket.on('close', () => resolve());
           }),
       ),
     );
-    await new Promise((r) => setTimeout(r, 200));
-    t.is(seen['abort 4'], '4');
-    t.is(seen['timeout 5'], '5');
+    await Promise.all([event('abort 4').promise, event('timeout 5').promise]);
+    t.deepEqual(seen, { 'abort 4': '4', 'timeout 5': '5' });
   } finally {
+    released.resolve();
     await app.close();
   }
 });
@@ -185,7 +204,8 @@ for (const registration of ['awaited', 'not awaited (hooks added before the plug
           socket.on('close', () => resolve());
         });
         // onResponse runs after the response is sent: wait until every request's has run
-        for (let i = 0; i < 100 && seen.filter((s) => / onResponse: /.test(s) && !/route/.test(s)).length < requests.length; i++) {
+        // (up to 10 s: it ends as soon as they have, and leaves room for a machine under heavy load)
+        for (let i = 0; i < 1000 && seen.filter((s) => / onResponse: /.test(s) && !/route/.test(s)).length < requests.length; i++) {
           await new Promise((r) => setTimeout(r, 10));
         }
         const wrong = seen.filter((line) => {

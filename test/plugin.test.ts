@@ -1,6 +1,7 @@
 import anyTest, { type TestFn } from 'ava';
-import { DataTypes, Model, Sequelize } from 'sequelize';
-import { MultitenantError, multitenant, TenantMismatchError, withTenant } from '../src/index';
+import { DataTypes, Model, QueryTypes, Sequelize } from 'sequelize';
+import { MultitenantError, multitenant, TenantMismatchError, UnscopedQueryError, withTenant } from '../src/index';
+import { isInstalled } from '../src/state';
 import { onCitus, onEmbedded, pgOnly } from './helpers/db';
 import { createFixture, type Fixture } from './helpers/fixture';
 
@@ -91,6 +92,49 @@ test.serial('options are checked', (t) => {
   t.regex(err?.message ?? '', /unknown option 'stirct': the options are strict, namespace, writeOnly, notice, audit, rls/);
   t.throws(() => multitenant(sequelize, { rls2: true, x: 1 } as never), { message: /unknown options 'rls2', 'x'/ });
 });
+
+pgOnly(test)(
+  'SEQUELIZE_MULTITENANT_AUDIT sets audit when the options leave it out; an explicit option wins; another value installs nothing',
+  async (t) => {
+    const { sequelize, options } = t.context;
+    const variable = 'SEQUELIZE_MULTITENANT_AUDIT';
+    const saved = process.env[variable];
+    // unscoped raw SQL under a tenant: refused by the auditor, else it counts every tenant's products
+    const raw = () => withTenant(1, () => sequelize.query('SELECT count(*)::int AS n FROM products', { type: QueryTypes.SELECT }));
+    const notices: string[] = [];
+    try {
+      process.env[variable] = 'throw';
+      multitenant(sequelize, { ...options, audit: undefined });
+      const refused = await t.throwsAsync(raw, { instanceOf: UnscopedQueryError });
+      t.is(refused?.table, 'products');
+      process.env[variable] = ' warn ';
+      multitenant(sequelize, { ...options, audit: undefined, notice: (m) => void notices.push(m) });
+      t.deepEqual(await raw(), [{ n: 5 }]);
+      t.is(notices.filter((m) => /products/.test(m)).length, 1, 'warn mode reported the statement once');
+      process.env[variable] = 'throw';
+      multitenant(sequelize, { ...options, audit: 'off' });
+      t.deepEqual(await raw(), [{ n: 5 }], "audit: 'off' given explicitly wins over the environment");
+      process.env[variable] = '';
+      multitenant(sequelize, { ...options, audit: undefined });
+      t.deepEqual(await raw(), [{ n: 5 }], 'an empty variable is off');
+
+      process.env[variable] = 'loud';
+      const fresh = new Sequelize('postgres://postgres@127.0.0.1:1/none', { logging: false });
+      const err = t.throws(() => multitenant(fresh, { notice: false }), { instanceOf: MultitenantError });
+      t.is(
+        err?.message,
+        `multitenant: environment variable ${variable} must be 'off', 'warn' or 'throw', got 'loud'; nothing was installed (current tenant: none)`,
+      );
+      t.false(isInstalled(fresh));
+      t.true(isInstalled(sequelize));
+      await fresh.close();
+    } finally {
+      if (saved === undefined) delete process.env[variable];
+      else process.env[variable] = saved;
+      multitenant(sequelize, options);
+    }
+  },
+);
 
 test.serial('sync({ match }) refuses a database that does not match before any statement is sent', async (t) => {
   const sent: string[] = [];

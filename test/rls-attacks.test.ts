@@ -17,7 +17,7 @@ import {
   withTenant,
 } from '../src/index';
 import { onCitus } from './helpers/db';
-import { createRlsDatabase, defineStoreModels, type RlsDatabase, storesSeen } from './helpers/rls';
+import { createRlsDatabase, defineStoreModels, type RlsDatabase, reachesTheDatabase, storesSeen } from './helpers/rls';
 
 interface Ctx {
   db: RlsDatabase;
@@ -30,7 +30,7 @@ const test = anyTest as TestFn<Ctx>;
 test.before(async (t) => {
   const db = await createRlsDatabase();
   const sequelize = new Sequelize(db.url, { logging: false, pool: { max: 1 }, ...db.connectOptions() });
-  multitenant(sequelize, { rls: true, notice: false });
+  multitenant(sequelize, { ...reachesTheDatabase, rls: true, notice: false });
   const models = defineStoreModels(sequelize);
   await sequelize.sync();
   t.context = { db, sequelize, ...models };

@@ -7,7 +7,7 @@
 import anyTest, { type TestFn } from 'ava';
 import { DataTypes, QueryTypes, Sequelize } from 'sequelize';
 import { enableRowLevelSecurity, MultitenantError, multitenant, withoutTenant, withTenant } from '../src/index';
-import { createRlsDatabase, defineStoreModels, type RlsDatabase } from './helpers/rls';
+import { createRlsDatabase, defineStoreModels, type RlsDatabase, reachesTheDatabase } from './helpers/rls';
 
 const test = anyTest as TestFn<{ db: RlsDatabase }>;
 test.before(async (t) => {
@@ -27,7 +27,7 @@ test.serial('while a tenant table lacks its policy, statements about rows are re
 
   const sent: string[] = [];
   const s = new Sequelize(db.url, { logging: (sql) => sent.push(sql), ...db.connectOptions() });
-  multitenant(s, { notice: false, rls: true });
+  multitenant(s, { ...reachesTheDatabase, notice: false, rls: true });
   const { Product } = defineStoreModels(s);
   try {
     const refusal = async (what: string, run: () => Promise<unknown>, sql: RegExp) => {
@@ -112,7 +112,7 @@ test.serial(
   async (t) => {
     const { db } = t.context;
     const s = new Sequelize(db.url, { logging: false, pool: { max: 1 }, ...db.connectOptions() });
-    multitenant(s, { notice: false, rls: true });
+    multitenant(s, { ...reachesTheDatabase, notice: false, rls: true });
     const { Product } = defineStoreModels(s);
     try {
       await s.sync({ force: true });

@@ -20,7 +20,7 @@ import {
   withTenant,
 } from '../src/index';
 import { onCitus, onEmbedded } from './helpers/db';
-import { createRlsDatabase, defineStoreModels, type RlsDatabase } from './helpers/rls';
+import { createRlsDatabase, defineStoreModels, type RlsDatabase, reachesTheDatabase } from './helpers/rls';
 
 interface Ctx {
   db: RlsDatabase;
@@ -37,7 +37,7 @@ const FUNCTION = 'sequelize_multitenant_refuse_truncate';
 test.before(async (t) => {
   const db = await createRlsDatabase();
   const sequelize = new Sequelize(db.url, { logging: false, pool: { max: 1 }, ...db.connectOptions() });
-  multitenant(sequelize, { rls: true, notice: false });
+  multitenant(sequelize, { ...reachesTheDatabase, rls: true, notice: false });
   const models = defineStoreModels(sequelize);
   await sequelize.sync();
   const [row] = (await sequelize.query('SELECT current_schema() AS schema', { type: QueryTypes.SELECT })) as Array<{ schema: string }>;
@@ -336,7 +336,7 @@ test.serial(
       // an instance that looks at the tables refuses statements about rows while the trigger is missing
       if (db.kind !== 'embedded') {
         const other = new Sequelize(db.url, { logging: false, pool: { max: 1 }, ...db.connectOptions() });
-        multitenant(other, { rls: true, notice: false });
+        multitenant(other, { ...reachesTheDatabase, rls: true, notice: false });
         const { Product } = defineStoreModels(other);
         try {
           await t.throwsAsync(() => withTenant(1, () => Product.findAll()), {
@@ -466,7 +466,7 @@ test.serial(
     const { sequelize: s, db } = t.context;
     await withoutTenant(() => s.query('CREATE TABLE lates (store_id bigint NOT NULL, id bigint NOT NULL, PRIMARY KEY (store_id, id))'));
     const other = new Sequelize(db.url, { logging: false, pool: { max: 1 }, ...db.connectOptions() });
-    multitenant(other, { rls: true, notice: false });
+    multitenant(other, { ...reachesTheDatabase, rls: true, notice: false });
     defineStoreModels(other);
     other.define(
       'Late',

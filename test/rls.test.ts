@@ -15,7 +15,7 @@ import {
   withTenant,
 } from '../src/index';
 import { onCitus, onEmbedded } from './helpers/db';
-import { createRlsDatabase, defineStoreModels, type RlsDatabase, storesSeen } from './helpers/rls';
+import { createRlsDatabase, defineStoreModels, type RlsDatabase, reachesTheDatabase, storesSeen } from './helpers/rls';
 
 // biome-ignore lint/suspicious/noExplicitAny: test models
 type AnyModel = ModelStatic<Model<any, any>>;
@@ -87,7 +87,7 @@ test.before(async (t) => {
     pool: { max: Math.min(3, db.maxConnections) },
     ...wireOptions(db, wire),
   });
-  multitenant(sequelize, { rls: true, notice: (m) => notices.push(m) });
+  multitenant(sequelize, { ...reachesTheDatabase, rls: true, notice: (m) => notices.push(m) });
   const models = defineModels(sequelize);
   await sequelize.sync();
   shared = sequelize;
@@ -302,7 +302,7 @@ test.serial('a raw SET of the setting by the application is not trusted: the nex
   const { db } = t.context;
   await alone(db);
   const s = new Sequelize(db.url, { logging: false, pool: { max: 1 }, ...db.connectOptions() });
-  multitenant(s, { rls: true, notice: false });
+  multitenant(s, { ...reachesTheDatabase, rls: true, notice: false });
   defineModels(s);
   try {
     await withTenant(1, async () => {
@@ -325,7 +325,7 @@ test.serial('a raw message that starts with BEGIN (or COMMIT) and goes on runs u
   const { db } = t.context;
   await alone(db);
   const s = new Sequelize(db.url, { logging: false, pool: { max: 1 }, ...db.connectOptions() });
-  multitenant(s, { rls: true, notice: false });
+  multitenant(s, { ...reachesTheDatabase, rls: true, notice: false });
   try {
     t.deepEqual(await withTenant(2, () => storesSeen(s)), [2]); // the connection holds tenant 2
     await withTenant(1, () => s.query("BEGIN; UPDATE products SET name = 'multi'; COMMIT"));
@@ -392,7 +392,7 @@ test.serial('one pooled connection: tenant 1, no tenant, tenant 2, a rolled-back
   const { db } = t.context;
   await alone(db);
   const s = new Sequelize(db.url, { logging: false, pool: { max: 1 }, ...db.connectOptions() });
-  multitenant(s, { rls: true, notice: false });
+  multitenant(s, { ...reachesTheDatabase, rls: true, notice: false });
   try {
     t.deepEqual(await withTenant(1, () => storesSeen(s)), [1]);
     t.deepEqual(await storesSeen(s), []);
@@ -450,7 +450,7 @@ test.serial('≥ 400 interleaved concurrent requests over a small pool: every st
     await seed(t);
     await alone(db);
     const s = new Sequelize(db.url, { logging: false, pool: { max: 2 }, retry: { max: 0 } });
-    multitenant(s, { rls: true, notice: false });
+    multitenant(s, { ...reachesTheDatabase, rls: true, notice: false });
     try {
       let wrong = 0;
       let failed = 0;
@@ -462,7 +462,15 @@ test.serial('≥ 400 interleaved concurrent requests over a small pool: every st
         const long = withTenant(tenant, () => s.query('SELECT pg_sleep(2), store_id FROM products')).catch(() => {
           failed++;
         });
-        await new Promise((r) => setTimeout(r, 150));
+        // killed once it runs (seen in pg_stat_activity), however long the machine takes to get there
+        for (let i = 0; i < 400; i++) {
+          const running = await truth(
+            db,
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = '${db.role}' AND state = 'active' AND query LIKE 'SELECT pg_sleep(2)%'`,
+          );
+          if (running[0]?.n === 1) break;
+          await new Promise((r) => setTimeout(r, 25));
+        }
         await truth(db, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '${db.role}' AND pid <> pg_backend_pid()`);
         await long;
         for (const next of [(tenant % 3) + 1, tenant, undefined, 'bypass'] as const) {
@@ -474,7 +482,7 @@ test.serial('≥ 400 interleaved concurrent requests over a small pool: every st
               try {
                 return await attempt();
               } catch (err) {
-                if (i >= 20) throw err;
+                if (i >= 50) throw err;
                 errors++;
                 await new Promise((r) => setTimeout(r, 25));
               }
@@ -504,7 +512,7 @@ test.serial(
     const wire: string[] = [];
     await alone(db);
     const s = new Sequelize(db.url, { logging: false, pool: { max: 1 }, ...wireOptions(db, wire) });
-    multitenant(s, { rls: true, notice: false });
+    multitenant(s, { ...reachesTheDatabase, rls: true, notice: false });
     try {
       await withTenant(1, () => storesSeen(s)); // warm: the connection takes tenant 1
       wire.length = 0;
@@ -564,7 +572,7 @@ test.serial('the real second line: with the ORM filters off (writeOnly), isolati
     pool: { max: Math.min(2, db.maxConnections) },
     ...db.connectOptions(),
   });
-  multitenant(s, { rls: true, writeOnly: true, notice: false });
+  multitenant(s, { ...reachesTheDatabase, rls: true, writeOnly: true, notice: false });
   const { Product, Store } = defineModels(s);
   try {
     await withTenant(1, async () => {
@@ -661,7 +669,7 @@ test.serial('sync warns when the connected role skips row-level security (a supe
   const notices: string[] = [];
   await alone(db);
   const s = new Sequelize(db.adminUrl, { logging: false, pool: { max: 1 } });
-  multitenant(s, { rls: true, notice: (m) => notices.push(m) });
+  multitenant(s, { ...reachesTheDatabase, rls: true, notice: (m) => notices.push(m) });
   s.define('Thing', { id: { type: DataTypes.BIGINT, primaryKey: true } }, { tableName: 'things_su', tenantKey: 'id', timestamps: false });
   try {
     await s.sync();
@@ -677,14 +685,20 @@ test.serial('sync warns when the connected role skips row-level security (a supe
 
 test.serial('rls is refused on another dialect, and must be a boolean', (t) => {
   const s = new Sequelize('mysql://u@127.0.0.1:1/x', { logging: false, dialectModule: {} });
-  t.throws(() => multitenant(s, { rls: true }), { instanceOf: MultitenantError, message: /option rls needs PostgreSQL \(dialect mysql\)/ });
+  t.throws(() => multitenant(s, { ...reachesTheDatabase, rls: true }), {
+    instanceOf: MultitenantError,
+    message: /option rls needs PostgreSQL \(dialect mysql\)/,
+  });
   const p = new Sequelize('postgres://u@127.0.0.1:1/x', { logging: false });
   t.throws(() => multitenant(p, { rls: 'yes' as unknown as boolean }), { message: /option rls must be a boolean/ });
   // a pg older than 8.21 does not report the transaction status the settings cache is kept by
   const oldPg = Object.create(pg) as typeof pg;
   Object.defineProperty(oldPg, 'Client', { value: function Client() {} });
   const o = new Sequelize('postgres://u@127.0.0.1:1/x', { logging: false, dialectModule: oldPg });
-  t.throws(() => multitenant(o, { rls: true }), { instanceOf: MultitenantError, message: /option rls needs the pg driver 8.21 or later/ });
+  t.throws(() => multitenant(o, { ...reachesTheDatabase, rls: true }), {
+    instanceOf: MultitenantError,
+    message: /option rls needs the pg driver 8.21 or later/,
+  });
   t.notThrows(() => multitenant(o, { notice: false }), 'without rls, any pg');
 });
 

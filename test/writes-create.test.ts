@@ -136,11 +136,24 @@ test.serial('findOrCreate fills the tenant; a where naming another tenant is ref
 });
 
 test.serial('findOrCreate racing within one tenant returns [row, false] to the loser, like plain Sequelize', async (t) => {
-  const { Product, Coupon, rows } = t.context;
-  // Both finds miss before either create lands: a hook holds every create back for a moment.
-  const hold = () => new Promise<void>((resolve) => setTimeout(resolve, 40));
-  Product.addHook('beforeCreate', 'race', hold);
-  Coupon.addHook('beforeCreate', 'race', hold);
+  const { Product, Coupon, rows, db } = t.context;
+  // Every find misses before any create lands: a hook holds each create until all the racers (as many
+  // as the pool runs at once: one on PGlite, where they take turns) have found nothing — an event, not
+  // a sleep, so that a loaded machine races the same way.
+  const barrier = (racers: number) => {
+    let arrived = 0;
+    let open: () => void = () => undefined;
+    const opened = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    return () => {
+      arrived += 1;
+      if (arrived >= Math.min(racers, db.maxConnections)) open();
+      return opened;
+    };
+  };
+  Product.addHook('beforeCreate', 'race', barrier(3));
+  Coupon.addHook('beforeCreate', 'race', barrier(2));
   try {
     const race = await withTenant(1, () =>
       Promise.all([1, 2, 3].map(() => Product.findOrCreate({ where: { id: 7 }, defaults: { name: 'raced' } }))),

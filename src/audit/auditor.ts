@@ -1,12 +1,12 @@
 import type { Sequelize } from 'sequelize';
 import { currentFrame, inSchemaWork } from '../context';
 import { MultitenantError, UnscopedQueryError } from '../errors';
-import { type AnyModelStatic, tenantMeta } from '../models';
+import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import { notify } from '../notice';
 import { runWithSettings } from '../settings';
 import type { PluginState } from '../state';
-import { type Tenant, tenantIdOf } from '../tenant';
-import type { Analysis, TenantTables } from './analysis';
+import { columnKind, type Tenant, tenantIdOf } from '../tenant';
+import type { Analysis, Graph, TenantTables } from './analysis';
 import { analyzeStatements } from './analyze';
 import { firstUnconstrained } from './evaluate';
 
@@ -57,6 +57,8 @@ interface Tables {
   count: number;
   map: TenantTables;
   names: Map<string, string>;
+  /** The tenant metadata of each tenant table, keyed as `names` (the table's key in a graph). */
+  metas: Map<string, TenantMeta>;
 }
 const tableCache = new WeakMap<Sequelize, Tables>();
 const analyses = new WeakMap<Sequelize, Map<string, Analysis>>();
@@ -69,6 +71,7 @@ function tablesOf(sequelize: Sequelize): Tables {
   if (hit && hit.count === models.length) return hit;
   const map = new Map<string, { column: string; isTenantTable: boolean }>();
   const names = new Map<string, string>();
+  const metas = new Map<string, TenantMeta>();
   for (const model of models) {
     let meta: ReturnType<typeof tenantMeta>;
     try {
@@ -81,11 +84,31 @@ function tablesOf(sequelize: Sequelize): Tables {
     const key = typeof t === 'string' ? `.${t}` : t.schema ? `${t.schema}.${t.tableName}` : `.${t.tableName}`;
     map.set(key, { column: meta.column, isTenantTable: meta.isTenantTable });
     names.set(key.startsWith('.') ? key.slice(1) : key, model.name);
+    metas.set(key.startsWith('.') ? key.slice(1) : key, meta);
   }
-  const tables = { count: models.length, map, names };
+  const tables = { count: models.length, map, names, metas };
   tableCache.set(sequelize, tables);
   analyses.delete(sequelize); // decisions depend on which tables are tenant tables
   return tables;
+}
+
+/**
+ * How a statement's tenant values compare with the current tenant: as the tenant columns it constrains
+ * read them (an integer column reads the tenant '01' and the value 1 as one tenant, a UUID column ignores
+ * letter case) when every tenant table it names has a column of one kind; exactly as written otherwise.
+ * Every value the graph compares is compared with a tenant column of one of those tables (or a column
+ * that carries one as it is), so it is read by that column's type.
+ */
+export function readingOf(sequelize: Sequelize, graph: Graph): TenantMeta | undefined {
+  const metas = tablesOf(sequelize).metas;
+  let reading: TenantMeta | undefined;
+  for (const r of graph.required) {
+    const meta = metas.get(r.table);
+    if (!meta) return undefined;
+    if (reading && columnKind(reading) !== columnKind(meta)) return undefined;
+    reading ??= meta;
+  }
+  return reading;
 }
 
 /** The analysis of one SQL text, cached per Sequelize instance (it does not depend on the tenant or bind values). */
@@ -195,7 +218,7 @@ export async function auditStatement(
     table = analysis.table;
     reason = analysis.reason;
   } else {
-    table = firstUnconstrained(analysis.graph, tenant, bind, cursorOk);
+    table = firstUnconstrained(analysis.graph, tenant, bind, cursorOk, readingOf(sequelize, analysis.graph));
     if (table) {
       reason = tenant
         ? `${table} is not constrained to the current tenant by its tenant column`

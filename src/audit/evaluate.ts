@@ -1,26 +1,28 @@
-import { canonical, type Tenant } from '../tenant';
+import type { TenantMeta } from '../models';
+import { canonical, type Tenant, tenantIncludes } from '../tenant';
 import type { Graph, ValueSource } from './analysis';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The first tenant-table reference that the current tenant does not constrain, or undefined. `cursorOk`
  * says whether a cursor was declared under the current tenant (`WHERE CURRENT OF c`); none is, by default.
+ * `reading`: the tenant column whose type every compared value is read by (an integer column reads '01'
+ * as 1, a UUID column ignores letter case); without it, values must be one of the tenant's keys as written.
  */
 export function firstUnconstrained(
   graph: Graph,
   tenant: Tenant | undefined,
   bind: readonly unknown[] | undefined,
   cursorOk: (name: string) => boolean = () => false,
+  reading?: TenantMeta,
 ): string | undefined {
   const marked = new Uint8Array(graph.nodes);
   if (tenant) {
-    // UUIDs compare case-insensitively (as PostgreSQL does); other text exactly.
-    const uuids = new Set([...tenant.keys].filter((k) => UUID.test(k)).map((k) => k.toLowerCase()));
-    const inTenant = (v: unknown) => {
-      const key = canonical(v);
-      return key !== undefined && (tenant.keys.has(key) || (UUID.test(key) && uuids.has(key.toLowerCase())));
-    };
+    const inTenant = reading
+      ? (v: unknown) => tenantIncludes(tenant, v, reading)
+      : (v: unknown) => {
+          const key = canonical(v);
+          return key !== undefined && tenant.keys.has(key);
+        };
     const ok = (source: ValueSource): boolean => {
       if ('c' in source) return inTenant(source.c);
       if ('p' in source) return inTenant(bind?.[source.p - 1]);

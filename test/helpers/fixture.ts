@@ -52,8 +52,11 @@ function inlineBind(statement: string, bind: unknown[] | undefined): string {
   });
 }
 
-/** MULTITENANT_AUDIT=throw|warn: every statement of the suite goes through the auditor. */
-export const auditMode = (process.env.MULTITENANT_AUDIT ?? 'off') as NonNullable<MultitenantOptions['audit']>;
+/**
+ * SEQUELIZE_MULTITENANT_AUDIT=throw|warn (read by the library itself): every instance whose options leave
+ * `audit` out — the fixture's and every test's own — sends its statements through the auditor.
+ */
+export const auditMode = (process.env.SEQUELIZE_MULTITENANT_AUDIT || 'off') as NonNullable<MultitenantOptions['audit']>;
 
 export async function createFixture(options: MultitenantOptions = {}): Promise<Fixture> {
   const db = await createTestDatabase();
@@ -84,8 +87,9 @@ export async function createFixture(options: MultitenantOptions = {}): Promise<F
     { tableName: 'products', timestamps: false, tenantKey: 'store_id' },
   );
 
-  // MULTITENANT_AUDIT=throw runs the whole suite with the auditor on (CI does, once).
-  const pluginOptions: MultitenantOptions = { notice: false, audit: auditMode, ...options };
+  // SEQUELIZE_MULTITENANT_AUDIT=throw runs the whole suite with the auditor on (CI does, once): `audit`
+  // is left to the environment unless a test sets it.
+  const pluginOptions: MultitenantOptions = { notice: false, ...options };
   multitenant(sequelize, pluginOptions);
   // On Citus every key includes the tenant column (Citus refuses others), global tables are reference
   // tables, and every statement sent under one tenant must be a router query.

@@ -8,6 +8,15 @@ import { Client } from 'pg';
 import { DataTypes, type Options, QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { createTestDatabase, type TestDatabase } from './db';
 
+/**
+ * Row-level security is the database's line against SQL that reaches it unscoped: raw statements the
+ * auditor, when on, refuses before they are sent. The row-level security tests send exactly those, so
+ * their instances keep the auditor off explicitly (also in CI's run with SEQUELIZE_MULTITENANT_AUDIT=throw,
+ * whose census names these files); `rls: true` with the auditor on is tested in install-matrix,
+ * canonical-tenants and the doctor's tests.
+ */
+export const reachesTheDatabase = { audit: 'off' } as const;
+
 export interface RlsDatabase {
   readonly kind: TestDatabase['kind'];
   /** Connects as the owner role. */
