@@ -34,6 +34,12 @@ for (const { name, tap, census } of runs) {
   console.log(
     `${name}: ${tests.length} tests in ${files} files — ${n('passed')} passed, ${n('failed')} failed, ${n('skipped') + n('todo')} skipped`,
   );
+  const skippedBy = new Map();
+  for (const t of tests) if (t.outcome === 'skipped' || t.outcome === 'todo') skippedBy.set(t.file, (skippedBy.get(t.file) ?? 0) + 1);
+  if (skippedBy.size > 0) {
+    const list = [...skippedBy].sort((a, b) => b[1] - a[1]).map(([file, k]) => `${file || '(one file)'} ${k}`);
+    console.log(`${name}: skipped by file — ${list.join(', ')}`);
+  }
   if (!census) continue;
   if (!existsSync(census)) {
     console.log(`${name}: no census was written: cannot say how many tests ran under the auditor`);

@@ -129,7 +129,9 @@ const corpus: Array<[string, Verdict, unknown?, unknown[]?]> = [
   ['SELECT * FROM products WHERE store_id = $1', 'unscoped:products', 1, [2]],
   ['SELECT * FROM shop.orders', 'unscoped:shop.orders'],
   ['TRUNCATE products', 'unscoped:products'],
-  ['EXPLAIN ANALYZE SELECT * FROM products', 'unscoped:products'],
+  // EXPLAIN over a tenant table: estimates from every tenant's statistics, counts of their rows (ANALYZE)
+  ['EXPLAIN ANALYZE SELECT * FROM products', 'unknowable'],
+  ['EXPLAIN SELECT * FROM products WHERE store_id = 1', 'unknowable'],
   ['SELECT * FROM stores', 'unscoped:stores'],
   [
     "CREATE OR REPLACE FUNCTION pg_temp.testfunc(OUT response products, OUT sequelize_caught_exception text) RETURNS RECORD AS $func_1$ BEGIN INSERT INTO products (id, store_id, name) VALUES (DEFAULT, 2, 'kiwi') RETURNING * INTO response; EXCEPTION WHEN unique_violation THEN GET STACKED DIAGNOSTICS sequelize_caught_exception = PG_EXCEPTION_DETAIL; END $func_1$ LANGUAGE plpgsql; SELECT (testfunc.response).id FROM pg_temp.testfunc(); DROP FUNCTION IF EXISTS pg_temp.testfunc();",

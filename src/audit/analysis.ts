@@ -41,5 +41,12 @@ export type Analysis = (
   | { kind: 'unparsed'; message: string }
 ) & { cursors?: CursorOps };
 
+/**
+ * Tables that are not tenant tables but that tenant tables reference with an action the database runs
+ * over the referencing rows (CASCADE, SET NULL, SET DEFAULT): keyed as TenantTables; `delete` when a
+ * DELETE of a row reaches them, `update` the referenced columns whose change reaches them.
+ */
+export type CascadingTables = ReadonlyMap<string, { delete: boolean; update: ReadonlySet<string> }>;
+
 /** Which tables are tenant tables, their tenant column, and whether it is the tenant table itself: keyed `schema.table`, or `.table` unqualified. */
 export type TenantTables = ReadonlyMap<string, { column: string; isTenantTable: boolean }>;

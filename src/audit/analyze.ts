@@ -2,9 +2,21 @@
 // what constrains each of them. The result is a small graph whose nodes are tenant-column occurrences;
 // evaluate.ts decides per call, from the current tenant and the bind values, whether every reference
 // is constrained.
-import type { Analysis, CursorOps, Graph, TenantTables, ValueSource } from './analysis';
+import type { Analysis, CascadingTables, CursorOps, Graph, TenantTables, ValueSource } from './analysis';
 import { ISOLATION_COMMANDS, STATEMENTS, tableReferences, unreadKind } from './kinds';
-import { constValue, type Entry, hasWindow, kindOf, type Node, type Outputs, renamed, type Scope, sqlTextFunction, str } from './nodes';
+import {
+  constValue,
+  type Entry,
+  hasWindow,
+  kindOf,
+  type Node,
+  type Outputs,
+  outOfSight,
+  renamed,
+  type Scope,
+  sqlTextFunction,
+  str,
+} from './nodes';
 
 class SchemaChange extends Error {
   constructor(
@@ -14,6 +26,72 @@ class SchemaChange extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * The INSERT of the function Sequelize's `findOrCreate` sends (QueryGenerator#insertQuery with
+ * `exception`), when the statement is exactly that function: `pg_temp.testfunc(OUT response <table>, OUT
+ * sequelize_caught_exception text) RETURNS RECORD`, LANGUAGE plpgsql and nothing else, its body
+ * Sequelize's text with only the INSERT in it. Anything else is not Sequelize's and is read as any function.
+ */
+const FIND_OR_CREATE_BODY =
+  /^ BEGIN (INSERT [\s\S]*) RETURNING \* INTO response; EXCEPTION WHEN unique_violation THEN GET STACKED DIAGNOSTICS sequelize_caught_exception = PG_EXCEPTION_DETAIL; END $/;
+function findOrCreateInsert(s: Node, body: string | undefined): string | undefined {
+  if (body === undefined) return undefined;
+  const name = (s.funcname ?? []).map(str);
+  if (name.length !== 2 || name[0] !== 'pg_temp' || name[1] !== 'testfunc') return undefined;
+  const params = (s.parameters ?? []).map((p: Node) => p.FunctionParameter);
+  const typeName = (t: Node) => (t?.names ?? []).map(str).join('.');
+  if (
+    params.length !== 2 ||
+    params[0]?.name !== 'response' ||
+    params[0]?.mode !== 'FUNC_PARAM_OUT' ||
+    params[0]?.defexpr ||
+    params[1]?.name !== 'sequelize_caught_exception' ||
+    params[1]?.mode !== 'FUNC_PARAM_OUT' ||
+    typeName(params[1]?.argType) !== 'text' ||
+    typeName(s.returnType) !== 'record' ||
+    s.returnType?.setof ||
+    s.sql_body
+  )
+    return undefined;
+  const options = (s.options ?? []).map((o: Node) => o.DefElem);
+  if (options.length !== 2 || !options.some((d: Node) => d?.defname === 'language' && str(d.arg) === 'plpgsql')) return undefined;
+  if (!options.some((d: Node) => d?.defname === 'as')) return undefined;
+  return FIND_OR_CREATE_BODY.exec(body)?.[1];
+}
+
+/** A digit group separator or a 0x / 0o / 0b prefix somewhere in the text (the fast test before the walk). */
+const NEW_NUMBER_SYNTAX = /[0-9]_[0-9]|\b0[xXoObB][0-9a-fA-F_]/;
+/**
+ * A numeric constant written with PostgreSQL 16's syntax (`1_000`, `0x1F`, `0o17`, `0b101`): the auditor's
+ * PostgreSQL 17 parser reads the number, PostgreSQL 13 and 14 read the digits before it and an alias (`1_0`
+ * is `1 AS _0`) — another tenant's value. The constant's text at its location (a byte offset).
+ */
+function versionDependentLiteral(stmts: Node, sql: string): string | undefined {
+  if (!NEW_NUMBER_SYNTAX.test(sql)) return undefined;
+  const bytes = Buffer.from(sql, 'utf8');
+  const visit = (n: Node): string | undefined => {
+    if (!n || typeof n !== 'object') return undefined;
+    if (Array.isArray(n)) {
+      for (const x of n) {
+        const found = visit(x);
+        if (found) return found;
+      }
+      return undefined;
+    }
+    const c = n.A_Const;
+    if (c && (c.ival !== undefined || c.fval !== undefined) && typeof c.location === 'number') {
+      const text = /^-?\s*([0-9.][0-9a-zA-Z_.]*)/.exec(bytes.subarray(c.location, c.location + 64).toString('utf8'))?.[1];
+      if (text && (text.includes('_') || /^0[xob]/i.test(text))) return text;
+    }
+    for (const v of Object.values(n)) {
+      const found = visit(v);
+      if (found) return found;
+    }
+    return undefined;
+  };
+  return visit(stmts);
 }
 
 /** Statements whose every part the walker reads: any other node kind in them, or a table reference it did not read, refuses them. */
@@ -53,10 +131,19 @@ class Unscoped extends Error {
  * Analyzes the statements of one SQL text (`parse(sql).stmts`); `parse` is used again for SQL that
  * Sequelize embeds in a function body.
  */
-export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (sql: string) => Node[]): Analysis {
+export function analyzeStatements(
+  stmts: Node[],
+  tables: TenantTables,
+  parse: (sql: string) => Node[],
+  cascading: CascadingTables = new Map(),
+  sql?: string,
+): Analysis {
   const g: Graph = { nodes: 0, required: [], direct: [], edges: [] };
   const node = () => g.nodes++;
   const ctes: Array<Map<string, Entry>> = [];
+  /** How many times each unqualified name is read as a table in the statement (a CTE's references, at most). */
+  const cteReferences = new Map<string, number>();
+  for (const rv of tableReferences(stmts)) if (!rv.schemaname) cteReferences.set(rv.relname, (cteReferences.get(rv.relname) ?? 0) + 1);
   /** The table references the walker has read (RangeVar bodies): any other one naming a tenant table refuses the statement. */
   const seen = new Set<Node>();
   const cursors: CursorOps = { use: [] };
@@ -86,6 +173,8 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
 
   /** Catalog views that hold values of every tenant's rows (column statistics: most common values, histograms). */
   const STATISTICS = new Set(['pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic', 'pg_statistic_ext_data']);
+  /** Views of other sessions' statements (their text holds the values they write and compare), in any schema (an extension's). */
+  const ACTIVITY = new Set(['pg_stat_activity', 'pg_stat_statements']);
 
   /** A column reference → the node of the tenant value it carries, if any. */
   const resolve = (ref: Node, scopes: Scope[]): number | undefined => {
@@ -209,6 +298,7 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
       const t = lookupTable(rv);
       if (!t && STATISTICS.has(rv.relname) && (!rv.schemaname || rv.schemaname === 'pg_catalog'))
         unknowable(`${rv.relname} holds values of every tenant's rows (column statistics)`);
+      if (!t && ACTIVITY.has(rv.relname)) unknowable(`${rv.relname} shows other sessions' statements, with the values in them`);
       if (!t) return [{ alias, kind: 'other' }];
       const n = node();
       g.required.push({ node: n, table: t.key });
@@ -225,7 +315,8 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
     if (k === 'JoinExpr') {
       const j = item.JoinExpr;
       const left = fromItem(j.larg, scopes, conds, subqueries);
-      const right = fromItem(j.rarg, scopes, conds, subqueries);
+      // a LATERAL item on the right sees the left side's items (PostgreSQL binds `o.x` there, not to an outer o)
+      const right = fromItem(j.rarg, [[...(scopes[0] ?? []), ...left], ...scopes.slice(1)], conds, subqueries);
       const here = [...left, ...right];
       const allowed =
         j.jointype === 'JOIN_LEFT'
@@ -284,8 +375,11 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
       // ...))), XMLTABLE, JSON_TABLE: their arguments' sub-selects are analyzed; what they return carries
       // no tenant value, and their alias is in scope (a `o.store_id` must not reach an outer o)
       collectSubLinks(item, subqueries);
-      const alias = item[k]?.alias?.aliasname;
-      return alias ? [{ alias, kind: 'other' }] : [];
+      // without an alias a function is in scope under its own name, with its columns (a composite's:
+      // json_populate_record(null::products, ...) has a store_id): an unqualified column binds to it
+      const fn = k === 'RangeFunction' ? item.RangeFunction.functions?.[0]?.List?.items?.[0]?.FuncCall : undefined;
+      const alias = item[k]?.alias?.aliasname ?? (fn ? str(fn.funcname?.at(-1)) : undefined) ?? '';
+      return [{ alias, kind: 'other' }];
     }
     return unknowable(`the auditor does not read ${k || 'this'} FROM items`);
   };
@@ -394,8 +488,23 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
       const cte = c.CommonTableExpr;
       const q = cte.ctequery;
       const out = kindOf(q) === 'SelectStmt' ? select(q, outer) : statement(q, outer);
+      // A CTE is run once for all its references when it is referenced more than once, MATERIALIZED or
+      // recursive (PostgreSQL inlines only a lone reference): a filter on one reference then limits
+      // neither the rows it reads nor what another reference sees. Its outputs carry a constraint from
+      // inside outward only; it must be constrained inside.
+      const shared = w.recursive || cte.ctematerialized === 'CTEMaterializeAlways' || (cteReferences.get(cte.ctename) ?? 0) > 1;
+      const oneWay = (n: number | undefined) => {
+        if (n === undefined || !shared) return n;
+        const o = node();
+        g.edges.push([n, o]);
+        return o;
+      };
+      const carried: Outputs = {
+        byName: new Map([...out.byName].map(([name, n]) => [name, oneWay(n) as number])),
+        positions: out.positions?.map(oneWay),
+      };
       // `WITH x(a, b) AS (...)`: the CTE's columns renamed by position
-      map.set(cte.ctename, { alias: cte.ctename, kind: 'derived', cols: renamed(out, cte.aliascolnames) });
+      map.set(cte.ctename, { alias: cte.ctename, kind: 'derived', cols: renamed(carried, cte.aliascolnames) });
     }
   }
 
@@ -433,12 +542,33 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
 
   /** The table an UPDATE / DELETE / MERGE writes: always a real table (PostgreSQL never reads a CTE there). */
   const targetOf = (rel: Node): Entry | undefined => {
+    // UPDATE pg_settings is SET by another name (set_config): refused as SET search_path and the rest are
+    if (rel.relname === 'pg_settings' && (!rel.schemaname || rel.schemaname === 'pg_catalog'))
+      unknowable('writing pg_settings changes settings, as SET does (how later statements are read, what the session may see)');
     const alias = rel.alias?.aliasname ?? rel.relname;
     const t = lookupTable(rel);
     if (!t) return { alias, kind: 'other' };
     const n = node();
     g.required.push({ node: n, table: t.key });
     return { alias, kind: 'tenant', table: t.key, column: t.column, node: n };
+  };
+
+  /**
+   * A write to a table that tenant tables reference with a cascading action: the database runs the action
+   * over every tenant's referencing rows (policies do not filter it). `update`: the columns the write sets.
+   */
+  const cascades = (rel: Node, write: 'delete' | { update: string[] }): void => {
+    if (!rel?.relname) return;
+    const keys = rel.schemaname ? [`${rel.schemaname}.${rel.relname}`] : [`.${rel.relname}`, `public.${rel.relname}`];
+    if (rel.schemaname === 'public') keys.push(`.${rel.relname}`);
+    for (const key of keys) {
+      const c = cascading.get(key);
+      if (!c) continue;
+      if (write === 'delete' ? c.delete : write.update.some((col) => c.update.has(col)))
+        unknowable(
+          `${write === 'delete' ? 'deleting rows of' : 'changing the referenced key of'} ${rel.relname} runs foreign-key actions over every tenant's rows that reference it`,
+        );
+    }
   };
 
   /** A schema change that is harmless outside a tenant (migrations, sync) and refused under one. */
@@ -531,6 +661,7 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
         withClause(s.withClause, outer);
         const subqueries: Node[] = [];
         const { scope, target } = dml(s.relation, s.fromClause, s.whereClause, outer, subqueries);
+        cascades(s.relation, { update: (s.targetList ?? []).map((t: Node) => t.ResTarget?.name) });
         if (target?.kind === 'tenant') {
           for (const t of s.targetList ?? []) {
             if (t.ResTarget?.name !== target.column) continue;
@@ -549,6 +680,7 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
         withClause(s.withClause, outer);
         const subqueries: Node[] = [];
         const { scope } = dml(s.relation, s.usingClause, s.whereClause, outer, subqueries);
+        cascades(s.relation, 'delete');
         otherSubqueries(s, ['relation', 'usingClause', 'whereClause', 'withClause'], subqueries);
         for (const sq of subqueries) select(sq, [scope, ...outer]);
         if (s.withClause) ctes.pop();
@@ -559,6 +691,8 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
         const t = lookupTable(s.relation);
         const source = s.selectStmt?.SelectStmt;
         const subqueries: Node[] = [];
+        if (s.onConflictClause?.action === 'ONCONFLICT_UPDATE')
+          cascades(s.relation, { update: (s.onConflictClause.targetList ?? []).map((u: Node) => u.ResTarget?.name) });
         if (t) {
           const cols: string[] = (s.cols ?? []).map((c: Node) => c.ResTarget?.name);
           const at = cols.indexOf(t.column);
@@ -578,7 +712,10 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
             }
           }
           if (source?.valuesLists) {
-            for (const row of source.valuesLists) written(t.key, row.List.items[at], outer, t.isTenantTable);
+            // a new row of the tenant table itself may be made with no tenant set (sign-up); an upsert that
+            // may change an existing tenant's row may not
+            const ownRow = t.isTenantTable && conflict?.action !== 'ONCONFLICT_UPDATE';
+            for (const row of source.valuesLists) written(t.key, row.List.items[at], outer, ownRow);
             collectSubLinks(source.valuesLists, subqueries);
           } else if (source) {
             const out = select({ SelectStmt: source }, outer);
@@ -607,14 +744,25 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
       case 'MergeStmt':
         merge(s, outer);
         return none;
-      case 'ExplainStmt':
-        return statement(s.query, outer);
+      case 'ExplainStmt': {
+        // the plan's estimates come from every tenant's column statistics, and EXPLAIN ANALYZE's counts
+        // (rows removed by a filter) from every tenant's rows: over a tenant table, refused under a tenant
+        const before = g.required.length;
+        statement(s.query, outer);
+        if (g.required.length > before)
+          return unknowable(
+            "EXPLAIN over a tenant table shows estimates from every tenant's statistics (and, with ANALYZE, counts of their rows)",
+          );
+        return none;
+      }
       case 'TruncateStmt': {
         // TRUNCATE empties a table for every tenant (the library turns Model.truncate() into a scoped DELETE).
         for (const rel of s.relations ?? []) {
           const t = lookupTable(rel.RangeVar);
           if (t) throw new Unscoped(t.key, `TRUNCATE ${t.key} removes every tenant's rows`);
         }
+        // CASCADE empties every table that references those, tenant tables among them
+        if (s.behavior === 'DROP_CASCADE') return unknowable('TRUNCATE ... CASCADE empties the tables that reference it, for every tenant');
         return none;
       }
       case 'DeclareCursorStmt': {
@@ -637,6 +785,29 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
         return none;
       case 'CallStmt':
         return unknowable('CALL runs a procedure');
+      case 'DropStmt': {
+        // a schema goes with every table in it; CASCADE takes what depends on the object (a type's columns,
+        // a function's defaults, a table's foreign keys and views) in every tenant's tables
+        if (s.removeType === 'OBJECT_SCHEMA') return defines(k, s, 'drops a schema and every table in it');
+        if (s.behavior === 'DROP_CASCADE') return defines(k, s, 'drops what depends on it too, in tenant tables as well');
+        // DROP TRIGGER / POLICY / RULE name ON table: the table is the name list without its last element
+        if (['OBJECT_TRIGGER', 'OBJECT_POLICY', 'OBJECT_RULE'].includes(s.removeType)) {
+          for (const o of s.objects ?? []) {
+            const names: string[] = (o.List?.items ?? []).map(str);
+            const relname = names.at(-2);
+            if (relname && lookupTable({ relname, schemaname: names.length > 2 ? names.at(-3) : undefined }))
+              return defines(k, s, 'changes how isolation works on the table (its row-level security policy, TRUNCATE trigger or rules)');
+          }
+        }
+        if (touchesTenantTable(s)) return schemaChange(`${label(k)} on a tenant table changes every tenant's rows or schema`);
+        return none;
+      }
+      case 'GrantStmt':
+        // ON ALL TABLES IN SCHEMA: the tenant tables among them
+        if (s.targtype === 'ACL_TARGET_ALL_IN_SCHEMA')
+          return schemaChange(`${s.is_grant ? 'GRANT' : 'REVOKE'} on all tables of a schema changes who reaches the tenant tables`);
+        if (touchesTenantTable(s)) return schemaChange(`${label(k)} on a tenant table changes every tenant's rows or schema`);
+        return none;
       case 'AlterTableStmt': {
         const isolation = (s.cmds ?? []).some((c: Node) => ISOLATION_COMMANDS.has(c.AlterTableCmd?.subtype));
         if (isolation)
@@ -700,11 +871,14 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
           .find((d: Node) => d?.defname === 'as')
           ?.arg?.List?.items?.map(str)
           .join('');
-        const insert = body && /BEGIN\s+(INSERT\s[\s\S]*?)\s+RETURNING \* INTO response;/i.exec(body)?.[1];
-        const temporary = (s.funcname ?? []).map(str)[0] === 'pg_temp';
-        if (insert && temporary) {
-          for (const r of parse(insert)) statement(r.stmt, outer);
-          return none;
+        const insert = findOrCreateInsert(s, body);
+        if (insert !== undefined) {
+          // one INSERT, nothing else (a second statement smuggled into its text is not Sequelize's)
+          const inner = parse(insert);
+          if (inner.length === 1 && kindOf(inner[0]?.stmt) === 'InsertStmt' && !inner[0].stmt.InsertStmt.returningList) {
+            walked(inner[0].stmt);
+            return none;
+          }
         }
         return schemaChange(`${label(k)} defines SQL that runs later, unseen`, functionOverTenant(s, body));
       }
@@ -735,6 +909,12 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
     const subqueries: Node[] = [];
     const target = targetOf(s.relation);
     if (target) scope.push(target);
+    for (const w of s.mergeWhenClauses ?? []) {
+      const clause = w.MergeWhenClause;
+      if (clause.commandType === 'CMD_DELETE') cascades(s.relation, 'delete');
+      if (clause.commandType === 'CMD_UPDATE')
+        cascades(s.relation, { update: (clause.targetList ?? []).map((t: Node) => t.ResTarget?.name) });
+    }
     scope.push(...fromItem(s.sourceRelation, scopes, conds, subqueries));
     for (const c of conds) c();
     condition(s.joinCondition, scopes, target?.node !== undefined ? new Set([target.node]) : new Set<number>(), subqueries);
@@ -781,7 +961,9 @@ export function analyzeStatements(stmts: Node[], tables: TenantTables, parse: (s
   let result: Analysis;
   try {
     const fn = sqlTextFunction(stmts);
-    if (fn) unknowable(`${fn}() runs SQL given as text`);
+    if (fn) unknowable(`${fn}() ${outOfSight(fn)}`);
+    const literal = sql === undefined ? undefined : versionDependentLiteral(stmts, sql);
+    if (literal) unknowable(`the number ${literal} is read as another value by PostgreSQL before 16 (1_0 as 1 AS _0, 0x1 as 0 AS x1)`);
     for (const raw of stmts) {
       const k = kindOf(raw.stmt);
       if (WALKED.has(k)) walked(raw.stmt);

@@ -6,7 +6,7 @@ import { notify } from '../notice';
 import { runWithSettings } from '../settings';
 import type { PluginState } from '../state';
 import { columnKind, type Tenant, tenantIdOf } from '../tenant';
-import type { Analysis, Graph, TenantTables } from './analysis';
+import type { Analysis, CascadingTables, Graph, TenantTables } from './analysis';
 import { analyzeStatements } from './analyze';
 import { firstUnconstrained } from './evaluate';
 
@@ -59,6 +59,21 @@ interface Tables {
   names: Map<string, string>;
   /** The tenant metadata of each tenant table, keyed as `names` (the table's key in a graph). */
   metas: Map<string, TenantMeta>;
+  /** Global tables that tenant tables reference with a cascading action, keyed as `map`. */
+  cascading: CascadingTables;
+}
+
+const CASCADING_ACTIONS = new Set(['CASCADE', 'SET NULL', 'SET DEFAULT']);
+/** The key (as TenantTables keys it) of the table a `references.model` names: a table name, `{ tableName, schema }` or a model. */
+function referencedKey(target: unknown): string | undefined {
+  const name =
+    typeof target === 'function' && typeof (target as AnyModelStatic).getTableName === 'function'
+      ? ((target as AnyModelStatic).getTableName() as unknown)
+      : target;
+  if (typeof name === 'string') return `.${name}`;
+  const t = name as { tableName?: string; schema?: string } | undefined;
+  if (t && typeof t.tableName === 'string') return t.schema ? `${t.schema}.${t.tableName}` : `.${t.tableName}`;
+  return undefined;
 }
 const tableCache = new WeakMap<Sequelize, Tables>();
 const analyses = new WeakMap<Sequelize, Map<string, Analysis>>();
@@ -86,7 +101,33 @@ function tablesOf(sequelize: Sequelize): Tables {
     names.set(key.startsWith('.') ? key.slice(1) : key, model.name);
     metas.set(key.startsWith('.') ? key.slice(1) : key, meta);
   }
-  const tables = { count: models.length, map, names, metas };
+  // foreign keys of tenant tables to global tables whose action the database runs over the referencing
+  // rows (Sequelize's belongsTo: ON UPDATE CASCADE): a write of the global table reaches every tenant
+  const cascading = new Map<string, { delete: boolean; update: Set<string> }>();
+  for (const model of models) {
+    if (
+      !metas.has(
+        ((t) => (typeof t === 'string' ? t : t.schema ? `${t.schema}.${t.tableName}` : t.tableName))(
+          model.getTableName() as unknown as string | { tableName: string; schema?: string },
+        ),
+      )
+    )
+      continue;
+    for (const attribute of Object.values(model.getAttributes()) as Array<{ references?: unknown; onDelete?: string; onUpdate?: string }>) {
+      const ref = attribute.references as { model?: unknown; key?: string } | string | undefined;
+      if (!ref) continue;
+      const key = referencedKey(typeof ref === 'string' ? ref : ref.model);
+      if (!key || map.has(key)) continue;
+      const onDelete = CASCADING_ACTIONS.has(String(attribute.onDelete ?? '').toUpperCase());
+      const onUpdate = CASCADING_ACTIONS.has(String(attribute.onUpdate ?? '').toUpperCase());
+      if (!onDelete && !onUpdate) continue;
+      const entry = cascading.get(key) ?? { delete: false, update: new Set<string>() };
+      if (onDelete) entry.delete = true;
+      if (onUpdate) entry.update.add(typeof ref === 'string' ? 'id' : (ref.key ?? 'id'));
+      cascading.set(key, entry);
+    }
+  }
+  const tables = { count: models.length, map, names, metas, cascading };
   tableCache.set(sequelize, tables);
   analyses.delete(sequelize); // decisions depend on which tables are tenant tables
   return tables;
@@ -125,7 +166,7 @@ export async function analysisOf(sequelize: Sequelize, sql: string): Promise<Ana
   let analysis: Analysis;
   try {
     const parse = (text: string) => p.parseSync(text).stmts;
-    analysis = analyzeStatements(parse(sql), tables.map, parse);
+    analysis = analyzeStatements(parse(sql), tables.map, parse, tables.cascading, sql);
   } catch (err) {
     analysis = { kind: 'unparsed', message: (err as Error).message };
   }

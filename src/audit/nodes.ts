@@ -38,6 +38,41 @@ const SQL_TEXT_FUNCTIONS = new Set([
   'dblink_build_sql_delete',
 ]);
 
+/**
+ * Functions that reach past the statement's tables: files of the server (a table's own data file among
+ * them, for a privileged role), other sessions' statements with their values, signals to other sessions.
+ */
+const OUT_OF_SIGHT_FUNCTIONS = new Map<string, string>([
+  ...[
+    'pg_read_file',
+    'pg_read_binary_file',
+    'pg_stat_file',
+    'pg_ls_dir',
+    'pg_ls_logdir',
+    'pg_ls_waldir',
+    'pg_ls_tmpdir',
+    'pg_ls_archive_statusdir',
+    'pg_ls_logicalsnapdir',
+    'pg_ls_logicalmapdir',
+    'pg_ls_replslotdir',
+    'lo_import',
+    'lo_export',
+    'pg_file_write',
+    'pg_file_rename',
+    'pg_file_unlink',
+  ].map((name): [string, string] => [name, 'reads or writes files of the server (a table’s data file holds every tenant’s rows)']),
+  ...['pg_stat_get_activity', 'pg_stat_get_backend_activity', 'pg_stat_statements'].map((name): [string, string] => [
+    name,
+    'shows other sessions’ statements, with the values in them',
+  ]),
+  ...['pg_terminate_backend', 'pg_cancel_backend'].map((name): [string, string] => [name, 'signals another session, of any tenant']),
+]);
+
+/** Why a function called in a statement makes what it reads or changes invisible, or undefined. */
+export function outOfSight(name: string): string | undefined {
+  return SQL_TEXT_FUNCTIONS.has(name) ? 'runs SQL given as text' : OUT_OF_SIGHT_FUNCTIONS.get(name);
+}
+
 /** A window function call anywhere in `n` (`... OVER (...)`). */
 export function hasWindow(n: Node): boolean {
   if (!n || typeof n !== 'object') return false;
@@ -47,7 +82,7 @@ export function hasWindow(n: Node): boolean {
   return Object.values(n).some(hasWindow);
 }
 
-/** Every function called anywhere in a parse tree that runs SQL from text: the first one, or undefined. */
+/** Every function called anywhere in a parse tree that runs SQL from text or reaches past its tables (outOfSight): the first one, or undefined. */
 export function sqlTextFunction(n: Node): string | undefined {
   if (!n || typeof n !== 'object') return undefined;
   if (Array.isArray(n)) {
@@ -59,7 +94,7 @@ export function sqlTextFunction(n: Node): string | undefined {
   }
   if (n.FuncCall) {
     const name = (n.FuncCall.funcname ?? []).map(str).at(-1)?.toLowerCase();
-    if (name && SQL_TEXT_FUNCTIONS.has(name)) return name;
+    if (name && outOfSight(name)) return name;
   }
   for (const v of Object.values(n)) {
     const f = sqlTextFunction(v);
