@@ -37,6 +37,8 @@ const FROM_ITEMS: Array<[string, (table: string, a: string, n: number) => string
   ['parenthesised join', (t, a, n) => `(${t} ${a} JOIN (VALUES (1)) j${n}(x) ON true)`],
   ['ROWS FROM', (t, a, n) => `ROWS FROM (generate_series(1, 1)) g${n} JOIN ${t} ${a} ON true`],
   ['XMLTABLE', (t, a, n) => `${t} ${a}, XMLTABLE('/r' PASSING ('<r/>'::xml) COLUMNS x text PATH '.') x${n}`],
+  ['JOIN LATERAL (right side)', (t, a, n) => `(VALUES (1)) j${n}(x) JOIN LATERAL (SELECT * FROM ${t}) ${a} ON true`],
+  ['JOIN LATERAL over the left side', (t, a, n) => `${t} ${a} JOIN LATERAL (SELECT ${a}.store_id AS s${n}) l${n} ON true`],
 ];
 
 /** The sub-select: 1 when tenant 2's product 3 is visible, else 0 — unless constrained to tenant 1. */
