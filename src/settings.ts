@@ -53,6 +53,10 @@ interface ConnectionState {
   seen: number;
   /** The turn of the last statement sent through here. */
   turn: Promise<void>;
+  /** Run when the statement being sent has ended (`afterStatement`). */
+  after: Array<() => void>;
+  /** Run when the transaction block the connection is in has ended (committed or not). */
+  afterTransaction: Array<() => void>;
 }
 
 const providers = new WeakMap<Sequelize, SettingsProvider[]>();
@@ -67,8 +71,32 @@ export function addSettingsProvider(sequelize: Sequelize, provider: SettingsProv
 const CONTROL =
   /^(?:(BEGIN|START\s+TRANSACTION)|(COMMIT|END)|(ROLLBACK\s+(?:WORK\s+|TRANSACTION\s+)?TO)|(ROLLBACK|ABORT)|SAVEPOINT|RELEASE|SET\s+TRANSACTION|SET\s+SESSION\s+CHARACTERISTICS)\b/i;
 
-/** A statement of the application that may change a setting behind the cache's back. */
-const TOUCHES_SETTINGS = /sequelize_multitenant\.|set_config|\bRESET\b|\bDISCARD\b|\bSET\s+(?:SESSION\s+|LOCAL\s+)?citus\./i;
+/**
+ * Statements that change settings, or may run code that does: SET (but SET TRANSACTION, SET SESSION
+ * CHARACTERISTICS and SET CONSTRAINTS, which change no setting), RESET, DISCARD, a DO block or a procedure
+ * (code that can build a SET at run time), EXECUTE, FETCH and MOVE (a prepared statement's or a
+ * cursor's query runs then, not when its text was sent).
+ */
+const SETTING_HEADS = new Set(['SET', 'RESET', 'DISCARD', 'DO', 'CALL', 'EXECUTE', 'FETCH', 'MOVE']);
+const CHANGES_NO_SETTING = /^SET\s+(?:TRANSACTION|SESSION\s+CHARACTERISTICS|CONSTRAINTS)\b/i;
+/**
+ * Looked for anywhere in the text, strings and comments included, in any case: set_config; the
+ * functions that run a query given as text (its SELECT may call set_config: query_to_xml and its
+ * kin, cursor_to_xml, ts_stat, ts_rewrite); a Unicode-escaped name (`U&"..."`); and the settings'
+ * own prefix, quoted or not (`"sequelize_multitenant"."bypass"`, or with a space or a comment before the dot).
+ */
+const SETTING_WORDS = /set_config|query_to_xml|cursor_to_xml|ts_stat|ts_rewrite|U&|sequelize_multitenant/i;
+
+/**
+ * A statement of the application that may change a setting behind the cache's back: the cache is
+ * emptied after it (what it costs: the next statement sends its settings again).
+ */
+export function touchesSettings(sql: string): boolean {
+  if (SETTING_WORDS.test(sql)) return true;
+  const shape = shapeOf(sql);
+  if (!shape.readable) return true;
+  return shape.heads.some((head, i) => SETTING_HEADS.has(head) && !CHANGES_NO_SETTING.test(shape.bare[i] ?? ''));
+}
 
 /**
  * A string literal that holds any text: an escape string (`E'...'`), whose quoting does not depend on
@@ -90,6 +118,8 @@ function stateOf(connection: object): ConnectionState {
       sent: 0,
       seen: 0,
       turn: Promise.resolve(),
+      after: [],
+      afterTransaction: [],
     };
     // every message sent on the client is counted, also those sent on it directly
     const target = connection as unknown as { query: QueryFn };
@@ -107,6 +137,26 @@ function stateOf(connection: object): ConnectionState {
 function forget(state: ConnectionState): void {
   state.held.clear();
   state.local.clear();
+}
+
+/**
+ * Runs `fn` once the statement the connection is about to send (the one whose settings are being
+ * decided: call it from a provider) has ended, succeeded or failed — and, when it ran inside a
+ * transaction block, once more when that block has ended: what the statement changed is seen by other
+ * sessions only then. Internal: row-level security proves the tables again after a statement that may
+ * make or change one.
+ */
+export function afterStatement(connection: PgConnection, fn: () => void): void {
+  stateOf(connection).after.push(fn);
+}
+
+function runAll(list: Array<() => void>): void {
+  for (const fn of list.splice(0)) fn();
+}
+
+/** The connection's transaction block has ended (as the server or the commands sent say). */
+function transactionEnded(state: ConnectionState): void {
+  runAll(state.afterTransaction);
 }
 
 /**
@@ -190,7 +240,10 @@ function syncWithServer(state: ConnectionState, connection: PgConnection): void 
   const status = serverStatus(connection);
   if (status === undefined) return;
   if (status === 'I') {
-    if (state.inTransaction) forget(state);
+    if (state.inTransaction) {
+      forget(state);
+      transactionEnded(state);
+    }
     state.inTransaction = false;
     state.aborted = false;
     state.local.clear();
@@ -211,7 +264,7 @@ function reconcile(state: ConnectionState, connection: PgConnection, sql: string
   // ROLLBACK [AND CHAIN], ROLLBACK TO, and a COMMIT [AND CHAIN] of a failed transaction undo SETs,
   // also when the server stays in a transaction block (AND CHAIN, savepoints)
   const undone = control === 'rollback' || control === 'rollbackTo' || (control === 'commit' && state.aborted);
-  if (!single || undone || TOUCHES_SETTINGS.test(sql)) forget(state);
+  if (!single || undone || touchesSettings(sql)) forget(state);
   if (serverStatus(connection) === undefined) {
     legacySuccess(state, control);
     return;
@@ -230,11 +283,13 @@ function legacySuccess(state: ConnectionState, control: Control): void {
     state.inTransaction = false;
     state.aborted = false;
     state.local.clear();
+    transactionEnded(state);
   } else if (control === 'rollbackTo') state.aborted = false;
 }
 
 function legacyFailure(state: ConnectionState, control: Control): void {
   if (control === 'commit' || control === 'rollback') {
+    transactionEnded(state);
     state.inTransaction = false;
     state.aborted = false;
   } else if (state.inTransaction) state.aborted = true;
@@ -343,6 +398,11 @@ export async function runWithSettings<T>(
     return result;
   } finally {
     state.seen = state.sent;
+    if (state.after.length > 0) {
+      // still in a transaction block: once more when it ends
+      if (state.inTransaction) state.afterTransaction.push(...state.after);
+      runAll(state.after);
+    }
     done();
   }
 }

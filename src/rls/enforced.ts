@@ -6,16 +6,18 @@
 // subject to policies), every statement about rows (not DDL, settings, transaction control) is refused
 // with a MultitenantError before it is sent; outside withoutTenant (which sees every row anyway) and
 // outside the library's own schema work (a sync, its catalog reads). The tables are looked at once — at
-// the first such statement, again when models are added — and a table proven once is not looked at again.
-// A tenant model whose table does not exist yet is looked at again when a statement names it, or after
-// the instance sent DDL.
+// the first such statement, again when models are added — and a table proven once is not looked at again
+// on that connection, until the instance sends a statement that may make, drop, rename, move or change a
+// table, or change which table a name reaches (`mayMakeTables`): then every connection proves its tables
+// again at its next statement about rows. A tenant model whose table does not exist yet is looked at again
+// when a statement names it, or after such a statement. DDL sent by another process is not seen.
 import type { Sequelize } from 'sequelize';
 import { currentFrame, inSchemaWork } from '../context';
 import { MultitenantError } from '../errors';
 import type { AnyModelStatic } from '../models';
 import { metaOf, models } from '../schema/graph';
 import { bare, qualified, type TableName, tableKey } from '../schema/sql';
-import { literal, type PgConnection } from '../settings';
+import { afterStatement, literal, type PgConnection } from '../settings';
 import { namesIn, shapeOf } from '../statements';
 import { tenantIdOf } from '../tenant';
 import { POLICY_NAME, TRUNCATE_TRIGGER } from './names';
@@ -73,21 +75,33 @@ interface ConnectionProof {
 }
 
 interface InstanceState {
-  /** Bumped by every statement that may create, rename or move a table: each connection proves again. */
+  /**
+   * Bumped by every statement that may make, drop, rename, move or change a table (or change which table
+   * a name reaches), before it is sent, after it ended and after the transaction it ran in ended: each
+   * connection proves again.
+   */
   epoch: number;
   proofs: WeakMap<object, ConnectionProof>;
-  /** Tenant tables that did not exist when last looked at (tableKey). */
-  missing: Set<string>;
+  /** Tenant tables that did not exist when last looked at (tableKey → the epoch they were looked at in). */
+  missing: Map<string, number>;
+  /** Connections that sent a statement that may make tables: their EXECUTE, FETCH and MOVE may run one. */
+  deferred: WeakSet<object>;
 }
 const states = new WeakMap<Sequelize, InstanceState>();
 
 function stateFor(sequelize: Sequelize): InstanceState {
   let state = states.get(sequelize);
   if (!state) {
-    state = { epoch: 0, proofs: new WeakMap(), missing: new Set() };
+    state = { epoch: 0, proofs: new WeakMap(), missing: new Map(), deferred: new WeakSet() };
     states.set(sequelize, state);
   }
   return state;
+}
+
+/** The tenant tables not found in the current epoch (those of an earlier one are looked at again). */
+function missingNow(state: InstanceState): Map<string, number> {
+  for (const [key, epoch] of state.missing) if (epoch !== state.epoch) state.missing.delete(key);
+  return state.missing;
 }
 
 function proofOf(state: InstanceState, connection: object): ConnectionProof {
@@ -114,13 +128,68 @@ function pendingOf(sequelize: Sequelize, proof: ConnectionProof): Pending[] {
   return list;
 }
 
-/** Statements that may make, rename or move a table: DDL, a DO block, a procedure, `SELECT ... INTO`. */
-const MAKERS = new Set(['CREATE', 'ALTER', 'DO', 'CALL', 'IMPORT']);
-function mayMakeTables(sql: string): boolean {
-  if (!/\b(?:CREATE|ALTER|DO|CALL|IMPORT|INTO)\b/i.test(sql)) return false; // the common case, without reading the message
+/**
+ * Words that make a statement one that may make, drop, rename, move or change a table, or change which
+ * table an unqualified name reaches, wherever they stand (an EXPLAIN before them, an earlier statement of
+ * the message, a function body): DDL and privileges (a schema's USAGE decides whether the search path
+ * reaches it), `set_config` (the search path), and the functions that run a query given as text (whose
+ * SELECT may call set_config).
+ */
+const MAKING_WORDS = [
+  'create',
+  'alter',
+  'drop',
+  'import',
+  'grant',
+  'revoke',
+  'set_config',
+  'query_to_xml',
+  'query_to_xmlschema',
+  'query_to_xml_and_xmlschema',
+  'cursor_to_xml',
+  'cursor_to_xmlschema',
+  'ts_stat',
+  'ts_rewrite',
+];
+/** Settings that decide which table a name reaches (`SET SCHEMA` is `SET search_path`; the role decides `$user` and privileges). */
+const PATH_SETTINGS = new Set(['search_path', 'schema', 'role', 'authorization', 'all']);
+/** Statements that run code the message does not show, or a query whose text was sent before (PREPARE, DECLARE). */
+const RUNS_CODE = new Set(['DO', 'CALL']);
+const RUNS_EARLIER = new Set(['EXECUTE', 'FETCH', 'MOVE']);
+/** Statements whose INTO is not SELECT ... INTO (which makes a table). */
+const INSERTS = new Set(['INSERT', 'MERGE']);
+/**
+ * What may start any of the above, looked for in the raw text (strings and comments included) before
+ * reading the message: most statements about rows have none of these words. A letter or an underscore
+ * before a word makes it part of a longer name; a digit does not (PostgreSQL 14 and earlier read `1INTO`
+ * as `1 INTO`).
+ */
+const CANDIDATE =
+  /(?<![A-Za-z_$\u0080-\uffff])(?:CREATE|ALTER|DROP|IMPORT|GRANT|REVOKE|INTO|DO|CALL|SET|RESET|DISCARD|EXECUTE|FETCH|MOVE)(?![A-Za-z0-9_$\u0080-\uffff])|set_config|_to_xml|ts_stat|ts_rewrite|U&/i;
+
+/**
+ * Whether a message may make, drop, rename, move or change a table (or change which table a name reaches).
+ * Read as PostgreSQL reads it (`namesIn`: words outside string literals and comments, in every statement
+ * and function body, quoted identifiers as written): a value that holds one of the words (`'Drop
+ * shipping'`, which Sequelize writes into the statements it builds) costs nothing. A message that cannot be
+ * read to its end, or that holds a Unicode-escaped name, may.
+ */
+function mayMakeTables(sql: string, deferred: boolean): boolean {
+  if (!CANDIDATE.test(sql)) return false; // the common case, without reading the message
   const shape = shapeOf(sql);
-  if (!shape.readable) return true;
-  return shape.heads.some((head) => MAKERS.has(head)) || (!shape.heads.includes('INSERT') && /\bINTO\b/i.test(sql));
+  const names = namesIn(sql);
+  if (!shape.readable || !names) return true;
+  if (MAKING_WORDS.some((word) => names.has(word))) return true;
+  return shape.heads.some((head, i) => {
+    if (RUNS_CODE.has(head) || (deferred && RUNS_EARLIER.has(head))) return true;
+    const statement = namesIn(shape.statements[i] as string);
+    if (!statement) return true;
+    // SELECT ... INTO, also after EXPLAIN, in PREPARE, inside parentheses (`1e5INTO`: PostgreSQL 14 and earlier)
+    if (!INSERTS.has(head) && [...statement].some((name) => name === 'into' || /^e\d+into$/.test(name))) return true;
+    if (head === 'DISCARD') return true;
+    // setting names are read in any case, quoted or not
+    return (head === 'SET' || head === 'RESET') && [...statement].some((name) => PATH_SETTINGS.has(name.toLowerCase()));
+  });
 }
 
 /**
@@ -130,22 +199,29 @@ function mayMakeTables(sql: string): boolean {
 export async function assertPoliciesInPlace(sequelize: Sequelize, sql: string, connection: PgConnection): Promise<void> {
   const frame = currentFrame();
   const state = stateFor(sequelize);
-  // a table made now may take a tenant table's place for unqualified names: every connection proves again
-  // from the next statement on (this one is checked as things stand: what it makes does not exist yet)
-  const makes = mayMakeTables(sql);
-  const proof = proofOf(state, connection as unknown as object);
-  if (makes) state.epoch++;
+  const key = connection as unknown as object;
+  // a table made, dropped or changed now may take a tenant table's place for unqualified names, or lack
+  // its policy: every connection proves again from the next statement on — counted from before it is sent,
+  // from when it has ended, and from when its transaction has ended (other sessions see it only then).
+  // This statement is checked as things stand (what it makes does not exist yet), under the proof taken
+  // before the epoch moved; so is a missing table it looks at (looked at again after it).
+  const makes = mayMakeTables(sql, state.deferred.has(key));
+  const proof = proofOf(state, key);
+  if (makes) {
+    state.epoch++;
+    state.deferred.add(key);
+    afterStatement(connection, () => {
+      state.epoch++;
+    });
+  }
   if (frame?.bypass || inSchemaWork()) return;
   const pending = pendingOf(sequelize, proof);
   if (pending.length === 0) return;
   const shape = shapeOf(sql);
-  if (shape.readable && shape.heads.every((head) => NOT_ROWS.has(head))) {
-    // DDL may have made a missing table: look at it again
-    if (shape.heads.includes('CREATE') || shape.heads.includes('ALTER')) state.missing.clear();
-    return;
-  }
-  const names = state.missing.size > 0 ? namesIn(sql) : undefined;
-  const look = pending.filter((p) => !state.missing.has(p.key) || !names || names.has(p.name));
+  if (shape.readable && shape.heads.every((head) => NOT_ROWS.has(head))) return;
+  const missing = missingNow(state);
+  const names = missing.size > 0 ? namesIn(sql) : undefined;
+  const look = pending.filter((p) => !missing.has(p.key) || !names || names.has(p.name));
   if (look.length === 0) return;
   const result = (await connection.query(
     `SELECT v.i, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
@@ -159,10 +235,10 @@ export async function assertPoliciesInPlace(sequelize: Sequelize, sql: string, c
   for (const row of result.rows ?? []) {
     const p = look[Number(row.i)] as Pending;
     if (row.enabled === null) {
-      state.missing.add(p.key); // no such table (yet): a statement that names it fails on its own
+      missing.set(p.key, proof.epoch); // no such table (yet): a statement that names it fails on its own
       continue;
     }
-    state.missing.delete(p.key);
+    missing.delete(p.key);
     if (row.enabled && row.forced && row.policy && row.trigger) {
       proof.proven.add(p.key);
       continue;
