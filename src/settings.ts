@@ -80,12 +80,13 @@ const CONTROL =
 const SETTING_HEADS = new Set(['SET', 'RESET', 'DISCARD', 'DO', 'CALL', 'EXECUTE', 'FETCH', 'MOVE']);
 const CHANGES_NO_SETTING = /^SET\s+(?:TRANSACTION|SESSION\s+CHARACTERISTICS|CONSTRAINTS)\b/i;
 /**
- * Looked for anywhere in the text, strings and comments included, in any case: set_config; the
+ * Looked for anywhere in the text, strings and comments included, in any case: set_config and
+ * pg_settings (an UPDATE of it is a SET); the
  * functions that run a query given as text (its SELECT may call set_config: query_to_xml and its
  * kin, cursor_to_xml, ts_stat, ts_rewrite); a Unicode-escaped name (`U&"..."`); and the settings'
  * own prefix, quoted or not (`"sequelize_multitenant"."bypass"`, or with a space or a comment before the dot).
  */
-const SETTING_WORDS = /set_config|query_to_xml|cursor_to_xml|ts_stat|ts_rewrite|U&|sequelize_multitenant/i;
+const SETTING_WORDS = /set_config|pg_settings|query_to_xml|cursor_to_xml|ts_stat|ts_rewrite|U&|sequelize_multitenant/i;
 
 /**
  * A statement of the application that may change a setting behind the cache's back: the cache is

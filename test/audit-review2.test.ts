@@ -33,6 +33,9 @@ const models = (s: Sequelize) => {
   );
   // a global table nothing references
   s.define('Country', { id: key(), name: DataTypes.STRING }, { tableName: 'countries', timestamps: false });
+  // (third review) a global table whose deletion cascades into categories, whose deletion reaches products
+  const Group = s.define('Group', { id: key(), name: DataTypes.STRING }, { tableName: 'groups', timestamps: false });
+  Category.belongsTo(Group, { foreignKey: 'group_id', onDelete: 'CASCADE' });
 };
 const offline = new Sequelize('postgres://postgres@127.0.0.1:1/none', { logging: false });
 multitenant(offline, { notice: false });
@@ -167,6 +170,25 @@ const FINDINGS: Array<[string, string, (number | null)?]> = [
   ['a hexadecimal literal', 'SELECT * FROM products WHERE store_id = 0x1'],
   ['an octal literal', 'SELECT * FROM products WHERE store_id = 0o1'],
   ['a binary literal', 'SELECT * FROM products WHERE store_id = 0b1'],
+  // the third review
+  ['SET client_encoding (the server would decode later statements another way)', "SET client_encoding TO 'SJIS'"],
+  ['SET NAMES', "SET NAMES 'SJIS'"],
+  ['RESET client_encoding', 'RESET client_encoding'],
+  [
+    'no tenant (strict): a function whose body runs SQL given as text',
+    `CREATE FUNCTION pg_temp.f() RETURNS xml LANGUAGE sql AS $$ SELECT query_to_xml('select store_id from pro' || 'ducts', true, true, '') $$`,
+    null,
+  ],
+  [
+    'no tenant (strict): a view over SQL given as text',
+    `CREATE TEMP VIEW v AS SELECT query_to_xml('select store_id from pro' || 'ducts', true, true, '') AS x`,
+    null,
+  ],
+  ['no tenant (strict): a temporary table named like a tenant table', 'CREATE TEMP TABLE products (LIKE public.products)', null],
+  ['no tenant (strict): a table renamed to a tenant table’s name', 'ALTER TABLE pg_temp.loot RENAME TO products', null],
+  ['no tenant (strict): SELECT ... INTO a tenant table’s name', 'SELECT 1 AS id INTO TEMP products', null],
+  ['no tenant (strict): CREATE TABLE ... AS a tenant table’s name', 'CREATE TEMP TABLE products AS SELECT 1 AS id', null],
+  ['a DELETE of a global table whose cascade reaches tenant rows through another global table', 'DELETE FROM groups WHERE id = 1'],
 ];
 
 for (const [name, sql, tenant] of FINDINGS) {
@@ -194,6 +216,9 @@ test('still allowed: what the fixes must not refuse', async (t) => {
     ['GRANT SELECT ON countries TO PUBLIC', 1],
     ['SELECT count(*) FROM pg_stat_user_tables', 1],
     ['EXPLAIN SELECT * FROM countries', 1],
+    ["UPDATE groups SET name = 'x' WHERE id = 1", 1],
+    ['CREATE TEMP TABLE scratch (id int)', null],
+    ['CREATE FUNCTION pg_temp.g() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$', null],
   ] as Array<[string, number | null]>)
     t.is(await refused(sql, tenant), undefined, sql);
 });

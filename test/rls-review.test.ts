@@ -143,6 +143,9 @@ test.serial(
         `SET SCHEMA 'shadow'`,
         `SELECT set_config('search_path', 'shadow, public', false)`,
         `SELECT * FROM ts_stat('SELECT set_con' || 'fig(''search_path'', ''shadow, public'', false)::tsvector')`,
+        // (third review) UPDATE pg_settings is SET by another name
+        `UPDATE pg_settings SET setting = 'shadow, public' WHERE name = 'search_path'`,
+        `UPDATE pg_catalog."pg_settings" SET setting = 'shadow, public' WHERE name = 'search_path'`,
       ]) {
         await withTenant(1, () => s.query(path));
         const err = await t.throwsAsync(() => withTenant(2, () => Product.create({ id: 3, name: 'p3-of-2' })), {

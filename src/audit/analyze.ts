@@ -599,11 +599,12 @@ export function analyzeStatements(
   const functionOverTenant = (s: Node, body: string | undefined): boolean => {
     if (touchesTenantTable(s.parameters) || touchesTenantTable(s.returnType)) return true;
     const names = (n: Node) => tableReferences(n).some((rv) => findTable(rv));
-    if (s.sql_body) return names(s.sql_body);
+    // a body that runs SQL given as text (query_to_xml('select ... from pro' || 'ducts')) may reach any table
+    if (s.sql_body) return names(s.sql_body) || sqlTextFunction(s.sql_body) !== undefined;
     const language = s.options?.map((o: Node) => o.DefElem).find((d: Node) => d?.defname === 'language')?.arg?.String?.sval;
     if (String(language).toLowerCase() !== 'sql' || body === undefined) return true;
     try {
-      return parse(body).some((r) => names(r.stmt) || mentionsTenantTable(r.stmt));
+      return parse(body).some((r) => names(r.stmt) || mentionsTenantTable(r.stmt) || sqlTextFunction(r.stmt) !== undefined);
     } catch {
       return true;
     }
@@ -611,7 +612,7 @@ export function analyzeStatements(
 
   /** SQL that runs later, or a change of how isolation works: refused under a tenant; over a tenant table, in strict mode too. */
   const defines = (k: string, s: Node, what = 'defines SQL that runs later, unseen'): never =>
-    schemaChange(`${label(k)} ${what}`, touchesTenantTable(s) || mentionsTenantTable(s));
+    schemaChange(`${label(k)} ${what}`, touchesTenantTable(s) || mentionsTenantTable(s) || sqlTextFunction(s) !== undefined);
 
   /** Does a DDL statement name a tenant table (a RangeVar anywhere, or a DROP's object names)? */
   const touchesTenantTable = (n: Node): boolean => {
@@ -649,6 +650,11 @@ export function analyzeStatements(
     switch (k) {
       case 'SelectStmt': {
         if (s.intoClause) {
+          if (tenantNames.includes(s.intoClause.rel?.relname))
+            return schemaChange(
+              `a table named ${s.intoClause.rel.relname}, a tenant table's name, would take its place for unqualified names`,
+              true,
+            );
           // SELECT ... INTO new_table copies rows out of the tenant scope
           const before = g.required.length;
           select(stmt, outer);
@@ -818,12 +824,15 @@ export function analyzeStatements(
       case 'RenameStmt':
         if (s.renameType === 'OBJECT_SCHEMA') return defines(k, s, 'renames a schema: it changes which table a name is');
         if (s.newname && tenantNames.includes(s.newname))
-          return schemaChange(`a relation renamed to ${s.newname}, a tenant table's name, would take its place`);
+          return schemaChange(`a relation renamed to ${s.newname}, a tenant table's name, would take its place`, true);
         if (touchesTenantTable(s)) return schemaChange(`RENAME on a tenant table changes every tenant's rows or schema`);
         return none;
       case 'CreateStmt':
         if (tenantNames.includes(s.relation?.relname))
-          return schemaChange(`a table named ${s.relation.relname}, a tenant table's name, would take its place for unqualified names`);
+          return schemaChange(
+            `a table named ${s.relation.relname}, a tenant table's name, would take its place for unqualified names`,
+            true,
+          );
         if (touchesTenantTable(s))
           return schemaChange(`CREATE TABLE on a tenant table (inheritance, partition) changes every tenant's rows`);
         return none;
@@ -834,7 +843,9 @@ export function analyzeStatements(
       case 'VariableSetStmt': {
         // settings that change how the auditor must read later statements' strings and table names
         const name = String(s.name ?? '').toLowerCase();
-        if (['standard_conforming_strings', 'backslash_quote', 'search_path'].includes(name))
+        // (client_encoding, also SET NAMES: the server would decode the bytes of later statements another
+        // way than the auditor reads their text — a backslash swallowed by a multibyte character)
+        if (['standard_conforming_strings', 'backslash_quote', 'search_path', 'client_encoding'].includes(name))
           return unknowable(`SET ${name} changes how later statements are read`);
         // settings that change who the session is or what row-level security lets through
         if (
@@ -857,7 +868,10 @@ export function analyzeStatements(
       }
       case 'CreateTableAsStmt': {
         if (tenantNames.includes(s.into?.rel?.relname))
-          return schemaChange(`a table named ${s.into.rel.relname}, a tenant table's name, would take its place for unqualified names`);
+          return schemaChange(
+            `a table named ${s.into.rel.relname}, a tenant table's name, would take its place for unqualified names`,
+            true,
+          );
         // CREATE TABLE / MATERIALIZED VIEW ... AS copies rows out of the tenant scope
         const before = g.required.length;
         statement(s.query, outer);

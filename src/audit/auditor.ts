@@ -101,32 +101,74 @@ function tablesOf(sequelize: Sequelize): Tables {
     names.set(key.startsWith('.') ? key.slice(1) : key, model.name);
     metas.set(key.startsWith('.') ? key.slice(1) : key, meta);
   }
-  // foreign keys of tenant tables to global tables whose action the database runs over the referencing
-  // rows (Sequelize's belongsTo: ON UPDATE CASCADE): a write of the global table reaches every tenant
+  // foreign keys whose action the database runs over the referencing rows (Sequelize's belongsTo: ON
+  // UPDATE CASCADE): a write of a global table reaches every tenant when tenant tables reference it so —
+  // directly, or through global tables whose rows the action deletes or whose keys it changes
   const cascading = new Map<string, { delete: boolean; update: Set<string> }>();
+  interface Edge {
+    from: string;
+    to: string;
+    column: string;
+    refColumn: string;
+    onDelete: string;
+    onUpdate: string;
+  }
+  const edges: Edge[] = [];
+  const keyOf = (t: unknown) => {
+    const n = t as string | { tableName: string; schema?: string };
+    return typeof n === 'string' ? `.${n}` : n.schema ? `${n.schema}.${n.tableName}` : `.${n.tableName}`;
+  };
   for (const model of models) {
-    if (
-      !metas.has(
-        ((t) => (typeof t === 'string' ? t : t.schema ? `${t.schema}.${t.tableName}` : t.tableName))(
-          model.getTableName() as unknown as string | { tableName: string; schema?: string },
-        ),
-      )
-    )
-      continue;
-    for (const attribute of Object.values(model.getAttributes()) as Array<{ references?: unknown; onDelete?: string; onUpdate?: string }>) {
+    const from = keyOf(model.getTableName());
+    for (const [name, attribute] of Object.entries(model.getAttributes()) as Array<
+      [string, { references?: unknown; onDelete?: string; onUpdate?: string; field?: string }]
+    >) {
       const ref = attribute.references as { model?: unknown; key?: string } | string | undefined;
       if (!ref) continue;
-      const key = referencedKey(typeof ref === 'string' ? ref : ref.model);
-      if (!key || map.has(key)) continue;
-      const onDelete = CASCADING_ACTIONS.has(String(attribute.onDelete ?? '').toUpperCase());
-      const onUpdate = CASCADING_ACTIONS.has(String(attribute.onUpdate ?? '').toUpperCase());
-      if (!onDelete && !onUpdate) continue;
-      const entry = cascading.get(key) ?? { delete: false, update: new Set<string>() };
-      if (onDelete) entry.delete = true;
-      if (onUpdate) entry.update.add(typeof ref === 'string' ? 'id' : (ref.key ?? 'id'));
-      cascading.set(key, entry);
+      const to = referencedKey(typeof ref === 'string' ? ref : ref.model);
+      if (!to || map.has(to)) continue;
+      edges.push({
+        from,
+        to,
+        column: attribute.field ?? name,
+        refColumn: typeof ref === 'string' ? 'id' : (ref.key ?? 'id'),
+        onDelete: String(attribute.onDelete ?? '').toUpperCase(),
+        onUpdate: String(attribute.onUpdate ?? '').toUpperCase(),
+      });
     }
   }
+  const entryOf = (key: string) => {
+    let e = cascading.get(key);
+    if (!e) {
+      e = { delete: false, update: new Set<string>() };
+      cascading.set(key, e);
+    }
+    return e;
+  };
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const edge of edges) {
+      const fromTenant = map.has(edge.from);
+      const source = fromTenant ? undefined : cascading.get(edge.from);
+      // what the action does to the referencing rows reaches tenant rows: they are tenant rows, or rows of a
+      // global table whose deletion (CASCADE) or change of the referencing column reaches them in turn
+      const deleteReaches =
+        (edge.onDelete === 'CASCADE' && (fromTenant || source?.delete === true)) ||
+        ((edge.onDelete === 'SET NULL' || edge.onDelete === 'SET DEFAULT') && (fromTenant || source?.update.has(edge.column) === true));
+      const updateReaches = CASCADING_ACTIONS.has(edge.onUpdate) && (fromTenant || source?.update.has(edge.column) === true);
+      if (!deleteReaches && !updateReaches) continue;
+      const target = entryOf(edge.to);
+      if (deleteReaches && !target.delete) {
+        target.delete = true;
+        changed = true;
+      }
+      if (updateReaches && !target.update.has(edge.refColumn)) {
+        target.update.add(edge.refColumn);
+        changed = true;
+      }
+    }
+  }
+  for (const [key, e] of cascading) if (!e.delete && e.update.size === 0) cascading.delete(key);
   const tables = { count: models.length, map, names, metas, cascading };
   tableCache.set(sequelize, tables);
   analyses.delete(sequelize); // decisions depend on which tables are tenant tables

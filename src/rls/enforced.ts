@@ -143,6 +143,8 @@ const MAKING_WORDS = [
   'grant',
   'revoke',
   'set_config',
+  // UPDATE pg_settings is SET by another name (search_path among them)
+  'pg_settings',
   'query_to_xml',
   'query_to_xmlschema',
   'query_to_xml_and_xmlschema',
@@ -165,7 +167,7 @@ const INSERTS = new Set(['INSERT', 'MERGE']);
  * as `1 INTO`).
  */
 const CANDIDATE =
-  /(?<![A-Za-z_$\u0080-\uffff])(?:CREATE|ALTER|DROP|IMPORT|GRANT|REVOKE|INTO|DO|CALL|SET|RESET|DISCARD|EXECUTE|FETCH|MOVE)(?![A-Za-z0-9_$\u0080-\uffff])|set_config|_to_xml|ts_stat|ts_rewrite|U&/i;
+  /(?<![A-Za-z_$\u0080-\uffff])(?:CREATE|ALTER|DROP|IMPORT|GRANT|REVOKE|INTO|DO|CALL|SET|RESET|DISCARD|EXECUTE|FETCH|MOVE)(?![A-Za-z0-9_$\u0080-\uffff])|set_config|pg_settings|_to_xml|ts_stat|ts_rewrite|U&/i;
 
 /**
  * Whether a message may make, drop, rename, move or change a table (or change which table a name reaches).
