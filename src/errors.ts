@@ -11,6 +11,8 @@ export interface RefusalDetails {
   operation?: string;
   /** The current tenant id(s) at the time of the refusal, if any. */
   tenant?: TenantId | TenantId[];
+  /** The HTTP status a host answers with, when it is not the class's (a host's own refusals set it). */
+  status?: number;
 }
 
 function describeTenant(tenant: TenantId | TenantId[] | undefined): string {
@@ -26,9 +28,20 @@ function describeTenant(tenant: TenantId | TenantId[] | undefined): string {
  * catch (e) { if (e instanceof MultitenantError) console.log(e.model, e.operation, e.tenant); }
  */
 export class MultitenantError extends Error {
+  /**
+   * The HTTP status of this class of refusal (docs/reference.md, "Errors and HTTP statuses"): 500, a
+   * refusal that only a bug of the application's code can cause.
+   */
+  static readonly status: number = 500;
   readonly model: string | undefined;
   readonly operation: string | undefined;
   readonly tenant: TenantId | TenantId[] | undefined;
+  /** The HTTP status a host answers with: the class's, or the one the refusal was made with (a host's: 400, 401). */
+  readonly status: number;
+  /** The same as `status`, under the name Fastify and Node's http read. */
+  readonly statusCode: number;
+  /** Whether the message may be shown to the client (Koa's and http-errors' convention): true below 500. */
+  readonly expose: boolean;
 
   constructor(message: string, details: RefusalDetails = {}) {
     const where = [details.model, details.operation].filter(Boolean).join('.');
@@ -37,12 +50,16 @@ export class MultitenantError extends Error {
     this.model = details.model;
     this.operation = details.operation;
     this.tenant = details.tenant;
+    this.status = details.status ?? (new.target as typeof MultitenantError).status;
+    this.statusCode = this.status;
+    this.expose = this.status < 500;
   }
 }
 
 /**
  * Thrown in `strict` mode when a tenant model is queried with no tenant set and outside `withoutTenant`.
- * No SQL is sent.
+ * No SQL is sent. HTTP status 500 there (a route that reads tenant data without a tenant is a bug of the
+ * route); 401 when a host refuses a request that resolved to no tenant (`required`, `@RequireTenant`).
  * @example
  * multitenant(sequelize, { strict: true });
  * await Product.findAll(); // throws MissingTenantError
@@ -52,11 +69,13 @@ export class MissingTenantError extends MultitenantError {}
 /**
  * Thrown when a write names another tenant than the current one (an explicit `storeId`, a change
  * of a row's tenant, an instance loaded under another tenant, a create under several tenants,
- * an upsert whose conflict target lacks the tenant column). Nothing is written.
+ * an upsert whose conflict target lacks the tenant column). Nothing is written. HTTP status 403.
  * @example
  * await withTenant(1, () => Product.create({ name: 'x', storeId: 2 })); // throws TenantMismatchError
  */
 export class TenantMismatchError extends MultitenantError {
+  /** 403: the request asked to write another tenant's row or value. */
+  static override readonly status: number = 403;
   /** The tenant value the refused write carried, when there was one. */
   readonly received: unknown;
   constructor(message: string, details: RefusalDetails & { received?: unknown } = {}) {
@@ -67,11 +86,13 @@ export class TenantMismatchError extends MultitenantError {
 
 /**
  * Thrown where a tenant value is received that cannot scope a query: `undefined`, `null`, `NaN`,
- * `{}`, `[]`, an instance without its key, or a value of the wrong type for the tenant column.
+ * `{}`, `[]`, an instance without its key, or a value of the wrong type for the tenant column. HTTP status 400.
  * @example
  * setCurrentTenant(undefined); // throws InvalidTenantError
  */
 export class InvalidTenantError extends MultitenantError {
+  /** 400: a tenant value comes from the request (a header, a parameter, a token's claim) in nearly every app. */
+  static override readonly status: number = 400;
   /** The value that was refused. */
   readonly value: unknown;
   constructor(message: string, details: RefusalDetails & { value?: unknown } = {}) {

@@ -111,6 +111,12 @@ export function unnamedTenantKey(model: AnyModelStatic): string | undefined {
   return `${m.name}: tenantKey '${tenantKey}' names no attribute or column (attributes: ${Object.keys(m.rawAttributes).join(', ')}): declare it, or define the association that adds it (e.g. belongsTo(Store, { foreignKey: '${tenantKey}' })); its queries fail until then`;
 }
 
+/** The Sequelize type keys of every tenant column seen in this process (a host checks a request's tenant against them). */
+const tenantColumnTypes = new Set<string>();
+export function knownTenantColumnTypes(): ReadonlySet<string> {
+  return tenantColumnTypes;
+}
+
 function resolve(model: AnyModelStatic): TenantMeta | undefined {
   const m = internals(model);
   const tenantKey = m.options?.tenantKey;
@@ -128,6 +134,7 @@ function resolve(model: AnyModelStatic): TenantMeta | undefined {
   const def = m.rawAttributes[attribute];
   const type = def?.type as { key?: string; constructor?: { key?: string } } | undefined;
   const pk = m.primaryKeyAttributes;
+  tenantColumnTypes.add(String(type?.key ?? type?.constructor?.key ?? 'UNKNOWN'));
   return {
     model,
     name: m.name,

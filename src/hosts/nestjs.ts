@@ -131,7 +131,7 @@ class TenantInterceptor implements NestInterceptor {
         http
           ? 'the request resolved to no tenant (@RequireTenant)'
           : `@RequireTenant on a ${context.getType()} handler: it has no HTTP request to resolve a tenant from`,
-        { operation: 'MultitenantModule' },
+        { operation: 'MultitenantModule', ...(http ? { status: 401 } : {}) },
       );
     }
     if (!frame) return next.handle();

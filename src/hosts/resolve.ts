@@ -1,7 +1,8 @@
 import { AsyncResource } from 'node:async_hooks';
 import { type Frame, runInFrame } from '../context';
-import { MissingTenantError } from '../errors';
-import { normalizeTenant, type TenantInput } from '../tenant';
+import { InvalidTenantError, MissingTenantError } from '../errors';
+import { knownTenantColumnTypes } from '../models';
+import { fitsSomeTenantColumn, normalizeTenant, type TenantInput, tenantIdOf } from '../tenant';
 
 /**
  * What a resolver may return: a tenant, nothing (no tenant for this request), or a promise of either.
@@ -29,10 +30,23 @@ export function assertResolver(resolveTenant: unknown, where: string): void {
 /** The frame a request runs in, from what its resolver returned (throws InvalidTenantError / MissingTenantError). */
 export function frameOf(resolved: ResolvedTenant, required: boolean, operation: string): Frame {
   if (resolved === undefined || resolved === null || (typeof resolved === 'string' && resolved.trim() === '')) {
-    if (required) throw new MissingTenantError('the request resolved to no tenant', { operation });
+    // 401: the request did not say whose data it is (its credential, header or host name)
+    if (required) throw new MissingTenantError('the request resolved to no tenant', { operation, status: 401 });
     return { tenant: undefined, bypass: false };
   }
-  return { tenant: normalizeTenant(resolved, { operation }), bypass: false };
+  const tenant = normalizeTenant(resolved, { operation, status: 400 });
+  // a tenant no tenant column can hold ('abc' where they are BIGINT) is refused here, not at the first query
+  if (!fitsSomeTenantColumn(tenant)) {
+    throw new InvalidTenantError(
+      `tenant ${String(tenantIdOf(tenant))} fits no tenant column (${[...knownTenantColumnTypes()].join(', ')})`,
+      {
+        operation,
+        status: 400,
+        value: resolved,
+      },
+    );
+  }
+  return { tenant, bypass: false };
 }
 
 /**
