@@ -68,3 +68,57 @@ test('no export of the package has `any` in its type (main entry and subpaths, r
   t.true(exports > 50, `${exports} exports read`);
   t.deepEqual(found, []);
 });
+
+// Subpaths under every module resolution an application may use: node10 (the default of "module":
+// "commonjs", common in NestJS apps) finds them through typesVersions, the others through exports.
+const SUBPATH_APP = `import { multitenant, withTenant } from 'sequelize-multitenant';
+import { fastifyTenant } from 'sequelize-multitenant/fastify';
+import { koaTenant } from 'sequelize-multitenant/koa';
+import { MultitenantModule, RequireTenant } from 'sequelize-multitenant/nestjs';
+import { tenantQueue } from 'sequelize-multitenant/bullmq';
+export const used = [multitenant, withTenant, fastifyTenant, koaTenant, MultitenantModule, RequireTenant, tenantQueue];
+`;
+const RESOLUTIONS: Array<[string, string, string[]]> = [
+  ['node10', 'commonjs', ['typescript']], // TypeScript 7 no longer has node10
+  ['node16', 'node16', ['typescript', 'typescript7']],
+  ['nodenext', 'nodenext', ['typescript', 'typescript7']],
+  ['bundler', 'esnext', ['typescript', 'typescript7']],
+];
+for (const [resolution, module, compilers] of RESOLUTIONS) {
+  for (const compiler of compilers) {
+    test(`subpaths and their types resolve under moduleResolution ${resolution} (${compiler})`, async (t) => {
+      const { mkdtemp, mkdir, symlink, writeFile, rm } = await import('node:fs/promises');
+      const { tmpdir } = await import('node:os');
+      const app = await mkdtemp(join(tmpdir(), `smt-${resolution}-`));
+      try {
+        // the package as an application has it: node_modules/sequelize-multitenant (this checkout, built)
+        await mkdir(join(app, 'node_modules'));
+        await symlink(join(__dirname, '..'), join(app, 'node_modules', 'sequelize-multitenant'), 'dir');
+        await writeFile(join(app, 'app.ts'), SUBPATH_APP);
+        await writeFile(
+          join(app, 'tsconfig.json'),
+          JSON.stringify({
+            compilerOptions: {
+              target: 'ES2022',
+              module,
+              moduleResolution: resolution,
+              strict: true,
+              noEmit: true,
+              skipLibCheck: true,
+              types: [],
+              // the peers (sequelize, fastify, @nestjs/*...) from this checkout's node_modules
+              typeRoots: [join(__dirname, '..', 'node_modules', '@types')],
+              paths: { '*': [join(__dirname, '..', 'node_modules', '*')] },
+            },
+            files: ['app.ts'],
+          }),
+        );
+        const tsc = join(dirname(require.resolve(`${compiler}/package.json`)), 'bin', 'tsc');
+        const result = await run(process.execPath, [tsc, '-p', join(app, 'tsconfig.json')]).catch((e: { stdout: string }) => e);
+        t.is(result.stdout, '');
+      } finally {
+        await rm(app, { recursive: true, force: true });
+      }
+    });
+  }
+}
