@@ -65,6 +65,26 @@ export interface PluginState {
   options: Required<Pick<MultitenantOptions, 'strict' | 'writeOnly'>> & MultitenantOptions;
   /** The last install-time canary run (its cost is in `bench/canary.ts`). */
   canary?: CanaryReport;
+  /**
+   * Statements the library proved safe against the catalog just before sending them (a `TRUNCATE ...
+   * CASCADE` whose cascade reaches no tenant table: scope/truncate.ts), each let through the auditor once.
+   */
+  vetted?: Map<string, number>;
+}
+
+/** Lets `sql` through the auditor once: the library proved it safe (see `PluginState.vetted`). */
+export function vetStatement(state: PluginState, sql: string): void {
+  state.vetted ??= new Map();
+  state.vetted.set(sql, (state.vetted.get(sql) ?? 0) + 1);
+}
+
+/** True (and used up) when `sql` was vetted by the library. */
+export function takeVetted(state: PluginState, sql: string): boolean {
+  const n = state.vetted?.get(sql);
+  if (!n) return false;
+  if (n === 1) state.vetted?.delete(sql);
+  else state.vetted?.set(sql, n - 1);
+  return true;
 }
 
 /** Result of one canary run (`canary.ts`; read by its tests and `bench/canary.ts`). */
