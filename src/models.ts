@@ -111,6 +111,8 @@ export function unnamedTenantKey(model: AnyModelStatic): string | undefined {
   return `${m.name}: tenantKey '${tenantKey}' names no attribute or column (attributes: ${Object.keys(m.rawAttributes).join(', ')}): declare it, or define the association that adds it (e.g. belongsTo(Store, { foreignKey: '${tenantKey}' })); its queries fail until then`;
 }
 
+/** The name prefix of the install canary's throwaway models (verify/canary.ts). */
+export const CANARY_PREFIX = 'MultitenantCanary';
 /** The Sequelize type keys of every tenant column seen in this process (a host checks a request's tenant against them). */
 const tenantColumnTypes = new Set<string>();
 export function knownTenantColumnTypes(): ReadonlySet<string> {
@@ -134,7 +136,8 @@ function resolve(model: AnyModelStatic): TenantMeta | undefined {
   const def = m.rawAttributes[attribute];
   const type = def?.type as { key?: string; constructor?: { key?: string } } | undefined;
   const pk = m.primaryKeyAttributes;
-  tenantColumnTypes.add(String(type?.key ?? type?.constructor?.key ?? 'UNKNOWN'));
+  // (not the install canary's throwaway models: their INTEGER column is no column of the application's)
+  if (!m.name.startsWith(CANARY_PREFIX)) tenantColumnTypes.add(String(type?.key ?? type?.constructor?.key ?? 'UNKNOWN'));
   return {
     model,
     name: m.name,

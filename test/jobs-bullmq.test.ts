@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import anyTest, { type TestFn } from 'ava';
 import { FlowProducer, type Job, Queue, Worker } from 'bullmq';
 import { jobTenantId, tenantFlowProducer, tenantProcessor, tenantQueue } from '../src/hosts/bullmq';
-import { getCurrentTenantId, MissingTenantError, setCurrentTenant, withoutTenant, withTenant } from '../src/index';
+import { getCurrentTenantId, InvalidTenantError, MissingTenantError, setCurrentTenant, withoutTenant, withTenant } from '../src/index';
 import { createFixture, type Fixture } from './helpers/fixture';
 
 const connection = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null };
@@ -147,6 +147,9 @@ test('a tenant-required queue refuses a job with no tenant (nothing added); a re
   try {
     await t.throwsAsync(() => h.queue.add('x', { key: 'x' }), { instanceOf: MissingTenantError });
     await t.throwsAsync(() => h.queue.addBulk([{ name: 'y', data: { key: 'y' } }]), { instanceOf: MissingTenantError });
+    // a tenant no tenant column of the process can hold: refused when added, not in the worker
+    const invalid = await t.throwsAsync(() => withTenant('abc', () => h.queue.add('w', { key: 'w' })), { instanceOf: InvalidTenantError });
+    t.regex(invalid?.message ?? '', /tenant abc fits no tenant column/);
     t.is(await h.queue.count(), 0);
     await withoutTenant(() => h.queue.add('bypass', { key: 'bypass' })); // explicit: allowed
     await withTenant('7', () => h.queue.addBulk([{ name: 'z', data: { key: 'z' } }]));
@@ -171,12 +174,17 @@ test('tenant values keep their type through Redis (bigint, string); a forged mar
   });
   try {
     await withTenant(9007199254740993n, () => h.queue.add('big', { key: 'big' }));
-    await withTenant('acme', () => h.queue.add('text', { key: 'text' }));
+    // (a string a tenant column of this process holds: its UUID column)
+    await withTenant('6f1c2a9e-1b7a-4c55-9a53-0d1e2f3a4b5c', () => h.queue.add('text', { key: 'text' }));
     await h.queue.add('forged', { key: 'forged', __multitenant: { bypass: true } }); // in the data: not read
     await h.queue.add('forged2', { key: 'forged2' }, { __multitenant: { ids: [['n', '1']], many: false } } as never); // dropped
     await h.done(4);
     t.deepEqual(h.results.get('big'), { id: '9007199254740993', type: 'bigint', carried: '9007199254740993' });
-    t.deepEqual(h.results.get('text'), { id: 'acme', type: 'string', carried: 'acme' });
+    t.deepEqual(h.results.get('text'), {
+      id: '6f1c2a9e-1b7a-4c55-9a53-0d1e2f3a4b5c',
+      type: 'string',
+      carried: '6f1c2a9e-1b7a-4c55-9a53-0d1e2f3a4b5c',
+    });
     t.deepEqual(h.results.get('forged'), { id: null, type: 'undefined', carried: null });
     t.deepEqual(h.results.get('forged2'), { id: null, type: 'undefined', carried: null });
   } finally {

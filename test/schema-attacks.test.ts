@@ -181,6 +181,43 @@ pgOnly('a table that exists without the tenant column: sync refuses before any D
   }
 });
 
+pgOnly(
+  'a table that exists without the tenant column: sync({ force: true }) drops it and makes it again, with the tenant keys',
+  async (t) => {
+    // one connection at a time (the embedded PGlite takes one): reset, then plain Sequelize, then the plugin
+    await (await fresh(t, false)).sequelize.close();
+    const define = (s: Sequelize) => {
+      const Product = s.define(
+        'Product',
+        { id: id(), store_id: { type: DataTypes.BIGINT, allowNull: false } },
+        { tableName: 'products', tenantKey: 'store_id' },
+      );
+      const Tag = s.define(
+        'Tag',
+        { id: id(), store_id: { type: DataTypes.BIGINT, allowNull: false } },
+        { tableName: 'tags', tenantKey: 'store_id' },
+      );
+      Product.belongsToMany(Tag, { through: 'product_tags', foreignKey: 'product_id', otherKey: 'tag_id' });
+    };
+    const plain = new Sequelize(t.context.db.url, { logging: false, define: { timestamps: false } });
+    define(plain);
+    await plain.sync(); // product_tags (product_id, tag_id): no store_id
+    await plain.close();
+    const { sequelize, keys } = await fresh(t, false, false);
+    try {
+      multitenant(sequelize, { notice: false });
+      define(sequelize);
+      // force drops the tables first: the missing tenant column is no reason to refuse
+      await sequelize.sync({ force: true });
+      const defs = await keys('product_tags');
+      t.true(defs.includes('FOREIGN KEY (store_id, product_id) REFERENCES products(store_id, id) ON DELETE CASCADE'), defs.join('\n'));
+      t.true(defs.includes('FOREIGN KEY (store_id, tag_id) REFERENCES tags(store_id, id) ON DELETE CASCADE'), defs.join('\n'));
+    } finally {
+      await sequelize.close();
+    }
+  },
+);
+
 citusOnly('tables Citus took in as local tables (a key to a reference table) are distributed by sync', async (t) => {
   const { sequelize, schema } = await fresh(t, false);
   const define = (s: Sequelize) => {

@@ -1,7 +1,8 @@
 import { currentFrame, runInFrame } from '../context';
-import { MissingTenantError, MultitenantError } from '../errors';
+import { InvalidTenantError, MissingTenantError, MultitenantError } from '../errors';
+import { knownTenantColumnTypes } from '../models';
 import { guarded } from '../scope/scope';
-import { normalizeTenant, type TenantId, tenantIdOf } from '../tenant';
+import { fitsSomeTenantColumn, normalizeTenant, type TenantId, tenantIdOf } from '../tenant';
 
 /**
  * The key under which a job's options carry the tenant of the unit of work that added it. Options, not
@@ -66,6 +67,18 @@ export interface JobTenantOptions {
 
 /** The job options with the current tenant (or the bypass of `withoutTenant`) under `JOB_TENANT_KEY`. */
 function withTenantOf(opts: unknown, required: boolean, operation: string): Opts {
+  // a tenant no tenant column can hold ('abc' where they are BIGINT) is refused when the job is added,
+  // not when a worker runs it
+  const tenant = currentFrame()?.bypass ? undefined : currentFrame()?.tenant;
+  if (tenant && !fitsSomeTenantColumn(tenant)) {
+    throw new InvalidTenantError(
+      `tenant ${String(tenantIdOf(tenant))} fits no tenant column (${[...knownTenantColumnTypes()].join(', ')})`,
+      {
+        operation,
+        tenant: tenantIdOf(tenant),
+      },
+    );
+  }
   const encoded = encodeCurrent();
   const { [JOB_TENANT_KEY]: _given, ...rest } = (opts ?? {}) as Record<string, unknown>;
   if (!encoded) {

@@ -14,12 +14,13 @@ import type { CitusSteps } from './steps';
 export async function assertSchema(
   sequelize: Sequelize,
   citusSteps: CitusSteps,
-  options: SqlOptions & { alter?: unknown } = {},
+  options: SqlOptions & { alter?: unknown; force?: unknown } = {},
 ): Promise<boolean> {
   const refused = tenantForeignKeys(sequelize).find((s) => s.refused)?.refused;
   if (refused) throw refused;
-  if (!options.alter) {
-    // a tenant model's table that exists without the tenant column: sync does not add columns (alter does)
+  if (!options.alter && !options.force) {
+    // a tenant model's table that exists without the tenant column: sync does not add columns (alter does;
+    // force drops the table and makes it again)
     for (const model of models(sequelize)) {
       const meta = metaOf(model);
       const table = model.getTableName() as TableName;

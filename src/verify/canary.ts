@@ -1,7 +1,7 @@
 import { DataTypes, type Sequelize } from 'sequelize';
 import { withTenant } from '../context';
 import { MultitenantError } from '../errors';
-import type { AnyModelStatic } from '../models';
+import { type AnyModelStatic, CANARY_PREFIX } from '../models';
 import type { CanaryReport } from '../state';
 import { CANARY_TENANT, type Captured, inspect, TENANT } from './canary-sql';
 
@@ -124,8 +124,8 @@ interface Hookable {
 function defineModels(sequelize: Sequelize): CanaryModels {
   const s = sequelize as unknown as Hookable;
   let suffix = 0;
-  while (s.isDefined(`MultitenantCanary${suffix}Parent`)) suffix++;
-  const prefix = `MultitenantCanary${suffix}`;
+  while (s.isDefined(`${CANARY_PREFIX}${suffix}Parent`)) suffix++;
+  const prefix = `${CANARY_PREFIX}${suffix}`;
   // A fresh object per attribute: Sequelize writes into attribute definitions. The keys leave the tenant
   // column out, so that an instance's own key never supplies the predicate the scoping must add.
   const key = () => ({ type: DataTypes.INTEGER, primaryKey: true, autoIncrement: false });
