@@ -183,6 +183,15 @@ export function fitsSomeTenantColumn(tenant: Tenant): boolean {
   );
 }
 
+/** Refuses (InvalidTenantError, 400) a tenant that fits no tenant column seen in this process: where a host or a queue receives it. */
+export function assertFitsSomeTenantColumn(tenant: Tenant, details: RefusalDetails & { value?: unknown }): void {
+  if (fitsSomeTenantColumn(tenant)) return;
+  throw new InvalidTenantError(`tenant ${String(tenantIdOf(tenant))} fits no tenant column (${[...knownTenantColumnTypes()].join(', ')})`, {
+    ...details,
+    status: 400,
+  });
+}
+
 /** Checks that every tenant id fits the tenant column's type (an id 'abc' for an INTEGER column is refused). */
 export function assertFits(tenant: Tenant, meta: TenantMeta, refusal: { readonly details: RefusalDetails }): void {
   // (on every query's path: a tenant is checked once per column type; single-id tenants are shared objects)

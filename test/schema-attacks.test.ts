@@ -145,37 +145,51 @@ test.serial('actions are read as PostgreSQL reads them: odd spacing and case can
   }
 });
 
-pgOnly('a table that exists without the tenant column: sync refuses before any DDL; sync({ alter: true }) converges', async (t) => {
-  // one connection at a time (the embedded PGlite takes one): reset, then plain Sequelize, then the plugin
+/** Products and tags through product_tags, tenant models keyed by store_id. */
+const defineTagged = (s: Sequelize) => {
+  const Product = s.define(
+    'Product',
+    { id: id(), store_id: { type: DataTypes.BIGINT, allowNull: false } },
+    { tableName: 'products', tenantKey: 'store_id' },
+  );
+  const Tag = s.define(
+    'Tag',
+    { id: id(), store_id: { type: DataTypes.BIGINT, allowNull: false } },
+    { tableName: 'tags', tenantKey: 'store_id' },
+  );
+  Product.belongsToMany(Tag, { through: 'product_tags', foreignKey: 'product_id', otherKey: 'tag_id' });
+};
+
+/**
+ * The tables made by plain Sequelize first (product_tags (product_id, tag_id): no store_id), then an
+ * instance with the plugin and the same models. One connection at a time (the embedded PGlite takes one).
+ */
+async function staleThroughTable(t: { context: { db: TestDatabase } }) {
   await (await fresh(t, false)).sequelize.close();
-  const define = (s: Sequelize) => {
-    const Product = s.define(
-      'Product',
-      { id: id(), store_id: { type: DataTypes.BIGINT, allowNull: false } },
-      { tableName: 'products', tenantKey: 'store_id' },
-    );
-    const Tag = s.define(
-      'Tag',
-      { id: id(), store_id: { type: DataTypes.BIGINT, allowNull: false } },
-      { tableName: 'tags', tenantKey: 'store_id' },
-    );
-    Product.belongsToMany(Tag, { through: 'product_tags', foreignKey: 'product_id', otherKey: 'tag_id' });
-  };
   const plain = new Sequelize(t.context.db.url, { logging: false, define: { timestamps: false } });
-  define(plain);
-  await plain.sync(); // product_tags (product_id, tag_id): no store_id
+  defineTagged(plain);
+  await plain.sync();
   await plain.close();
-  const { sequelize, ddl, keys } = await fresh(t, false, false);
+  const made = await fresh(t, false, false);
+  multitenant(made.sequelize, { notice: false });
+  defineTagged(made.sequelize);
+  return made;
+}
+
+const TAGGED_KEYS = [
+  'FOREIGN KEY (store_id, product_id) REFERENCES products(store_id, id) ON DELETE CASCADE',
+  'FOREIGN KEY (store_id, tag_id) REFERENCES tags(store_id, id) ON DELETE CASCADE',
+];
+
+pgOnly('a table that exists without the tenant column: sync refuses before any DDL; sync({ alter: true }) converges', async (t) => {
+  const { sequelize, ddl, keys } = await staleThroughTable(t);
   try {
-    multitenant(sequelize, { notice: false });
-    define(sequelize);
     const err = await t.throwsAsync(() => sequelize.sync(), { instanceOf: MultitenantError });
     t.regex(err?.message ?? '', /table product_tags exists without the tenant column store_id: sync does not add columns/);
     t.deepEqual(ddl(), []);
     await sequelize.sync({ alter: true });
     const defs = await keys('product_tags');
-    t.true(defs.includes('FOREIGN KEY (store_id, product_id) REFERENCES products(store_id, id) ON DELETE CASCADE'), defs.join('\n'));
-    t.true(defs.includes('FOREIGN KEY (store_id, tag_id) REFERENCES tags(store_id, id) ON DELETE CASCADE'), defs.join('\n'));
+    for (const key of TAGGED_KEYS) t.true(defs.includes(key), defs.join('\n'));
   } finally {
     await sequelize.close();
   }
@@ -184,34 +198,12 @@ pgOnly('a table that exists without the tenant column: sync refuses before any D
 pgOnly(
   'a table that exists without the tenant column: sync({ force: true }) drops it and makes it again, with the tenant keys',
   async (t) => {
-    // one connection at a time (the embedded PGlite takes one): reset, then plain Sequelize, then the plugin
-    await (await fresh(t, false)).sequelize.close();
-    const define = (s: Sequelize) => {
-      const Product = s.define(
-        'Product',
-        { id: id(), store_id: { type: DataTypes.BIGINT, allowNull: false } },
-        { tableName: 'products', tenantKey: 'store_id' },
-      );
-      const Tag = s.define(
-        'Tag',
-        { id: id(), store_id: { type: DataTypes.BIGINT, allowNull: false } },
-        { tableName: 'tags', tenantKey: 'store_id' },
-      );
-      Product.belongsToMany(Tag, { through: 'product_tags', foreignKey: 'product_id', otherKey: 'tag_id' });
-    };
-    const plain = new Sequelize(t.context.db.url, { logging: false, define: { timestamps: false } });
-    define(plain);
-    await plain.sync(); // product_tags (product_id, tag_id): no store_id
-    await plain.close();
-    const { sequelize, keys } = await fresh(t, false, false);
+    const { sequelize, keys } = await staleThroughTable(t);
     try {
-      multitenant(sequelize, { notice: false });
-      define(sequelize);
       // force drops the tables first: the missing tenant column is no reason to refuse
       await sequelize.sync({ force: true });
       const defs = await keys('product_tags');
-      t.true(defs.includes('FOREIGN KEY (store_id, product_id) REFERENCES products(store_id, id) ON DELETE CASCADE'), defs.join('\n'));
-      t.true(defs.includes('FOREIGN KEY (store_id, tag_id) REFERENCES tags(store_id, id) ON DELETE CASCADE'), defs.join('\n'));
+      for (const key of TAGGED_KEYS) t.true(defs.includes(key), defs.join('\n'));
     } finally {
       await sequelize.close();
     }

@@ -64,8 +64,11 @@ interface Tables {
 }
 
 const CASCADING_ACTIONS = new Set(['CASCADE', 'SET NULL', 'SET DEFAULT']);
-/** The key (as TenantTables keys it) of the table a `references.model` names: a table name, `{ tableName, schema }` or a model. */
-function referencedKey(target: unknown): string | undefined {
+/**
+ * The key (as TenantTables keys it) of a table: a name, `{ tableName, schema }` (what `getTableName()`
+ * returns) or a model (a `references.model`).
+ */
+function tableKeyOf(target: unknown): string | undefined {
   const name =
     typeof target === 'function' && typeof (target as AnyModelStatic).getTableName === 'function'
       ? ((target as AnyModelStatic).getTableName() as unknown)
@@ -75,6 +78,69 @@ function referencedKey(target: unknown): string | undefined {
   if (t && typeof t.tableName === 'string') return t.schema ? `${t.schema}.${t.tableName}` : `.${t.tableName}`;
   return undefined;
 }
+
+/**
+ * Global tables whose writes reach tenant rows through foreign-key actions the database runs over the
+ * referencing rows (Sequelize's belongsTo: ON UPDATE CASCADE) — directly, or through global tables whose
+ * rows the action deletes or whose keys it changes. `tenant`: the tenant tables' keys.
+ */
+function cascadingTables(models: AnyModelStatic[], tenant: TenantTables): CascadingTables {
+  interface Edge {
+    from: string;
+    to: string;
+    column: string;
+    refColumn: string;
+    onDelete: string;
+    onUpdate: string;
+  }
+  const edges: Edge[] = [];
+  for (const model of models) {
+    const from = tableKeyOf(model.getTableName()) as string;
+    for (const [name, attribute] of Object.entries(model.getAttributes()) as Array<
+      [string, { references?: unknown; onDelete?: string; onUpdate?: string; field?: string }]
+    >) {
+      const ref = attribute.references as { model?: unknown; key?: string } | string | undefined;
+      if (!ref) continue;
+      const to = tableKeyOf(typeof ref === 'string' ? ref : ref.model);
+      if (!to || tenant.has(to)) continue;
+      edges.push({
+        from,
+        to,
+        column: attribute.field ?? name,
+        refColumn: typeof ref === 'string' ? 'id' : (ref.key ?? 'id'),
+        onDelete: String(attribute.onDelete ?? '').toUpperCase(),
+        onUpdate: String(attribute.onUpdate ?? '').toUpperCase(),
+      });
+    }
+  }
+  const cascading = new Map<string, { delete: boolean; update: Set<string> }>();
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const edge of edges) {
+      const fromTenant = tenant.has(edge.from);
+      const source = fromTenant ? undefined : cascading.get(edge.from);
+      // what the action does to the referencing rows reaches tenant rows: they are tenant rows, or rows of a
+      // global table whose deletion (CASCADE) or change of the referencing column reaches them in turn
+      const deleteReaches =
+        (edge.onDelete === 'CASCADE' && (fromTenant || source?.delete === true)) ||
+        ((edge.onDelete === 'SET NULL' || edge.onDelete === 'SET DEFAULT') && (fromTenant || source?.update.has(edge.column) === true));
+      const updateReaches = CASCADING_ACTIONS.has(edge.onUpdate) && (fromTenant || source?.update.has(edge.column) === true);
+      if (!deleteReaches && !updateReaches) continue;
+      const target = cascading.get(edge.to) ?? { delete: false, update: new Set<string>() };
+      cascading.set(edge.to, target);
+      if (deleteReaches && !target.delete) {
+        target.delete = true;
+        changed = true;
+      }
+      if (updateReaches && !target.update.has(edge.refColumn)) {
+        target.update.add(edge.refColumn);
+        changed = true;
+      }
+    }
+  }
+  return cascading;
+}
+
 const tableCache = new WeakMap<Sequelize, Tables>();
 const analyses = new WeakMap<Sequelize, Map<string, Analysis>>();
 const MAX_CACHED = 20_000;
@@ -95,80 +161,14 @@ function tablesOf(sequelize: Sequelize): Tables {
       continue;
     }
     if (!meta) continue;
-    const t = model.getTableName() as unknown as string | { tableName: string; schema?: string };
-    const key = typeof t === 'string' ? `.${t}` : t.schema ? `${t.schema}.${t.tableName}` : `.${t.tableName}`;
+    const key = tableKeyOf(model.getTableName()) as string;
     map.set(key, { column: meta.column, isTenantTable: meta.isTenantTable });
-    names.set(key.startsWith('.') ? key.slice(1) : key, model.name);
-    metas.set(key.startsWith('.') ? key.slice(1) : key, meta);
+    // (a graph names an unqualified table without the leading dot)
+    const graphKey = key.startsWith('.') ? key.slice(1) : key;
+    names.set(graphKey, model.name);
+    metas.set(graphKey, meta);
   }
-  // foreign keys whose action the database runs over the referencing rows (Sequelize's belongsTo: ON
-  // UPDATE CASCADE): a write of a global table reaches every tenant when tenant tables reference it so —
-  // directly, or through global tables whose rows the action deletes or whose keys it changes
-  const cascading = new Map<string, { delete: boolean; update: Set<string> }>();
-  interface Edge {
-    from: string;
-    to: string;
-    column: string;
-    refColumn: string;
-    onDelete: string;
-    onUpdate: string;
-  }
-  const edges: Edge[] = [];
-  const keyOf = (t: unknown) => {
-    const n = t as string | { tableName: string; schema?: string };
-    return typeof n === 'string' ? `.${n}` : n.schema ? `${n.schema}.${n.tableName}` : `.${n.tableName}`;
-  };
-  for (const model of models) {
-    const from = keyOf(model.getTableName());
-    for (const [name, attribute] of Object.entries(model.getAttributes()) as Array<
-      [string, { references?: unknown; onDelete?: string; onUpdate?: string; field?: string }]
-    >) {
-      const ref = attribute.references as { model?: unknown; key?: string } | string | undefined;
-      if (!ref) continue;
-      const to = referencedKey(typeof ref === 'string' ? ref : ref.model);
-      if (!to || map.has(to)) continue;
-      edges.push({
-        from,
-        to,
-        column: attribute.field ?? name,
-        refColumn: typeof ref === 'string' ? 'id' : (ref.key ?? 'id'),
-        onDelete: String(attribute.onDelete ?? '').toUpperCase(),
-        onUpdate: String(attribute.onUpdate ?? '').toUpperCase(),
-      });
-    }
-  }
-  const entryOf = (key: string) => {
-    let e = cascading.get(key);
-    if (!e) {
-      e = { delete: false, update: new Set<string>() };
-      cascading.set(key, e);
-    }
-    return e;
-  };
-  for (let changed = true; changed; ) {
-    changed = false;
-    for (const edge of edges) {
-      const fromTenant = map.has(edge.from);
-      const source = fromTenant ? undefined : cascading.get(edge.from);
-      // what the action does to the referencing rows reaches tenant rows: they are tenant rows, or rows of a
-      // global table whose deletion (CASCADE) or change of the referencing column reaches them in turn
-      const deleteReaches =
-        (edge.onDelete === 'CASCADE' && (fromTenant || source?.delete === true)) ||
-        ((edge.onDelete === 'SET NULL' || edge.onDelete === 'SET DEFAULT') && (fromTenant || source?.update.has(edge.column) === true));
-      const updateReaches = CASCADING_ACTIONS.has(edge.onUpdate) && (fromTenant || source?.update.has(edge.column) === true);
-      if (!deleteReaches && !updateReaches) continue;
-      const target = entryOf(edge.to);
-      if (deleteReaches && !target.delete) {
-        target.delete = true;
-        changed = true;
-      }
-      if (updateReaches && !target.update.has(edge.refColumn)) {
-        target.update.add(edge.refColumn);
-        changed = true;
-      }
-    }
-  }
-  for (const [key, e] of cascading) if (!e.delete && e.update.size === 0) cascading.delete(key);
+  const cascading = cascadingTables(models, map);
   const tables = { count: models.length, map, names, metas, cascading };
   tableCache.set(sequelize, tables);
   analyses.delete(sequelize); // decisions depend on which tables are tenant tables

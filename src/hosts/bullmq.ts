@@ -1,8 +1,7 @@
 import { currentFrame, runInFrame } from '../context';
-import { InvalidTenantError, MissingTenantError, MultitenantError } from '../errors';
-import { knownTenantColumnTypes } from '../models';
+import { MissingTenantError, MultitenantError } from '../errors';
 import { guarded } from '../scope/scope';
-import { fitsSomeTenantColumn, normalizeTenant, type TenantId, tenantIdOf } from '../tenant';
+import { assertFitsSomeTenantColumn, normalizeTenant, type TenantId, tenantIdOf } from '../tenant';
 
 /**
  * The key under which a job's options carry the tenant of the unit of work that added it. Options, not
@@ -69,16 +68,8 @@ export interface JobTenantOptions {
 function withTenantOf(opts: unknown, required: boolean, operation: string): Opts {
   // a tenant no tenant column can hold ('abc' where they are BIGINT) is refused when the job is added,
   // not when a worker runs it
-  const tenant = currentFrame()?.bypass ? undefined : currentFrame()?.tenant;
-  if (tenant && !fitsSomeTenantColumn(tenant)) {
-    throw new InvalidTenantError(
-      `tenant ${String(tenantIdOf(tenant))} fits no tenant column (${[...knownTenantColumnTypes()].join(', ')})`,
-      {
-        operation,
-        tenant: tenantIdOf(tenant),
-      },
-    );
-  }
+  const frame = currentFrame();
+  if (frame?.tenant && !frame.bypass) assertFitsSomeTenantColumn(frame.tenant, { operation, tenant: tenantIdOf(frame.tenant) });
   const encoded = encodeCurrent();
   const { [JOB_TENANT_KEY]: _given, ...rest } = (opts ?? {}) as Record<string, unknown>;
   if (!encoded) {

@@ -1,8 +1,7 @@
 import { AsyncResource } from 'node:async_hooks';
 import { type Frame, runInFrame } from '../context';
-import { InvalidTenantError, MissingTenantError } from '../errors';
-import { knownTenantColumnTypes } from '../models';
-import { fitsSomeTenantColumn, normalizeTenant, type TenantInput, tenantIdOf } from '../tenant';
+import { MissingTenantError } from '../errors';
+import { assertFitsSomeTenantColumn, normalizeTenant, type TenantInput } from '../tenant';
 
 /**
  * What a resolver may return: a tenant, nothing (no tenant for this request), or a promise of either.
@@ -36,16 +35,7 @@ export function frameOf(resolved: ResolvedTenant, required: boolean, operation: 
   }
   const tenant = normalizeTenant(resolved, { operation, status: 400 });
   // a tenant no tenant column can hold ('abc' where they are BIGINT) is refused here, not at the first query
-  if (!fitsSomeTenantColumn(tenant)) {
-    throw new InvalidTenantError(
-      `tenant ${String(tenantIdOf(tenant))} fits no tenant column (${[...knownTenantColumnTypes()].join(', ')})`,
-      {
-        operation,
-        status: 400,
-        value: resolved,
-      },
-    );
-  }
+  assertFitsSomeTenantColumn(tenant, { operation, value: resolved });
   return { tenant, bypass: false };
 }
 
