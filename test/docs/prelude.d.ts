@@ -4,6 +4,7 @@
 import type * as bullmq from 'bullmq';
 import type * as expressModule from 'express';
 import type { FastifyInstance } from 'fastify';
+import type Koa from 'koa';
 import type {
   CreationOptional,
   InferAttributes,
@@ -20,8 +21,8 @@ declare global {
   const queryInterface: QueryInterface;
   const app: expressModule.Express;
   const fastify: FastifyInstance;
-  // koa ships no types of its own (and @types/koa clashes with express 5's): the app object, untyped
-  const koa: { use(middleware: unknown): unknown };
+  // a Koa app, typed by @types/koa (koa ships no types of its own)
+  const koa: Koa;
   const connection: bullmq.ConnectionOptions;
   const emitter: NodeJS.EventEmitter;
   const job: { data: { storeId: string } };

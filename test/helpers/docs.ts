@@ -2,6 +2,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+export type MarkKind = 'run' | 'output' | 'serve' | 'requests' | 'file' | 'skip';
+
 export interface Block {
   /** `README.md:42` — the file and the line of the opening fence. */
   readonly at: string;
@@ -9,8 +11,12 @@ export interface Block {
   readonly line: number;
   readonly lang: string;
   readonly code: string;
-  /** `<!-- docs-check: run NAME -->`: run as this file; `output NAME`: what it prints; `skip`: not checked. */
-  readonly mark?: { kind: 'run' | 'output' | 'skip'; name?: string };
+  /**
+   * `<!-- docs-check: run NAME -->`: run as this file; `output NAME`: what it prints; `serve NAME`: a server
+   * program, run as this file; `requests NAME`: the requests sent to it and the answers expected; `file NAME`:
+   * a module the programs import, written as this file; `skip`: not checked.
+   */
+  readonly mark?: { kind: MarkKind; name?: string };
 }
 
 const root = join(__dirname, '..', '..');
@@ -38,9 +44,9 @@ export function blocksOf(file: string): Block[] {
     for (i++; i < lines.length && !/^\s*```\s*$/.test(lines[i] as string); i++) code.push((lines[i] as string).slice(indent));
     let mark: Block['mark'];
     for (let j = start - 1; j >= 0 && j >= start - 3; j--) {
-      const m = /<!-- docs-check: (run|output|skip)(?: (\S+))? -->/.exec(lines[j] as string);
+      const m = /<!-- docs-check: (run|output|serve|requests|file|skip)(?: (\S+))? -->/.exec(lines[j] as string);
       if (m) {
-        mark = { kind: m[1] as 'run' | 'output' | 'skip', name: m[2] };
+        mark = { kind: m[1] as MarkKind, name: m[2] };
         break;
       }
       if ((lines[j] as string).trim() !== '') break;

@@ -7,7 +7,7 @@ import { getCurrentTenantId, setCurrentTenant } from '../../../src/index';
 import type { Fixture } from '../fixture';
 import { errorReply, type Host, productsOf, pulled, pushed, resolveHeader } from '../host-suite';
 
-/** Koa 2 and 3 (koa ships no types of its own). */
+/** Koa 2 and 3 (loaded untyped: one helper for both releases; the consumer fixture checks @types/koa). */
 type KoaClass = new () => { use(fn: unknown): unknown; callback(): http.RequestListener };
 // biome-ignore lint/suspicious/noExplicitAny: Koa 2 and 3 contexts alike
 type Ctx = any;
