@@ -1,3 +1,5 @@
+/// <reference types="node" preserve="true" />
+// The Node.js types (node:async_hooks, node:http) for applications whose tsconfig lists no `types` (TypeScript 7 loads none by default).
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { MultitenantError } from './errors';
 import { normalizeTenant, type Tenant, type TenantId, type TenantInput, tenantIdOf } from './tenant';

@@ -1,5 +1,6 @@
 import type { ModelAttributeColumnOptions, ModelStatic, Model as SequelizeModel } from 'sequelize';
 import { MultitenantError } from './errors';
+import { nearestName } from './spelling';
 
 /** A model class of any attribute shape (`Model` with Sequelize's own default type arguments). */
 export type AnyModelStatic = ModelStatic<SequelizeModel>;
@@ -49,36 +50,14 @@ function attributeNamed(m: ModelInternals, tenantKey: string): string | undefine
   return undefined;
 }
 
-/** Damerau-Levenshtein distance (one transposition counts one), enough for the short names keys have. */
-function distance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
-    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
-  );
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const row = d[i] as number[];
-      const up = d[i - 1] as number[];
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      row[j] = Math.min((up[j] as number) + 1, (row[j - 1] as number) + 1, (up[j - 1] as number) + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
-        row[j] = Math.min(row[j] as number, ((d[i - 2] as number[])[j - 2] as number) + 1);
-    }
-  }
-  return (d[a.length] as number[])[b.length] as number;
-}
-
 /**
  * The attribute or column a misspelt `tenantKey` most likely meant: the same name but for case and
  * underscores (`storeID`, `storeid` for `store_id`), or one typo away (`storId`) for names of 4+ letters.
  */
 function nearName(m: ModelInternals, tenantKey: string): string | undefined {
-  const fold = (name: string) => name.toLowerCase().replace(/_/g, '');
   const names = new Set<string>();
   for (const [name, def] of Object.entries(m.rawAttributes)) names.add(name).add(def.field ?? name);
-  for (const name of names) if (fold(name) === fold(tenantKey)) return name;
-  if (tenantKey.length < 4) return undefined;
-  for (const name of names) if (distance(fold(name), fold(tenantKey)) <= 1) return name;
-  return undefined;
+  return nearestName(names, tenantKey);
 }
 
 /**

@@ -6,6 +6,7 @@ import { type ClsNamespace, configureNamespace, watchSequelizeClass } from './co
 import { MultitenantError } from './errors';
 import { type AnyModelStatic, checkTenantKeyNamed, unnamedTenantKey } from './models';
 import { notify } from './notice';
+import { checkOptions, type OptionSpec } from './options';
 import { installRls } from './rls/install';
 import { patchAssociationFactories } from './schema/actions';
 import { models } from './schema/graph';
@@ -28,30 +29,19 @@ import { assertInternals } from './verify/internals';
 /** The Citus steps of the sync paths (citus/), handed to the schema layer (schema/), which does not import them. */
 const citusSteps: CitusSteps = { problems: citusProblems, distribute: distributeModel, isDistributed, distributionProblem };
 
-const OPTION_KEYS: ReadonlyArray<keyof MultitenantOptions> = ['strict', 'namespace', 'writeOnly', 'notice', 'audit', 'rls'];
+const AUDIT_MODES: readonly string[] = ['off', 'warn', 'throw'];
+/** What `multitenant()` takes (docs/reference.md "Options"). */
+export const MULTITENANT_OPTIONS: OptionSpec = {
+  strict: 'boolean',
+  namespace: 'object',
+  writeOnly: 'boolean',
+  notice: 'notice',
+  audit: { oneOf: AUDIT_MODES },
+  rls: 'boolean',
+};
 
 function resolveOptions(sequelize: Sequelize, options: MultitenantOptions): PluginState['options'] {
-  if (options === null || typeof options !== 'object') {
-    throw new MultitenantError('options must be an object', { operation: 'multitenant' });
-  }
-  const unknown = Object.keys(options).filter((k) => !(OPTION_KEYS as readonly string[]).includes(k));
-  if (unknown.length > 0) {
-    throw new MultitenantError(
-      `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}: the options are ${OPTION_KEYS.join(', ')}; nothing was installed`,
-      { operation: 'multitenant' },
-    );
-  }
-  if (options.notice !== undefined && options.notice !== false && typeof options.notice !== 'function') {
-    throw new MultitenantError('option notice must be a function or false', { operation: 'multitenant' });
-  }
-  for (const key of ['strict', 'writeOnly', 'rls'] as const) {
-    if (options[key] !== undefined && typeof options[key] !== 'boolean') {
-      throw new MultitenantError(`option ${key} must be a boolean`, { operation: 'multitenant' });
-    }
-  }
-  if (options.audit !== undefined && !AUDIT_MODES.includes(options.audit)) {
-    throw new MultitenantError(`option audit must be 'off', 'warn' or 'throw', got ${String(options.audit)}`, { operation: 'multitenant' });
-  }
+  checkOptions('multitenant', options, MULTITENANT_OPTIONS, 'nothing was installed');
   const audit = options.audit ?? auditFromEnvironment();
   if (audit !== 'off') assertParserInstalled();
   if (options.rls && sequelize.getDialect() !== 'postgres') {
@@ -66,7 +56,6 @@ function resolveOptions(sequelize: Sequelize, options: MultitenantOptions): Plug
   return { ...options, audit, strict: options.strict ?? false, writeOnly: options.writeOnly ?? false };
 }
 
-const AUDIT_MODES: readonly string[] = ['off', 'warn', 'throw'];
 /** The environment variable that sets the auditor's mode of every instance whose options leave `audit` out. */
 const AUDIT_VARIABLE = 'SEQUELIZE_MULTITENANT_AUDIT';
 

@@ -80,23 +80,36 @@ import { MultitenantModule, RequireTenant } from 'sequelize-multitenant/nestjs';
 import { tenantQueue } from 'sequelize-multitenant/bullmq';
 export const used = [multitenant, withTenant, fastifyTenant, koaTenant, MultitenantModule, RequireTenant, tenantQueue];
 `;
-const RESOLUTIONS: Array<[string, string, string[]]> = [
-  ['node10', 'commonjs', ['typescript']], // TypeScript 7 no longer has node10
-  ['node16', 'node16', ['typescript', 'typescript7']],
-  ['nodenext', 'nodenext', ['typescript', 'typescript7']],
-  ['bundler', 'esnext', ['typescript', 'typescript7']],
+const MAIN_APP = `import { multitenant, tenantMiddleware, withTenant } from 'sequelize-multitenant';
+export const used = [multitenant, tenantMiddleware, withTenant];
+`;
+const RESOLUTIONS: Array<[string, string, string[], 'checked' | 'skipped']> = [
+  ['node10', 'commonjs', ['typescript'], 'skipped'], // TypeScript 7 no longer has node10
+  ['node16', 'node16', ['typescript', 'typescript7'], 'skipped'],
+  ['nodenext', 'nodenext', ['typescript', 'typescript7'], 'skipped'],
+  ['bundler', 'esnext', ['typescript', 'typescript7'], 'skipped'],
+  // every declaration checked, with no `types` listed — TypeScript 7 then loads no @types at all: the
+  // library's declarations that use node:http and node:async_hooks reference @types/node themselves
+  ['node16', 'node16', ['typescript7'], 'checked'],
+  ['nodenext', 'nodenext', ['typescript7'], 'checked'],
 ];
-for (const [resolution, module, compilers] of RESOLUTIONS) {
+for (const [resolution, module, compilers, libCheck] of RESOLUTIONS) {
   for (const compiler of compilers) {
-    test(`subpaths and their types resolve under moduleResolution ${resolution} (${compiler})`, async (t) => {
+    const title = libCheck === 'checked' ? ', its declarations checked, no types listed' : '';
+    test(`subpaths and their types resolve under moduleResolution ${resolution}${title} (${compiler})`, async (t) => {
       const { mkdtemp, mkdir, symlink, writeFile, rm } = await import('node:fs/promises');
       const { tmpdir } = await import('node:os');
-      const app = await mkdtemp(join(tmpdir(), `smt-${resolution}-`));
+      // checked: inside this checkout, so that every package and @types resolves from its node_modules as
+      // from an application's (no paths, no typeRoots)
+      const base = libCheck === 'checked' ? join(__dirname, '..', '.docs-check') : tmpdir();
+      await mkdir(base, { recursive: true });
+      const app = await mkdtemp(join(base, `smt-${resolution}-`));
       try {
         // the package as an application has it: node_modules/sequelize-multitenant (this checkout, built)
         await mkdir(join(app, 'node_modules'));
         await symlink(join(__dirname, '..'), join(app, 'node_modules', 'sequelize-multitenant'), 'dir');
-        await writeFile(join(app, 'app.ts'), SUBPATH_APP);
+        // checked: the main entry alone (the subpaths' peers, fastify's types, pull in @types/node themselves)
+        await writeFile(join(app, 'app.ts'), libCheck === 'checked' ? MAIN_APP : SUBPATH_APP);
         await writeFile(
           join(app, 'tsconfig.json'),
           JSON.stringify({
@@ -106,11 +119,15 @@ for (const [resolution, module, compilers] of RESOLUTIONS) {
               moduleResolution: resolution,
               strict: true,
               noEmit: true,
-              skipLibCheck: true,
-              types: [],
-              // the peers (sequelize, fastify, @nestjs/*...) from this checkout's node_modules
-              typeRoots: [join(__dirname, '..', 'node_modules', '@types')],
-              paths: { '*': [join(__dirname, '..', 'node_modules', '*')] },
+              ...(libCheck === 'checked'
+                ? { skipLibCheck: false, esModuleInterop: true }
+                : {
+                    skipLibCheck: true,
+                    types: [],
+                    // the peers (sequelize, fastify, @nestjs/*...) from this checkout's node_modules
+                    typeRoots: [join(__dirname, '..', 'node_modules', '@types')],
+                    paths: { '*': [join(__dirname, '..', 'node_modules', '*')] },
+                  }),
             },
             files: ['app.ts'],
           }),

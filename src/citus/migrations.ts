@@ -1,6 +1,7 @@
 import type { QueryInterface, Sequelize, Transaction } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { notify } from '../notice';
+import { checkOptions, type OptionSpec, TRANSACTION_AND_NOTICE } from '../options';
 import { distributeWithRls } from '../rls/policy';
 import { normalizeAction } from '../schema/actions';
 import { addForeignKey } from '../schema/constraints';
@@ -64,6 +65,7 @@ export async function createDistributedTable(
   options: MigrationOptions & { colocateWith?: TableName } = {},
 ): Promise<boolean> {
   const operation = 'createDistributedTable';
+  checkOptions(operation, options, { ...TRANSACTION_AND_NOTICE, colocateWith: 'table' }, 'nothing was sent');
   const sequelize = await citusOr(target, `${operation}(${bare(table)})`, options);
   if (!sequelize) return false;
   const columns = await columnsOf(sequelize, table, options);
@@ -104,6 +106,7 @@ export async function createDistributedTable(
  */
 export async function createReferenceTable(target: Target, table: TableName, options: MigrationOptions = {}): Promise<boolean> {
   const operation = 'createReferenceTable';
+  checkOptions(operation, options, TRANSACTION_AND_NOTICE, 'nothing was sent');
   const sequelize = await citusOr(target, `${operation}(${bare(table)})`, options);
   if (!sequelize) return false;
   if (!(await columnsOf(sequelize, table, options)))
@@ -136,6 +139,7 @@ export async function undistributeTable(
   options: MigrationOptions & { cascadeViaForeignKeys?: boolean } = {},
 ): Promise<boolean> {
   const operation = 'undistributeTable';
+  checkOptions(operation, options, { ...TRANSACTION_AND_NOTICE, cascadeViaForeignKeys: 'boolean' }, 'nothing was sent');
   const sequelize = await citusOr(target, `${operation}(${bare(table)})`, options);
   if (!sequelize || !(await distributed(sequelize, table, options))) return false;
   if (!options.cascadeViaForeignKeys) {
@@ -174,6 +178,16 @@ export interface TenantForeignKeyOptions extends MigrationOptions {
   name?: string;
 }
 
+const FOREIGN_KEY_OPTIONS: OptionSpec = {
+  ...TRANSACTION_AND_NOTICE,
+  tenantColumn: 'string',
+  columns: 'string array',
+  references: 'object',
+  onDelete: 'string',
+  onUpdate: 'string',
+  name: 'string',
+};
+
 /**
  * Adds `FOREIGN KEY (store_id, product_id) REFERENCES products (store_id, id)`, first making sure the
  * parent has a unique key on `(store_id, id)`. Works on PostgreSQL and Citus (between colocated
@@ -189,6 +203,10 @@ export interface TenantForeignKeyOptions extends MigrationOptions {
 export async function addTenantForeignKey(target: Target, table: TableName, options: TenantForeignKeyOptions): Promise<boolean> {
   const sequelize = sequelizeOf(target);
   const operation = 'addTenantForeignKey';
+  checkOptions(operation, options, FOREIGN_KEY_OPTIONS, 'nothing was sent', { required: ['tenantColumn', 'columns', 'references'] });
+  checkOptions(operation, options.references, { table: 'table', columns: 'string array', tenantColumn: 'string' }, 'nothing was sent', {
+    required: ['table', 'columns'],
+  });
   const refuse = (message: string) => new MultitenantError(`${message}; nothing was changed`, { model: bare(table), operation });
   const check = (v: string | undefined, kind: 'onDelete' | 'onUpdate') => {
     const value = normalizeAction(v ?? 'NO ACTION');

@@ -2,6 +2,7 @@ import type { Sequelize } from 'sequelize';
 import { installAuditor, type QueryClass } from '../audit/auditor';
 import { currentFrame } from '../context';
 import { notify } from '../notice';
+import { checkOptions } from '../options';
 import { addSettingsProvider } from '../settings';
 import { type NoticeHandler, stateOf } from '../state';
 
@@ -20,6 +21,7 @@ const installed = new WeakSet<Sequelize>();
  * if (process.env.CITUS_URL) routerOnly(sequelize);
  */
 export function routerOnly(sequelize: Sequelize, options: { notice?: NoticeHandler } = {}): void {
+  checkOptions('routerOnly', options, { notice: 'notice' }, 'nothing was installed');
   if (installed.has(sequelize)) return;
   installed.add(sequelize);
   installAuditor((sequelize as unknown as { dialect: { Query: QueryClass } }).dialect.Query, stateOf);

@@ -1,6 +1,7 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { type AnyModelStatic, tenantMeta } from '../models';
+import { checkOptions, type OptionSpec } from '../options';
 import { hasCitus, regclass, rows, type TableName, tableKey } from '../schema/sql';
 import { assertFits, normalizeTenant, type TenantId, type TenantInput, tenantIdOf } from '../tenant';
 
@@ -89,6 +90,12 @@ function typedId(text: string, model: AnyModelStatic | undefined): TenantId {
   return text;
 }
 
+const TENANT_STATS_OPTIONS: OptionSpec = {
+  top: 'positive integer',
+  by: { oneOf: ['queries', 'reads', 'cpu'] },
+  period: { oneOf: ['current', 'last'] },
+};
+
 /**
  * The busiest tenants, from Citus' `citus_stat_tenants` (router queries are attributed to their
  * distribution value; a query that reaches several shards is counted for none). Needs Citus and
@@ -101,15 +108,10 @@ function typedId(text: string, model: AnyModelStatic | undefined): TenantId {
  */
 export async function tenantStats(sequelize: Sequelize, options: TenantStatsOptions = {}): Promise<TenantStat[]> {
   const operation = 'tenantStats';
+  checkOptions(operation, options, TENANT_STATS_OPTIONS, 'nothing was sent');
   const top = options.top ?? 10;
   const by = options.by ?? 'queries';
   const period = options.period ?? 'current';
-  if (!Number.isSafeInteger(top) || top < 1)
-    throw new MultitenantError(`option top must be a positive integer, got ${String(top)}`, { operation });
-  if (!['queries', 'reads', 'cpu'].includes(by))
-    throw new MultitenantError(`option by must be 'queries', 'reads' or 'cpu', got ${String(by)}`, { operation });
-  if (!['current', 'last'].includes(period))
-    throw new MultitenantError(`option period must be 'current' or 'last', got ${String(period)}`, { operation });
   await requireCitus(sequelize, operation);
   const [tracking] = await rows<{ track: string }>(sequelize, `SELECT current_setting('citus.stat_tenants_track', true) AS track`);
   if (tracking?.track !== 'all') {
@@ -238,6 +240,12 @@ export async function isolateTenant(
   options: IsolateTenantOptions = {},
 ): Promise<IsolatedTenant> {
   const operation = 'isolateTenant';
+  checkOptions(
+    operation,
+    options,
+    { model: 'function', transferMode: { oneOf: ['auto', 'force_logical', 'block_writes'] } },
+    'nothing was sent',
+  );
   const model = tenantTable(sequelize, options.model, operation);
   const meta = tenantMeta(model);
   if (!meta) throw new MultitenantError('option model must be a tenant table', { model: model.name, operation });
@@ -247,9 +255,6 @@ export async function isolateTenant(
   assertFits(normalized, meta, { details });
   const id = tenantIdOf(normalized) as TenantId;
   const mode = options.transferMode ?? 'auto';
-  if (!['auto', 'force_logical', 'block_writes'].includes(mode)) {
-    throw new MultitenantError(`option transferMode must be 'auto', 'force_logical' or 'block_writes', got ${String(mode)}`, details);
-  }
   await requireCitus(sequelize, operation);
   const table = model.getTableName() as TableName;
   const [column] = await rows<{ type: string }>(

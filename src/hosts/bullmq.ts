@@ -1,5 +1,6 @@
 import { currentFrame, runInFrame } from '../context';
 import { MissingTenantError, MultitenantError } from '../errors';
+import { checkOptions, type OptionSpec } from '../options';
 import { guarded } from '../scope/scope';
 import { assertFitsSomeTenantColumn, normalizeTenant, type TenantId, tenantIdOf } from '../tenant';
 
@@ -64,6 +65,9 @@ export interface JobTenantOptions {
   required?: boolean;
 }
 
+/** What the queue, flow producer and processor wrappers take. */
+const JOB_OPTIONS: OptionSpec = { required: 'boolean' };
+
 /** The job options with the current tenant (or the bypass of `withoutTenant`) under `JOB_TENANT_KEY`. */
 function withTenantOf(opts: unknown, required: boolean, operation: string): Opts {
   // a tenant no tenant column can hold ('abc' where they are BIGINT) is refused when the job is added,
@@ -90,6 +94,7 @@ function withTenantOf(opts: unknown, required: boolean, operation: string): Opts
  * await withTenant(store, () => queue.add('welcome', { userId }));
  */
 export function tenantQueue<Q extends QueueLike>(queue: Q, options: JobTenantOptions = {}): Q {
+  checkOptions('tenantQueue', options, JOB_OPTIONS, 'the queue was not wrapped');
   const required = options.required ?? false;
   // BullMQ's add goes through addJob (public in JavaScript): the one to wrap when it exists
   const entry: 'add' | 'addJob' = typeof (queue as { addJob?: unknown }).addJob === 'function' ? 'addJob' : 'add';
@@ -97,7 +102,7 @@ export function tenantQueue<Q extends QueueLike>(queue: Q, options: JobTenantOpt
   const add = target[entry];
   const addBulk = queue.addBulk;
   target[entry] = function addWithTenant(this: Q, name, data, opts) {
-    return guarded(() => add.call(this, name, data, withTenantOf(opts, required, `queue.${entry}`)));
+    return guarded(() => add.call(this, name, data, withTenantOf(opts, required, 'queue.add')));
   };
   const scheduler = (queue as { upsertJobScheduler?: (id: string, repeat: unknown, template?: { opts?: unknown }) => Promise<unknown> })
     .upsertJobScheduler;
@@ -136,6 +141,7 @@ export function tenantProcessor<J extends JobLike, A extends unknown[], R>(
   options: JobTenantOptions = {},
 ): (job: J, ...rest: A) => Promise<R> {
   if (typeof processor !== 'function') throw new TypeError('tenantProcessor(processor): processor must be a function');
+  checkOptions('tenantProcessor', options, JOB_OPTIONS, 'the processor was not wrapped');
   const required = options.required ?? false;
   return async function processWithTenant(job: J, ...rest: A): Promise<R> {
     const operation = `job ${job?.name ?? ''}${job?.id ? `#${job.id}` : ''}`.trim();
@@ -180,6 +186,7 @@ function stampFlow<N extends FlowNode>(node: N, required: boolean, operation: st
  * await withTenant(store, () => flows.add({ name: 'report', queueName: 'reports', children: [...] }));
  */
 export function tenantFlowProducer<F extends FlowProducerLike>(producer: F, options: JobTenantOptions = {}): F {
+  checkOptions('tenantFlowProducer', options, JOB_OPTIONS, 'the producer was not wrapped');
   const required = options.required ?? false;
   const add = producer.add;
   const addBulk = producer.addBulk;

@@ -1,5 +1,8 @@
+/// <reference types="node" preserve="true" />
+// The Node.js types (node:async_hooks, node:http) for applications whose tsconfig lists no `types` (TypeScript 7 loads none by default).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { assertResolver, enterRequest, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
+import { checkOptions } from '../options';
+import { assertResolver, enterRequest, MIDDLEWARE_OPTIONS, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
 
 export type { ResolvedTenant, TenantMiddlewareOptions, TenantResolver } from './resolve';
 
@@ -22,6 +25,7 @@ export function tenantMiddleware<Req extends IncomingMessage = IncomingMessage, 
   options: TenantMiddlewareOptions = {},
 ): (req: Req, res: Res, next: Next) => void {
   assertResolver(resolveTenant, 'tenantMiddleware');
+  checkOptions('tenantMiddleware', options, MIDDLEWARE_OPTIONS, 'nothing was installed');
   const required = options.required ?? false;
   return function multitenantMiddleware(req, _res, next) {
     enterRequest(resolveTenant, req, required, 'tenantMiddleware', () => next(), next);

@@ -1,6 +1,7 @@
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
 import { type Frame, runInFrame } from '../context';
-import { assertResolver, enterRequest, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
+import { checkOptions } from '../options';
+import { assertResolver, enterRequest, MIDDLEWARE_OPTIONS, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
 
 export type { ResolvedTenant, TenantMiddlewareOptions, TenantResolver } from './resolve';
 
@@ -83,6 +84,10 @@ export interface FastifyTenantOptions extends TenantMiddlewareOptions {
 export const fastifyTenant: FastifyPluginCallback<FastifyTenantOptions> = function fastifyTenant(fastify, options, done) {
   const resolveTenant = options?.resolveTenant ?? (() => undefined);
   try {
+    // Fastify passes its own register options (prefix, logLevel, logSerializers) along with the plugin's
+    checkOptions('fastifyTenant', options, { ...MIDDLEWARE_OPTIONS, resolveTenant: 'function' }, 'the plugin was not registered', {
+      allowed: ['prefix', 'logLevel', 'logSerializers'],
+    });
     assertResolver(resolveTenant, 'fastifyTenant');
   } catch (err) {
     done(err as Error);

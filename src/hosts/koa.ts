@@ -1,5 +1,6 @@
 import { type Frame, runInFrame } from '../context';
-import { assertResolver, resolveFrame, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
+import { checkOptions } from '../options';
+import { assertResolver, MIDDLEWARE_OPTIONS, resolveFrame, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
 
 export type { ResolvedTenant, TenantMiddlewareOptions, TenantResolver } from './resolve';
 
@@ -27,6 +28,7 @@ export function koaTenant<Ctx extends KoaContextLike = KoaContextLike>(
   options: TenantMiddlewareOptions = {},
 ): (ctx: Ctx, next: () => Promise<unknown>) => Promise<unknown> {
   assertResolver(resolveTenant, 'koaTenant');
+  checkOptions('koaTenant', options, MIDDLEWARE_OPTIONS, 'nothing was installed');
   const required = options.required ?? false;
   return async function multitenantKoa(ctx, next) {
     const frame = await resolveFrame(resolveTenant, ctx, required, 'koaTenant');

@@ -1,3 +1,5 @@
+/// <reference types="node" preserve="true" />
+// The Node.js types (node:async_hooks, node:http) for applications whose tsconfig lists no `types` (TypeScript 7 loads none by default).
 import type { IncomingMessage } from 'node:http';
 import {
   type CallHandler,
@@ -22,9 +24,10 @@ import { Observable } from 'rxjs';
 import { type Sequelize, Sequelize as SequelizeClass } from 'sequelize';
 import { type Frame, getCurrentTenantId, runInFrame } from '../context';
 import { MissingTenantError, MultitenantError } from '../errors';
-import { multitenant } from '../plugin';
+import { checkOptions } from '../options';
+import { MULTITENANT_OPTIONS, multitenant } from '../plugin';
 import type { MultitenantOptions } from '../state';
-import { assertResolver, enterRequest, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
+import { assertResolver, enterRequest, MIDDLEWARE_OPTIONS, type TenantMiddlewareOptions, type TenantResolver } from './resolve';
 
 export type { ResolvedTenant, TenantMiddlewareOptions, TenantResolver } from './resolve';
 
@@ -205,9 +208,17 @@ Inject(ModuleRef)(MultitenantInstaller, undefined as never, 1);
  * @Module({ imports: [SequelizeModule.forRoot({...}), MultitenantModule.forRoot({ resolveTenant: (req) => req.headers['x-store-id'], multitenant: { strict: true } })] })
  * export class AppModule {}
  */
+/** The options of forRoot (and of forRootAsync's factory), and the plugin's under `multitenant`. */
+function checkModuleOptions(operation: string, options: unknown): void {
+  checkOptions(operation, options, { ...MIDDLEWARE_OPTIONS, resolveTenant: 'function', multitenant: 'object' }, 'nothing was installed');
+  const plugin = (options as { multitenant?: unknown } | undefined)?.multitenant;
+  checkOptions(`${operation} (multitenant)`, plugin, { ...MULTITENANT_OPTIONS, connection: 'string' }, 'nothing was installed');
+}
+
 export class MultitenantModule {
   /** The module with fixed options. */
   static forRoot<Req = IncomingMessage>(options: MultitenantModuleOptions<Req> = {}): DynamicModule {
+    checkModuleOptions('MultitenantModule.forRoot', options);
     assertResolver(options.resolveTenant ?? (() => undefined), 'MultitenantModule.forRoot');
     if (options.multitenant) {
       const { connection, ...plugin } = options.multitenant;
@@ -217,6 +228,13 @@ export class MultitenantModule {
   }
   /** The module with options from a factory (ConfigService and the like). */
   static forRootAsync<Req = IncomingMessage>(options: MultitenantModuleAsyncOptions<Req>): DynamicModule {
+    checkOptions(
+      'MultitenantModule.forRootAsync',
+      options,
+      { imports: 'array', inject: 'array', useFactory: 'function', connection: 'string' },
+      'nothing was installed',
+      { required: ['useFactory'] },
+    );
     let resolvedPlugin: MultitenantOptions | undefined;
     installAtCreation(options.connection, () => resolvedPlugin ?? {});
     return {
@@ -226,6 +244,7 @@ export class MultitenantModule {
           inject: options.inject ?? [],
           useFactory: async (...args: unknown[]) => {
             const resolved = await options.useFactory(...(args as never[]));
+            checkModuleOptions('MultitenantModule.forRootAsync (the factory)', resolved);
             assertResolver(resolved.resolveTenant ?? (() => undefined), 'MultitenantModule.forRootAsync');
             if (resolved.multitenant) {
               const { connection, ...plugin } = resolved.multitenant;

@@ -1,6 +1,9 @@
+/// <reference types="node" preserve="true" />
+// The Node.js types (node:async_hooks, node:http) for applications whose tsconfig lists no `types` (TypeScript 7 loads none by default).
 import { AsyncResource } from 'node:async_hooks';
 import { type Frame, runInFrame } from '../context';
 import { MissingTenantError } from '../errors';
+import type { OptionSpec } from '../options';
 import { assertFitsSomeTenantColumn, normalizeTenant, type TenantInput } from '../tenant';
 
 /**
@@ -21,6 +24,9 @@ export interface TenantMiddlewareOptions {
 
 /** A request's resolver: sync or async, a tenant, an instance, an id, an array, or nothing. */
 export type TenantResolver<Req> = (req: Req) => ResolvedTenant | Promise<ResolvedTenant>;
+
+/** What every host's middleware takes beside its resolver. */
+export const MIDDLEWARE_OPTIONS: OptionSpec = { required: 'boolean' };
 
 export function assertResolver(resolveTenant: unknown, where: string): void {
   if (typeof resolveTenant !== 'function') throw new TypeError(`${where}(resolveTenant): resolveTenant must be a function`);

@@ -1,6 +1,7 @@
 import type { QueryInterface, Sequelize, Transaction } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { notify } from '../notice';
+import { checkOptions, type OptionSpec } from '../options';
 import { bare, hasCitus, ident, qualified, regclass, rows, run, type SqlOptions, type TableName } from '../schema/sql';
 import type { NoticeHandler } from '../state';
 import { BYPASS_SETTING, POLICY_NAME, TENANT_SETTING, TRUNCATE_FUNCTION, TRUNCATE_TRIGGER, TRUNCATE_TRIGGER_TYPE } from './names';
@@ -16,6 +17,8 @@ export interface RowLevelSecurityOptions {
 }
 
 type Target = Sequelize | QueryInterface;
+/** What the migration helpers take (RowLevelSecurityOptions). */
+const RLS_HELPER_OPTIONS: OptionSpec = { transaction: 'object', notice: 'notice', logging: 'logging' };
 const sequelizeOf = (target: Target): Sequelize => ('sequelize' in target ? (target as QueryInterface).sequelize : target) as Sequelize;
 
 /**
@@ -193,7 +196,8 @@ export async function enableRowLevelSecurity(
 ): Promise<boolean> {
   const sequelize = sequelizeOf(target);
   const operation = 'enableRowLevelSecurity';
-  if (!options || typeof options.column !== 'string' || options.column === '') {
+  checkOptions(operation, options, { ...RLS_HELPER_OPTIONS, column: 'string' }, 'nothing was changed', { required: ['column'] });
+  if (options.column === '') {
     throw new MultitenantError('enableRowLevelSecurity needs { column }: the tenant column; nothing was changed', {
       model: bare(table),
       operation,
@@ -256,6 +260,7 @@ async function descendants(
 export async function disableRowLevelSecurity(target: Target, table: TableName, options: RowLevelSecurityOptions = {}): Promise<boolean> {
   const sequelize = sequelizeOf(target);
   const operation = 'disableRowLevelSecurity';
+  checkOptions(operation, options, RLS_HELPER_OPTIONS, 'nothing was changed');
   assertPostgres(sequelize, operation, table);
   const before = await stateOf(sequelize, table, options);
   if (!before) throw new MultitenantError(`table ${bare(table)} does not exist; nothing was changed`, { model: bare(table), operation });
