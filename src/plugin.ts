@@ -1,5 +1,6 @@
 import type { Sequelize } from 'sequelize';
 import { assertParserInstalled, installAuditor } from './audit/auditor';
+import { alterStatements } from './citus/alter';
 import { distributeModel, distributionProblem, isDistributed } from './citus/distribution';
 import { citusProblems } from './citus/preflight';
 import { type ClsNamespace, configureNamespace, watchSequelizeClass } from './context';
@@ -27,7 +28,13 @@ import { assertCanary } from './verify/canary';
 import { assertInternals } from './verify/internals';
 
 /** The Citus steps of the sync paths (citus/), handed to the schema layer (schema/), which does not import them. */
-const citusSteps: CitusSteps = { problems: citusProblems, distribute: distributeModel, isDistributed, distributionProblem };
+const citusSteps: CitusSteps = {
+  problems: citusProblems,
+  distribute: distributeModel,
+  isDistributed,
+  distributionProblem,
+  alterStatements,
+};
 
 const AUDIT_MODES: readonly string[] = ['off', 'warn', 'throw'];
 /** What `multitenant()` takes (docs/reference.md "Options"). */
@@ -178,7 +185,7 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   installAuditor((sequelize as unknown as { dialect: { Query: Parameters<typeof installAuditor>[0] } }).dialect.Query, stateOf);
   patchModelSync(ctor.Model as Parameters<typeof patchModelSync>[0], isInstalled, citusSteps);
   patchSequelizeSync(sequelize, () => isInstalled(sequelize), citusSteps);
-  patchAlter(qi as unknown as Parameters<typeof patchAlter>[0], () => isInstalled(sequelize));
+  patchAlter(qi as unknown as Parameters<typeof patchAlter>[0], () => isInstalled(sequelize), citusSteps);
   patchCreateTable(qi as unknown as Parameters<typeof patchCreateTable>[0], () => isInstalled(sequelize), citusSteps);
   registerState(sequelize, state);
   if (resolved.rls) installRls(sequelize, ctor.Model as Parameters<typeof installRls>[1], rlsOn);

@@ -4,7 +4,7 @@
 // skipped otherwise.
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
-import { DataTypes, Sequelize } from 'sequelize';
+import { DataTypes, QueryTypes, Sequelize } from 'sequelize';
 import { isolationError } from '../src/citus/tenants';
 import { isolateTenant, MultitenantError, multitenant, routerOnly, tenantStats, withoutTenant, withTenant } from '../src/index';
 import { createTestDatabase, onCitus } from './helpers/db';
@@ -147,7 +147,8 @@ citusTest('isolateTenant: the tenant gets shards of its own in every colocated t
   const first = await isolateTenant(sequelize, 3);
   t.true(first.changed);
   t.is(first.tenant, 3);
-  const ours = first.shards.filter((s) => s.table.startsWith(`${schema}.`));
+  const ours = first.shards;
+  // the application's tables only: sync gave them a colocation group of their own
   t.deepEqual(ours.map((s) => s.table).sort(), [`${schema}.items`, `${schema}.shops`]);
   t.is(new Set(first.shards.map((s) => `${s.node}:${s.port}`)).size, 1, 'all on one node');
   const again = await isolateTenant(sequelize, models.Shop.build({ id: 3 }, { isNewRecord: false }));
@@ -180,3 +181,115 @@ citusTest('isolateTenant: the tenant gets shards of its own in every colocated t
     await checked.close();
   }
 });
+
+citusTest(
+  "a colocation group of the application's own: another application's table is neither split by isolateTenant nor counted by tenantStats; one that joins the group stops isolateTenant",
+  async (t) => {
+    const own = `smt_group_${process.pid}_${randomBytes(3).toString('hex')}`;
+    const s = new Sequelize(url ?? '', { logging: false, pool: { max: 2 } });
+    try {
+      await s.query(`CREATE SCHEMA ${own}`);
+      // another application's table, distributed the default way before this one syncs
+      await s.query(`CREATE TABLE ${own}.strangers (id int, shop_id int, PRIMARY KEY (shop_id, id))`);
+      await s.query(`SELECT create_distributed_table('${own}.strangers', 'shop_id')`);
+      await s.query(`INSERT INTO ${own}.strangers VALUES (1, 4), (2, 4)`);
+      multitenant(s, { notice: false });
+      const m = define(s, own);
+      await s.sync();
+      await withoutTenant(async () => {
+        await m.Shop.bulkCreate([2, 4].map((id) => ({ id, name: `shop-${id}` })));
+        await m.Item.bulkCreate([{ id: 1, shop_id: 4, name: 'x' }]);
+      });
+      const groups = (await s.query(
+        `SELECT logicalrelid::text AS t, colocationid AS g FROM pg_dist_partition WHERE logicalrelid::text LIKE '${own}.%' ORDER BY 1`,
+        { type: QueryTypes.SELECT },
+      )) as Array<{ t: string; g: number }>;
+      const groupOf = (table: string) => groups.find((g) => g.t === `${own}.${table}`)?.g;
+      t.truthy(groupOf('shops'));
+      t.is(groupOf('shops'), groupOf('items'));
+      t.not(groupOf('shops'), groupOf('strangers'));
+      t.deepEqual(
+        groups.filter((g) => g.g === groupOf('shops')).map((g) => g.t),
+        [`${own}.items`, `${own}.shops`],
+      );
+      // router queries of tenant 4 on the stranger: counted by Citus, not by tenantStats
+      await s.query('SELECT citus_stat_tenants_reset()');
+      for (let i = 0; i < 5; i++) await s.query(`SELECT * FROM ${own}.strangers WHERE shop_id = 4`);
+      await withTenant(2, () => m.Item.count());
+      t.deepEqual(
+        (await tenantStats(s)).filter((r) => r.colocationId === groupOf('strangers')),
+        [],
+      );
+      // isolating a tenant splits the application's tables only
+      const shardsOf = async (table: string) =>
+        (
+          (await s.query(`SELECT count(*)::int AS n FROM pg_dist_shard WHERE logicalrelid = '${own}.${table}'::regclass`, {
+            type: QueryTypes.SELECT,
+          })) as Array<{ n: number }>
+        )[0]?.n;
+      const strangerShards = await shardsOf('strangers');
+      const isolated = await isolateTenant(s, 4);
+      t.deepEqual(isolated.shards.map((x) => x.table).sort(), [`${own}.items`, `${own}.shops`]);
+      t.is(await shardsOf('strangers'), strangerShards, "the stranger's shards are not split");
+      // a table of another application that joins the group: isolateTenant refuses, naming it, splitting nothing
+      await s.query(`CREATE TABLE ${own}.late (id int, shop_id int, PRIMARY KEY (shop_id, id))`);
+      await s.query(`SELECT create_distributed_table('${own}.late', 'shop_id', colocate_with => '${own}.shops')`);
+      const lateShards = await shardsOf('late');
+      const err = await t.throwsAsync(() => isolateTenant(s, 2), { instanceOf: MultitenantError });
+      t.regex(
+        err?.message ?? '',
+        new RegExp(`the colocation group of shops also holds ${own}\\.late, which no model of this application defines`),
+      );
+      t.is(await shardsOf('late'), lateShards);
+    } finally {
+      await s.query(`DROP SCHEMA IF EXISTS ${own} CASCADE`).catch(() => undefined);
+      await s.close();
+    }
+  },
+);
+
+citusTest(
+  "the doctor warns when the tenant table shares its colocation group with another application's tables, and its fix moves it",
+  async (t) => {
+    const own = `smt_doctor_${process.pid}_${randomBytes(3).toString('hex')}`;
+    const s = new Sequelize(url ?? '', { logging: false, pool: { max: 2 } });
+    try {
+      await s.query(`CREATE SCHEMA ${own}`);
+      // distributed by hand the old way: every table in Citus' default group, with a stranger
+      for (const sql of [
+        `CREATE TABLE ${own}.shops (id int PRIMARY KEY, name text)`,
+        `CREATE TABLE ${own}.items (id int, shop_id int REFERENCES ${own}.shops (id), name text, PRIMARY KEY (shop_id, id))`,
+        `CREATE TABLE ${own}.other_app (id int, tenant int, PRIMARY KEY (tenant, id))`,
+        `SELECT create_distributed_table('${own}.other_app', 'tenant', colocate_with => 'none')`,
+        `SELECT create_distributed_table('${own}.shops', 'id', colocate_with => '${own}.other_app')`,
+        `SELECT create_distributed_table('${own}.items', 'shop_id', colocate_with => '${own}.shops')`,
+      ])
+        await s.query(sql);
+      multitenant(s, { notice: false });
+      define(s, own);
+      const { inspect } = await import('../src/doctor/inspect');
+      const { orderedFixes } = await import('../src/doctor/migration');
+      const reports = await inspect(s);
+      const warning = reports.flatMap((r) => r.problems).find((p) => /colocation group also holds/.test(p.message));
+      t.truthy(warning, JSON.stringify(reports.map((r) => r.problems)));
+      t.is(warning?.severity, 'warn');
+      t.regex(warning?.message ?? '', new RegExp(`1 table\\(s\\) outside this application \\(${own}\\.other_app\\)`));
+      const fixes = orderedFixes(reports);
+      for (const sql of [...fixes.transactional, ...fixes.distribution]) await s.query(sql);
+      const after = await inspect(s);
+      t.deepEqual(
+        after.flatMap((r) => r.problems).filter((p) => /colocation group/.test(p.message)),
+        [],
+      );
+      const [row] = (await s.query(
+        `SELECT (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = '${own}.shops'::regclass) = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = '${own}.items'::regclass) AS together,
+              (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = '${own}.shops'::regclass) <> (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = '${own}.other_app'::regclass) AS apart`,
+        { type: QueryTypes.SELECT },
+      )) as Array<{ together: boolean; apart: boolean }>;
+      t.deepEqual(row, { together: true, apart: true });
+    } finally {
+      await s.query(`DROP SCHEMA IF EXISTS ${own} CASCADE`).catch(() => undefined);
+      await s.close();
+    }
+  },
+);

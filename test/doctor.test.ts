@@ -49,7 +49,7 @@ test.serial('an unfit schema: every problem with its fix, exit code 1; the writt
         : /✓ stores \(Store: tenant table, tenant column id/,
       ...(onCitus
         ? [
-            /fix: SELECT create_distributed_table\('"stores"', 'id'\)/,
+            /fix: SELECT create_distributed_table\('"stores"', 'id', colocate_with => 'none'\)/,
             /fix: SELECT create_distributed_table\('"products"', 'store_id', colocate_with => '"stores"'\)/,
           ]
         : []),

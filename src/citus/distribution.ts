@@ -6,7 +6,7 @@ import { MultitenantError } from '../errors';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import { distributeWithRls } from '../rls/policy';
 import { fieldOf, isReference, metaOf, tenantTableOf } from '../schema/graph';
-import { bare, regclass, rows, runCitus, type SqlOptions, type TableName } from '../schema/sql';
+import { bare, regclass, rows, runCitus, type SqlOptions, type TableName, tableKey } from '../schema/sql';
 import { hasThroughAutoKey } from '../schema/through';
 
 /** How Citus holds a table: hash-distributed on a column, a reference table, a Citus local table, or not at all. */
@@ -74,10 +74,33 @@ export function colocationTable(sequelize: Sequelize, model: AnyModelStatic, met
   return found.model.getTableName() as TableName;
 }
 
-/** The SELECT that distributes a tenant model (or makes a reference table of a global one), per the Citus docs. */
+/** Another tenant model of the application, already hash-distributed on a tenant column of the same type. */
+async function distributedSibling(
+  sequelize: Sequelize,
+  model: AnyModelStatic,
+  meta: TenantMeta,
+  options: SqlOptions,
+): Promise<TableName | undefined> {
+  const all = (sequelize as unknown as { modelManager?: { models: AnyModelStatic[] } }).modelManager?.models ?? [];
+  for (const other of all) {
+    const m = other === model ? undefined : tenantMeta(other);
+    if (!m || m.typeKey !== meta.typeKey) continue;
+    const table = other.getTableName() as TableName;
+    const d = await distributionOf(sequelize, table, options);
+    if (d?.kind === 'hash' && d.column === m.column) return table;
+  }
+  return undefined;
+}
+
+/**
+ * The SELECT that distributes a tenant model, per the Citus docs: colocated with `colocateWith`, or —
+ * without it — in a colocation group of its own (`colocate_with => 'none'`), never Citus' default group,
+ * which every table of the database distributed without a group shares: `isolate_tenant_to_new_shard`
+ * splits every table of a group, and `citus_stat_tenants` counts by group.
+ */
 export function distributionSql(sequelize: Sequelize, table: TableName, column: string, colocateWith?: TableName): string {
-  const colocate = colocateWith ? `, colocate_with => ${regclass(sequelize, colocateWith)}` : '';
-  return `SELECT create_distributed_table(${regclass(sequelize, table)}, '${column.replace(/'/g, "''")}'${colocate})`;
+  const colocate = colocateWith ? regclass(sequelize, colocateWith) : `'none'`;
+  return `SELECT create_distributed_table(${regclass(sequelize, table)}, '${column.replace(/'/g, "''")}', colocate_with => ${colocate})`;
 }
 export const referenceSql = (sequelize: Sequelize, table: TableName): string =>
   `SELECT create_reference_table(${regclass(sequelize, table)})`;
@@ -103,7 +126,11 @@ export async function distributeModel(sequelize: Sequelize, model: AnyModelStati
     }
     const colocate = colocationTable(sequelize, model, meta);
     const ready = colocate && (await isDistributed(sequelize, colocate, options));
-    const distribute = distributionSql(sequelize, table, meta.column, ready ? colocate : undefined);
+    // colocated with the tenant table; an application without one (only tenant columns) keeps its tables in
+    // one group all the same: with the first of its tenant tables already distributed on a column of the
+    // same type, or — the first — in a group of its own
+    const anchor = ready ? colocate : colocate ? undefined : await distributedSibling(sequelize, model, meta, options);
+    const distribute = distributionSql(sequelize, table, meta.column, anchor);
     await distributeWithRls(sequelize, table, meta.column, options, () => runCitus(sequelize, distribute, model.name, options));
     return distribute;
   }
@@ -111,4 +138,27 @@ export async function distributeModel(sequelize: Sequelize, model: AnyModelStati
   const sql = referenceSql(sequelize, table);
   await runCitus(sequelize, sql, model.name, options);
   return sql;
+}
+
+/**
+ * The hash-distributed tables of a colocation group that no tenant model of the application names (shown
+ * `schema.table`): another application's tables that joined the group, which `isolate_tenant_to_new_shard`
+ * would split too and `citus_stat_tenants` counts with it.
+ */
+export async function tablesOutsideApplication(sequelize: Sequelize, group: number, options: SqlOptions = {}): Promise<string[]> {
+  const ours = new Set<string>();
+  for (const model of (sequelize as unknown as { modelManager?: { models: AnyModelStatic[] } }).modelManager?.models ?? []) {
+    if (tenantMeta(model)) ours.add(tableKey(model.getTableName() as TableName));
+  }
+  const found = await rows<{ schema: string; name: string; current: string }>(
+    sequelize,
+    `SELECT n.nspname AS schema, c.relname AS name, current_schema() AS current
+       FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE p.colocationid = ${Number(group)} ORDER BY 1, 2`,
+    options,
+  );
+  // a model without a schema names a table of the connection's current schema
+  const isOurs = (r: { schema: string; name: string; current: string }) =>
+    ours.has(tableKey({ tableName: r.name, schema: r.schema })) || (r.schema === r.current && ours.has(tableKey(r.name)));
+  return found.filter((r) => !isOurs(r)).map((r) => `${r.schema}.${r.name}`);
 }

@@ -2,8 +2,9 @@ import { QueryTypes, type Sequelize } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { type AnyModelStatic, tenantMeta } from '../models';
 import { checkOptions, type OptionSpec } from '../options';
-import { hasCitus, regclass, rows, type TableName, tableKey } from '../schema/sql';
+import { bare, hasCitus, regclass, rows, type TableName, tableKey } from '../schema/sql';
 import { assertFits, normalizeTenant, type TenantId, type TenantInput, tenantIdOf } from '../tenant';
+import { distributionOf, tablesOutsideApplication } from './distribution';
 
 // Growing on Citus: which tenants carry the load (citus_stat_tenants), and giving a big tenant shards of
 // its own (isolate_tenant_to_new_shard) that can then be moved to a node of its own.
@@ -67,16 +68,17 @@ async function tenantTablesByColocation(sequelize: Sequelize): Promise<Map<numbe
     const meta = tenantMeta(model);
     if (meta?.isTenantTable) byTable.set(tableKey(model.getTableName() as TableName), model);
   }
-  const found = await rows<{ colocationid: number; schema: string; name: string }>(
+  const found = await rows<{ colocationid: number; schema: string; name: string; current: string }>(
     sequelize,
-    `SELECT p.colocationid, n.nspname AS schema, c.relname AS name
+    `SELECT p.colocationid, n.nspname AS schema, c.relname AS name, current_schema() AS current
        FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE p.partmethod = 'h'`,
   );
   const out = new Map<number, AnyModelStatic>();
-  for (const { colocationid, schema, name } of found) {
-    const model = byTable.get(tableKey({ tableName: name, schema }));
-    if (model && !out.has(colocationid)) out.set(colocationid, model);
+  for (const { colocationid, schema, name, current } of found) {
+    // a model without a schema names a table of the connection's current schema
+    const model = byTable.get(tableKey({ tableName: name, schema })) ?? (schema === current ? byTable.get(tableKey(name)) : undefined);
+    if (model && !out.has(Number(colocationid))) out.set(Number(colocationid), model);
   }
   return out;
 }
@@ -124,19 +126,23 @@ export async function tenantStats(sequelize: Sequelize, options: TenantStatsOpti
   }
   const suffix = period === 'current' ? 'in_this_period' : 'in_last_period';
   const measure = by === 'queries' ? 'queries' : by === 'reads' ? 'reads' : 'cpu';
+  // the application's colocation groups only: another application's distributed tables in this database
+  // (a group of their own, or Citus' default one) are not this one's tenants
+  const groups = await tenantTablesByColocation(sequelize);
+  if (groups.size === 0) return [];
   const found = (await sequelize.query(
     `SELECT colocation_id, tenant_attribute,
             sum(query_count_${suffix})::int AS queries, sum(read_count_${suffix})::int AS reads, sum(cpu_usage_${suffix})::float8 AS cpu
        FROM citus_stat_tenants
+      WHERE colocation_id IN (${[...groups.keys()].map((g) => Number(g)).join(', ')})
       GROUP BY colocation_id, tenant_attribute
      HAVING sum(query_count_${suffix}) > 0
       ORDER BY ${measure} DESC, tenant_attribute
       LIMIT ${top}`,
     { type: QueryTypes.SELECT },
   )) as StatRow[];
-  const groups = await tenantTablesByColocation(sequelize);
   return found.map((r) => {
-    const model = groups.get(r.colocation_id);
+    const model = groups.get(Number(r.colocation_id));
     return {
       tenant: typedId(r.tenant_attribute, model),
       ...(model ? { model: model.name } : {}),
@@ -265,6 +271,16 @@ export async function isolateTenant(
   if (!column) throw new MultitenantError(`table ${String(table)} has no column ${meta.column} (run sync first)`, details);
   // (format_type gives a type name PostgreSQL reads back: bigint, integer, uuid, text, character varying(255))
   const type = column.type;
+  // the whole colocation group is split: refused while it holds another application's tables
+  const group = await distributionOf(sequelize, table, {});
+  const outside = group?.kind === 'hash' ? await tablesOutsideApplication(sequelize, group.colocation) : [];
+  if (outside.length > 0) {
+    throw new MultitenantError(
+      `the colocation group of ${bare(table)} also holds ${outside.join(', ')}, which no model of this application defines: isolating tenant ${String(id)} would split their shards too. ` +
+        `Give the application's tables a group of their own first (npx sequelize-multitenant doctor prints the statements: update_distributed_table_colocation(..., colocate_with => 'none')); nothing was changed`,
+      { ...details, tenant: id },
+    );
+  }
   const before = await shardsOf(sequelize, table, type, id);
   const isolated = await rows<{ n: number }>(
     sequelize,

@@ -1,5 +1,5 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
-import { distributionOf } from '../citus/distribution';
+import { distributionOf, tablesOutsideApplication } from '../citus/distribution';
 import { runSchemaWork } from '../context';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import { POLICY_NAME, TRUNCATE_TRIGGER } from '../rls/names';
@@ -134,6 +134,9 @@ export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
   const home = citus && tenantTableName ? await distributionOf(sequelize, tenantTableName, {}) : undefined;
   // a model without a schema lives in the connection's current schema
   const [{ schema: current } = { schema: 'public' }] = await select<{ schema: string }>(sequelize, 'SELECT current_schema() AS schema');
+  // tables outside the application in the tenant table's colocation group: isolate_tenant_to_new_shard
+  // would split them too, and citus_stat_tenants would count their tenant ids as this application's
+  const strangers = home?.kind === 'hash' && tenantTableName ? await tablesOutsideApplication(sequelize, home.colocation) : [];
   const reports: TableReport[] = [];
   for (const model of all) {
     const meta = tenantMeta(model);
@@ -402,8 +405,31 @@ export async function inspect(sequelize: Sequelize): Promise<TableReport[]> {
         ],
       });
     }
+    if (meta.isTenantTable && strangers.length > 0 && report.colocatedWithTenantTable) {
+      const own = all.filter((m) => {
+        const other = tenantMeta(m);
+        return other && !other.isTenantTable && other.typeKey === meta.typeKey;
+      });
+      report.problems.push({
+        table: name,
+        severity: 'warn',
+        message: `its colocation group also holds ${strangers.length} table(s) outside this application (${strangers.slice(0, 5).join(', ')}${strangers.length > 5 ? ', ...' : ''}): isolateTenant would split their shards too, and tenantStats would count their tenant ids as this application's. Give the tenant table a group of its own and move the application's tables into it`,
+        fix: [
+          {
+            step: 'distribute',
+            sql: `SELECT update_distributed_table_colocation(${regclassOf(sequelize, table)}, colocate_with => 'none')`,
+          },
+          ...own.map((m) => ({
+            step: 'distribute' as const,
+            sql: `SELECT update_distributed_table_colocation(${regclassOf(sequelize, m.getTableName() as TableName)}, colocate_with => ${regclassOf(sequelize, table)})`,
+          })),
+        ],
+      });
+    }
     if (citus && !report.colocatedWithTenantTable) {
-      const colocate = !meta.isTenantTable && tenantTableName ? `, colocate_with => ${regclassOf(sequelize, tenantTableName)}` : '';
+      // the tenant table in a colocation group of its own (never Citus' default one, which other tables of
+      // the database may share), every tenant table with it
+      const colocate = `, colocate_with => ${!meta.isTenantTable && tenantTableName ? regclassOf(sequelize, tenantTableName) : "'none'"}`;
       // Citus refuses to distribute (or redistribute) a table with triggers: the library's TRUNCATE trigger
       // is dropped before and made again after, with citus.enable_unsafe_triggers for that statement
       const guard = rls?.hasTrigger

@@ -15,4 +15,12 @@ export interface CitusSteps {
   isDistributed(sequelize: Sequelize, table: TableName, options: SqlOptions): Promise<boolean>;
   /** What is wrong with how Citus holds a model's table, with the statement that fixes it; undefined when it is right. */
   distributionProblem(sequelize: Sequelize, model: AnyModelStatic, options: SqlOptions): Promise<string | undefined>;
+  /** Of the statements of a changeColumn, those Citus can run (no-ops on the distribution column left out; a real change refused). */
+  alterStatements(
+    sequelize: Sequelize,
+    table: TableName,
+    column: string,
+    statements: readonly string[],
+    options: SqlOptions,
+  ): Promise<string[]>;
 }

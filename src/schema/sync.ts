@@ -5,6 +5,7 @@ import type { Sequelize } from 'sequelize';
 import { runSchemaWork } from '../context';
 import { type AnyModelStatic, tenantMeta } from '../models';
 import { notify } from '../notice';
+import { shapeOf } from '../statements';
 import { type StaticMethod, wrapStatic } from '../statics';
 import { addForeignKey, exists, hasColumns } from './constraints';
 import { type Attributes, deferredOf, prepareCreateTable } from './create-table';
@@ -113,25 +114,65 @@ interface AlterQueryInterface extends QueryInterfaceLike {
   removeConstraint(table: TableName, name: string, options?: Record<string | symbol, unknown>): Promise<unknown>;
 }
 
+/** The statements Sequelize's changeColumn sends (QueryInterface#changeColumn, sequelize v6), as one message. */
+function changeColumnSql(qi: AlterQueryInterface, table: TableName, column: string, attribute: unknown): string {
+  const internals = qi as unknown as {
+    normalizeAttribute(attribute: unknown): unknown;
+    queryGenerator: {
+      attributesToSQL(attributes: Record<string, unknown>, options: { context: string; table: TableName }): Record<string, string>;
+      changeColumnQuery(table: TableName, attributes: Record<string, string>): string;
+    };
+  };
+  const attributes = internals.queryGenerator.attributesToSQL(
+    { [column]: internals.normalizeAttribute(attribute) },
+    { context: 'changeColumn', table },
+  );
+  return internals.queryGenerator.changeColumnQuery(table, attributes);
+}
+
 /**
  * `sync({ alter: true })` re-creates what a column's `references` says on every run: Sequelize drops
  * every foreign key on the column to the referenced table (the tenant key too) and adds its own
  * single-column one. Inside a model's sync, the tenant foreign keys are kept and the single-column
  * `REFERENCES` they replace is left out, as at CREATE TABLE.
  */
-export function patchAlter(qi: AlterQueryInterface, isInstalled: () => boolean): void {
+export function patchAlter(qi: AlterQueryInterface, isInstalled: () => boolean, citusSteps: CitusSteps): void {
   const sequelize = qi.sequelize;
   const changeColumn = qi.changeColumn;
   const removeConstraint = qi.removeConstraint;
   const syncing = (options: Record<string | symbol, unknown> | undefined) =>
     isInstalled() && sequelize.getDialect() === 'postgres' ? (options?.[IN_SYNC] as AnyModelStatic | undefined) : undefined;
+  // Citus propagates a DDL message to the shards as it was written, and refuses one that holds several
+  // statements — what Sequelize's changeColumn sends (DROP NOT NULL; DROP DEFAULT; TYPE ...): on Citus the
+  // statements go one per message, in one transaction (the caller's, or one of their own), all or nothing
+  const send = async (
+    self: AlterQueryInterface,
+    table: TableName,
+    column: string,
+    attribute: unknown,
+    options?: Record<string | symbol, unknown>,
+  ) => {
+    if (!isInstalled() || sequelize.getDialect() !== 'postgres' || !(await hasCitus(sequelize, options as SqlOptions)))
+      return changeColumn.call(self, table, column, attribute, options);
+    const sql = changeColumnSql(self, table, column, attribute);
+    const shape = shapeOf(sql);
+    if (!shape.readable) return changeColumn.call(self, table, column, attribute, options);
+    const statements = await citusSteps.alterStatements(sequelize, table, column, shape.statements, options as SqlOptions);
+    if (statements.length === 0) return undefined;
+    const run = async (transaction: unknown) => {
+      for (const statement of statements) await sequelize.query(statement, { ...options, transaction } as never);
+    };
+    if (statements.length === 1) return run(options?.transaction);
+    if (options?.transaction) return run(options.transaction);
+    return sequelize.transaction((transaction) => run(transaction));
+  };
   qi.changeColumn = async function keepTenantKeys(table, column, attribute, options) {
     const model = syncing(options);
     if (!model || !attribute || typeof attribute !== 'object' || !('references' in attribute))
-      return changeColumn.call(this, table, column, attribute, options);
+      return send(this, table, column, attribute, options);
     const citus = await hasCitus(sequelize, options as SqlOptions);
     const prepared = prepareCreateTable(sequelize, model, { [column]: attribute as Attributes[string] }, {}, citus);
-    return changeColumn.call(this, table, column, prepared.attributes[column], options);
+    return send(this, table, column, prepared.attributes[column], options);
   };
   qi.removeConstraint = async function keepTenantKeys(table, name, options) {
     const model = syncing(options);

@@ -20,6 +20,7 @@ const QUERY_INTERFACE = [
   'decrement',
   'createTable',
   'changeColumn',
+  'normalizeAttribute',
   'removeConstraint',
 ] as const;
 /** The query-generator methods wrapped (joins, conflicts, limited deletes) or called to build SQL. */
@@ -34,6 +35,8 @@ const QUERY_GENERATOR = [
   'quoteTable',
   'quoteIdentifier',
   '_getAliasForField',
+  'attributesToSQL',
+  'changeColumnQuery',
 ] as const;
 /** Static methods of the base Model class wrapped once (scope/methods.ts, citus/schema.ts). */
 const MODEL_STATIC = [

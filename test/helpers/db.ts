@@ -97,6 +97,38 @@ async function freshDatabaseOn(adminUrl: string, kind: DatabaseKind): Promise<Te
   };
 }
 
+/**
+ * The coordinator's public schema, for a test file whose subject Sequelize reads in `public` only
+ * (`sync({ alter })` looks tables up in information_schema under 'public' unless the model names a
+ * schema). `npm run test:citus` runs one file at a time; drop() removes what the file made there.
+ */
+async function citusPublic(citusUrl: string): Promise<TestDatabase> {
+  const tables = async (c: InstanceType<typeof Client>) =>
+    new Set(
+      (
+        await c.query(
+          `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')`,
+        )
+      ).rows.map((r: { name: string }) => r.name),
+    );
+  const admin = new Client({ connectionString: citusUrl });
+  await admin.connect();
+  const before = await tables(admin);
+  await admin.end();
+  return {
+    kind: 'citus',
+    url: citusUrl,
+    maxConnections: 10,
+    async drop() {
+      const c = new Client({ connectionString: citusUrl });
+      await c.connect();
+      for (const name of await tables(c))
+        if (!before.has(name)) await c.query(`DROP TABLE IF EXISTS public."${name.replace(/"/g, '""')}" CASCADE`);
+      await c.end();
+    },
+  };
+}
+
 /** On a Citus coordinator a new database would need its workers added again: a fresh schema instead. */
 async function citusSchema(citusUrl: string): Promise<TestDatabase> {
   const schema = `smt_test_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -145,13 +177,16 @@ async function embedded(): Promise<TestDatabase> {
   return { kind: 'embedded', url: db.url, maxConnections: db.maxConnections, drop: db.close };
 }
 
-/** Finds a PostgreSQL as described above and makes a fresh database on it. */
-export async function createTestDatabase(): Promise<TestDatabase> {
+/**
+ * Finds a PostgreSQL as described above and makes a fresh database on it. `publicSchema`: on Citus, the
+ * coordinator's public schema (see citusPublic) instead of a schema of the file's own.
+ */
+export async function createTestDatabase(options: { publicSchema?: boolean } = {}): Promise<TestDatabase> {
   const kind = databaseKind();
   let db: TestDatabase | undefined;
   if (kind === 'citus') {
     if (!process.env.CITUS_URL) throw new Error('MULTITENANT_TEST_DB=citus needs CITUS_URL=postgres://... (a Citus coordinator)');
-    db = await citusSchema(process.env.CITUS_URL);
+    db = options.publicSchema ? await citusPublic(process.env.CITUS_URL) : await citusSchema(process.env.CITUS_URL);
   } else if (kind === 'embedded') db = await embedded();
   else if (kind === 'DATABASE_URL') db = await freshDatabaseOn(process.env.DATABASE_URL as string, 'DATABASE_URL');
   else if (await answers(LOCAL)) db = await freshDatabaseOn(LOCAL, 'server');
