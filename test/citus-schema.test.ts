@@ -187,7 +187,7 @@ citusOnly('createDistributedTable and undistributeTable validate first and name 
     // a refusal from Citus itself comes back as a MultitenantError with Citus' reason
     await t.throwsAsync(() => createDistributedTable(qi, 'plain_ids', 'sku', { notice: false }), {
       instanceOf: MultitenantError,
-      message: /Citus refused SELECT create_distributed_table\('"plain_ids"', 'sku'\): .*(unique|primary)/i,
+      message: /Citus refused SELECT create_distributed_table\('"plain_ids"', 'sku', colocate_with => 'none'\): .*(unique|primary)/i,
     });
   } finally {
     await sequelize.close();
