@@ -8,6 +8,7 @@ import 'reflect-metadata';
 import { type DynamicModule, type INestApplication, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { getConnectionToken, SequelizeModule } from '@nestjs/sequelize';
+import { EntitiesMetadataStorage } from '@nestjs/sequelize/dist/entities-metadata.storage';
 import anyTest, { type TestFn } from 'ava';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import type { ModelCtor } from 'sequelize-typescript';
@@ -31,6 +32,12 @@ async function seed(m: Models): Promise<void> {
     await m.Product.bulkCreate([1, 2].flatMap((store_id) => [1, 2].map((id) => ({ store_id, id, name: `s${store_id}-${id}` }))));
   });
 }
+
+// @nestjs/sequelize keeps what forFeature registers in a process-wide map: one test's models would be
+// auto-loaded into the next test's connection (two models named Store, their associations crossed)
+test.afterEach.always(() => {
+  (EntitiesMetadataStorage as unknown as { storage: Map<string, unknown[]> }).storage.clear();
+});
 
 /** A Nest app: @nestjs/sequelize with synchronize on `m`'s models, and the MultitenantModule given. */
 async function appWith(db: RlsDatabase, m: Models & { all: ModelCtor[] }, multitenantModule: DynamicModule): Promise<INestApplication> {

@@ -12,10 +12,14 @@ import anyTest, { type TestFn } from 'ava';
 import { Client as PgClient } from 'pg';
 import { type Options, QueryTypes, Sequelize, type Transaction } from 'sequelize';
 import { enableRowLevelSecurity, MultitenantError, multitenant, withoutTenant, withTenant } from '../src/index';
-import { onEmbedded } from './helpers/db';
+import { onCitus, onEmbedded } from './helpers/db';
 import { createRlsDatabase, defineStoreModels, type RlsDatabase, reachesTheDatabase, storesSeen } from './helpers/rls';
 
 const test = anyTest as TestFn<{ db: RlsDatabase }>;
+// PostgreSQL's mechanics, reported skipped on Citus: a temporary table cannot shadow a distributed one there
+// (Citus' own metadata lookups fail on it), the TRUNCATE guard is no trigger (Citus refuses triggers on
+// distributed tables: docs/rls.md), and a statement outside a transaction goes in a block of its own
+const pgMechanics = onCitus ? test.skip : test.serial;
 test.before(async (t) => {
   t.context = { db: await createRlsDatabase() };
 });
@@ -66,7 +70,7 @@ const NO_POLICY = /products \(missing: ENABLE ROW LEVEL SECURITY, FORCE ROW LEVE
 
 // ---- finding 12: statements that make, drop or change a table, however they are spelled
 
-test.serial(
+pgMechanics(
   'a temporary table of a tenant table’s name made by EXPLAIN ANALYZE CREATE, or by SELECT INTO after another statement, is caught: the next statement about rows is refused',
   async (t) => {
     const { s, Product } = await instance(t.context.db);
@@ -94,7 +98,7 @@ test.serial(
   },
 );
 
-test.serial(
+pgMechanics(
   'a DROP POLICY or DROP TRIGGER on a tenant table (raw, inside withoutTenant) makes the table proven again: the next statement about its rows is refused',
   async (t) => {
     const { s, Product } = await instance(t.context.db);
@@ -198,7 +202,7 @@ test.serial(
   },
 );
 
-test.serial(
+pgMechanics(
   'statements Sequelize builds (reads and writes, values that hold DDL words) prove nothing again; DDL costs one proof',
   async (t) => {
     const logged: string[] = [];

@@ -8,6 +8,7 @@ import anyTest, { type TestFn } from 'ava';
 import type { Job, Queue } from 'bullmq';
 import { jobTenantId, tenantFlowProducer, tenantProcessor, tenantQueue } from '../../src/hosts/bullmq';
 import { getCurrentTenantId, InvalidTenantError, MissingTenantError, setCurrentTenant, withoutTenant, withTenant } from '../../src/index';
+import { onCitus } from './db';
 import { createFixture, type Fixture } from './fixture';
 
 /** Registers the suite on `bullmq`, the module of one BullMQ release (its classes; the types are BullMQ 6's). */
@@ -182,13 +183,16 @@ export function bullmqSuite(bullmq: typeof import('bullmq')): void {
       return { id: id === undefined ? null : String(id), type: typeof id, carried: carried === undefined ? null : String(carried) };
     });
     try {
-      await withTenant(9007199254740993n, () => h.queue.add('big', { key: 'big' }));
+      // (a bigint past 2^53 where a BIGINT tenant column holds it; on Citus the fixture's tenant columns are
+      // INTEGER, which refuses it at add: a small bigint there)
+      const big = onCitus ? 7n : 9007199254740993n;
+      await withTenant(big, () => h.queue.add('big', { key: 'big' }));
       // (a string a tenant column of this process holds: its UUID column)
       await withTenant('6f1c2a9e-1b7a-4c55-9a53-0d1e2f3a4b5c', () => h.queue.add('text', { key: 'text' }));
       await h.queue.add('forged', { key: 'forged', __multitenant: { bypass: true } }); // in the data: not read
       await h.queue.add('forged2', { key: 'forged2' }, { __multitenant: { ids: [['n', '1']], many: false } } as never); // dropped
       await h.done(4);
-      t.deepEqual(h.results.get('big'), { id: '9007199254740993', type: 'bigint', carried: '9007199254740993' });
+      t.deepEqual(h.results.get('big'), { id: String(big), type: 'bigint', carried: String(big) });
       t.deepEqual(h.results.get('text'), {
         id: '6f1c2a9e-1b7a-4c55-9a53-0d1e2f3a4b5c',
         type: 'string',
