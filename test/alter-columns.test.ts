@@ -31,7 +31,9 @@ async function setup(rls: boolean): Promise<Setup> {
   const sent: string[] = [];
   const sequelize = new Sequelize(db.url, { ...extra, logging: (sql: string) => void sent.push(sql), pool: { max: db.maxConnections } });
   multitenant(sequelize, { notice: false, rls, ...reachesTheDatabase });
-  const plain = new Sequelize(db.url, { ...extra, logging: false, pool: { max: 1 } });
+  // catalog reads and the drift's DDL on a connection of their own — but the embedded PGlite serves one
+  // connection at a time: there, the instance's own
+  const plain = db.maxConnections > 1 ? new Sequelize(db.url, { ...extra, logging: false, pool: { max: 1 } }) : sequelize;
   const [[{ name }]] = (await plain.query('SELECT current_schema() AS name')) as [[{ name: string }], unknown];
   // Sequelize's alter looks a table up under 'public' unless the model names its schema (Citus runs use one per file)
   const schema = name === 'public' ? undefined : name;
@@ -70,7 +72,7 @@ async function setup(rls: boolean): Promise<Setup> {
     },
     async close() {
       await sequelize.close();
-      await plain.close();
+      if (plain !== sequelize) await plain.close();
       await db.drop();
     },
   };

@@ -349,7 +349,8 @@ for (const cell of cells) {
           // column the models do not have, one they have and the table lost — and alter brings it back (on
           // Citus too, where every ALTER must be a message of its own)
           const n = tableNames(cell.names);
-          const plain = new Sequelize(db.url, { logging: false, pool: { max: 1 } });
+          // (the embedded PGlite serves one connection at a time: there, the instance's own)
+          const plain = db.maxConnections > 1 ? new Sequelize(db.url, { logging: false, pool: { max: 1 } }) : sequelize;
           try {
             for (const sql of [
               `ALTER TABLE "${n.child}" ALTER COLUMN commentable TYPE varchar(10)`,
@@ -360,7 +361,7 @@ for (const cell of cells) {
             ])
               await plain.query(sql);
           } finally {
-            await plain.close();
+            if (plain !== sequelize) await plain.close();
           }
           // alter keeps the tenant keys: no drop and re-add, no single-column key beside them, run after run
           for (let run = 0; run < 2; run++) {
