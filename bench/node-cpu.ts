@@ -1,11 +1,13 @@
 // Node CPU only: the same workloads with the database replaced by an in-process fake connection, so
 // that what is measured is Sequelize's and the library's own work per operation, free of network and
-// server noise. Used to find and remove the library's costs (`npm run bench:cpu`).
+// server noise. Used to find and remove the library's costs (`npm run bench:cpu`). Every ratio is judged by
+// the A/A control of the same run (bench/control.ts): a second plain instance doing the baseline's work.
 import { performance } from 'node:perf_hooks';
 import { createNamespace } from 'cls-hooked';
 import { Sequelize } from 'sequelize';
 import { switchNamespaceForBenchmarks } from '../src/context';
 import { multitenant } from '../src/index';
+import { geomean, rotation, verdict } from './control';
 import { define, workloadsFor } from './workloads';
 
 const OPS = Number(process.env.OPS ?? 20000);
@@ -30,23 +32,23 @@ function offline(): Sequelize {
 
 async function main() {
   const plain = offline();
+  const control = offline();
   const scoped = offline();
   multitenant(scoped, { notice: false });
-  const all = workloadsFor(define(plain, false), define(scoped, true));
+  const all = workloadsFor(define(plain, false), define(scoped, true), undefined, define(control, false));
   const only = process.env.ONLY;
   const workloads = Object.fromEntries(Object.entries(all).filter(([name]) => !only || name.includes(only)));
   const ns = createNamespace('bench-cpu');
-  const variants = ['baseline', 'library', 'library+cls'] as const;
+  const variants = ['baseline', 'A/A control', 'library', 'library+cls'] as const;
   const cpu = new Map<string, number>();
   // Variants alternate op by op (rotating which goes first), each op timed alone: drift, GC and JIT
   // effects fall on all variants alike. Round 0 warms up.
   for (let round = 0; round <= ROUNDS; round++) {
     for (const [name, w] of Object.entries(workloads)) {
       for (let i = 0; i < OPS / 10; i++) {
-        for (let j = 0; j < variants.length; j++) {
-          const v = variants[(i + j) % variants.length] as (typeof variants)[number];
+        for (const v of rotation(variants, i, round)) {
           switchNamespaceForBenchmarks(v === 'library+cls' ? ns : undefined);
-          const fn = v === 'baseline' ? w.baseline : w.library;
+          const fn = v === 'baseline' ? w.baseline : v === 'A/A control' ? w.control : w.library;
           const c0 = process.cpuUsage();
           await fn(i);
           const c = process.cpuUsage(c0);
@@ -57,15 +59,32 @@ async function main() {
   }
   switchNamespaceForBenchmarks(undefined);
   const n = (OPS / 10) * ROUNDS;
+  const per = (name: string, v: string) => (cpu.get(`${name}|${v}`) as number) / n;
   const rows = Object.keys(workloads).flatMap((name) => {
-    const b = (cpu.get(`${name}|baseline`) as number) / n;
-    return variants.map((v) => {
-      const x = (cpu.get(`${name}|${v}`) as number) / n;
-      return { workload: name, variant: v, 'Node CPU µs/op': Number(x.toFixed(1)), 'CPU ÷ baseline': Number((x / b).toFixed(3)) };
-    });
+    const b = per(name, 'baseline');
+    const aa = per(name, 'A/A control') / b;
+    return variants.map((v) => ({
+      workload: name,
+      variant: v,
+      'Node CPU µs/op': Number(per(name, v).toFixed(1)),
+      'CPU ÷ baseline': Number((per(name, v) / b).toFixed(3)),
+      'A/A': Number(aa.toFixed(3)),
+      verdict: v === 'baseline' || v === 'A/A control' ? '' : verdict(aa),
+    }));
   });
-  console.log(`Node CPU per operation, fake connection, ${n} operations per workload and variant (${performance.now().toFixed(0)} ms)`);
+  const names = Object.keys(workloads);
+  const aaMean = geomean(names.map((name) => per(name, 'A/A control') / per(name, 'baseline')));
+  const summary = ['library', 'library+cls'].map((v) => ({
+    variant: v,
+    'geomean CPU ÷ baseline': Number(geomean(names.map((name) => per(name, v) / per(name, 'baseline'))).toFixed(3)),
+    'geomean A/A': Number(aaMean.toFixed(3)),
+    verdict: verdict(aaMean),
+  }));
+  console.log(
+    `Node CPU per operation, fake connection, ${n} operations per workload and variant, order rotated every operation (${performance.now().toFixed(0)} ms)`,
+  );
   console.table(rows);
-  console.log(JSON.stringify(rows));
+  console.table(summary);
+  console.log(JSON.stringify({ rows, summary }));
 }
 main();

@@ -3,7 +3,10 @@
 // the library with a cls-hooked namespace, and the library with row-level security (`rls: true`,
 // connected as a role the policies apply to). Reports operations per second, Node CPU microseconds per
 // operation (process.cpuUsage), statements on the wire per operation (the library's SETs included),
-// and the ratios to the baseline and to the library without rls, as a table and JSON.
+// and the ratios to the baseline and to the library without rls, as a table and JSON. Every ratio is
+// judged by the A/A control of the same run (bench/control.ts): a second plain instance doing the
+// baseline's work, in the rotation like every variant; ratios whose A/A is off by more than 2 % are
+// reported as unresolved.
 // Run: npm run bench  (ROUNDS=5 OPS=300 to change; uses the test database choice: DATABASE_URL, the
 // local server, CITUS_URL with MULTITENANT_TEST_DB=citus, else an embedded PGlite)
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -12,12 +15,13 @@ import { type Options, Sequelize } from 'sequelize';
 import { switchNamespaceForBenchmarks } from '../src/context';
 import { multitenant } from '../src/index';
 import { createRlsDatabase } from '../test/helpers/rls';
+import { geomean, rotation, verdict } from './control';
 import { define, PRODUCTS, TENANTS, type Workload, workloadsFor } from './workloads';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const OPS = Number(process.env.OPS ?? 300);
 
-type Variant = 'baseline' | 'library' | 'library+cls' | 'library+rls';
+type Variant = 'baseline' | 'A/A control' | 'library' | 'library+cls' | 'library+rls';
 
 /** Counts the statements each variant's connections send (the library's own SETs included). */
 const wire = new Map<Variant, number>();
@@ -43,11 +47,13 @@ async function main() {
   const embedded = db.kind === 'embedded';
   const pool = { max: Math.min(db.maxConnections, 4) };
   const plain = new Sequelize(db.adminUrl, { logging: false, pool, ...counting('baseline') });
+  const control = new Sequelize(db.adminUrl, { logging: false, pool, ...counting('A/A control') });
   const scoped = new Sequelize(db.adminUrl, { logging: false, pool, ...counting('library') });
   const withRls = new Sequelize(db.url, { logging: false, pool, ...counting('library+rls', db.connectOptions()) });
   multitenant(scoped, { notice: false });
   multitenant(withRls, { notice: false, rls: true });
   const base = define(plain, false);
+  const again = define(control, false);
   const lib = define(scoped, true);
   const rls = define(withRls, true);
   if (embedded) {
@@ -62,12 +68,14 @@ async function main() {
     `INSERT INTO bench_purchases (store_id, product_id, qty) SELECT s, i, 1 FROM generate_series(1, ${PRODUCTS}) i, generate_series(1, ${TENANTS}) s, generate_series(1, 2)`,
   );
   const ns = createNamespace('bench');
-  const workloads = workloadsFor(base, lib, rls);
+  const workloads = workloadsFor(base, lib, rls, again);
 
-  const variants: Variant[] = embedded ? ['baseline', 'library', 'library+cls'] : ['baseline', 'library', 'library+cls', 'library+rls'];
+  const variants: Variant[] = embedded
+    ? ['baseline', 'A/A control', 'library', 'library+cls']
+    : ['baseline', 'A/A control', 'library', 'library+cls', 'library+rls'];
   const totals = new Map<string, { ms: number; cpu: number; ops: number }>();
-  const fnOf = (w: Record<'baseline' | 'library' | 'rls', Workload>, v: Variant) =>
-    v === 'baseline' ? w.baseline : v === 'library+rls' ? w.rls : w.library;
+  const fnOf = (w: Record<'baseline' | 'control' | 'library' | 'rls', Workload>, v: Variant) =>
+    v === 'baseline' ? w.baseline : v === 'A/A control' ? w.control : v === 'library+rls' ? w.rls : w.library;
   const sent = new Map<string, number>();
   // One operation of one variant, timed alone (wall and CPU), so that the variants can alternate op by op.
   const once = async (key: string, variant: Variant, fn: Workload, i: number) => {
@@ -92,46 +100,76 @@ async function main() {
   for (let round = 0; round < ROUNDS; round++) {
     for (const [name, w] of Object.entries(workloads)) {
       for (let i = 0; i < OPS; i++) {
-        const k = (i + round) % variants.length;
-        for (let j = 0; j < variants.length; j++) {
-          const v = variants[(k + j) % variants.length] as Variant;
-          await once(`${name}|${v}`, v, fnOf(w, v), round * OPS + i);
-        }
+        for (const v of rotation(variants, i, round)) await once(`${name}|${v}`, v, fnOf(w, v), round * OPS + i);
       }
     }
   }
   switchNamespaceForBenchmarks(undefined);
 
   const rows: Array<Record<string, string | number>> = [];
+  type Total = { ms: number; cpu: number; ops: number };
+  const total = (name: string, v: Variant) => totals.get(`${name}|${v}`) as Total;
+  const opsPerSec = (x: Total) => (x.ops / x.ms) * 1000;
+  const cpuPerOp = (x: Total) => x.cpu / x.ops;
   for (const name of Object.keys(workloads)) {
-    const b = totals.get(`${name}|baseline`) as { ms: number; cpu: number; ops: number };
-    const l = totals.get(`${name}|library`) as { ms: number; cpu: number; ops: number };
+    const b = total(name, 'baseline');
+    const l = total(name, 'library');
+    const aa = total(name, 'A/A control');
+    // the A/A of this workload in this run, for both measures: what noise alone gives
+    const aaCpu = cpuPerOp(aa) / cpuPerOp(b);
+    const aaOps = opsPerSec(aa) / opsPerSec(b);
     for (const v of variants) {
-      const x = totals.get(`${name}|${v}`) as { ms: number; cpu: number; ops: number };
-      const opsPerSec = (x.ops / x.ms) * 1000;
-      const cpuPerOp = x.cpu / x.ops;
+      const x = total(name, v);
       rows.push({
         workload: name,
         variant: v,
-        'ops/s': Math.round(opsPerSec),
-        'CPU µs/op': Math.round(cpuPerOp),
-        'ops/s ÷ baseline': Number((opsPerSec / ((b.ops / b.ms) * 1000)).toFixed(3)),
-        'CPU ÷ baseline': Number((cpuPerOp / (b.cpu / b.ops)).toFixed(3)),
-        'CPU ÷ library': Number((cpuPerOp / (l.cpu / l.ops)).toFixed(3)),
-        'ops/s ÷ library': Number((opsPerSec / ((l.ops / l.ms) * 1000)).toFixed(3)),
+        'ops/s': Math.round(opsPerSec(x)),
+        'CPU µs/op': Math.round(cpuPerOp(x)),
+        'ops/s ÷ baseline': Number((opsPerSec(x) / opsPerSec(b)).toFixed(3)),
+        'CPU ÷ baseline': Number((cpuPerOp(x) / cpuPerOp(b)).toFixed(3)),
+        'A/A CPU': Number(aaCpu.toFixed(3)),
+        'A/A ops/s': Number(aaOps.toFixed(3)),
+        verdict: v === 'baseline' || v === 'A/A control' ? '' : verdict(Math.abs(aaCpu - 1) > Math.abs(aaOps - 1) ? aaCpu : aaOps),
+        'CPU ÷ library': Number((cpuPerOp(x) / cpuPerOp(l)).toFixed(3)),
+        'ops/s ÷ library': Number((opsPerSec(x) / opsPerSec(l)).toFixed(3)),
         'statements/op': Number(((sent.get(`${name}|${v}`) ?? 0) / x.ops).toFixed(2)),
       });
     }
   }
+  const names = Object.keys(workloads);
+  const aaMean = geomean(names.map((name) => cpuPerOp(total(name, 'A/A control')) / cpuPerOp(total(name, 'baseline'))));
+  const summary = variants
+    .filter((v) => v !== 'baseline' && v !== 'A/A control')
+    .map((v) => ({
+      variant: v,
+      'geomean CPU ÷ baseline': Number(
+        geomean(names.map((name) => cpuPerOp(total(name, v)) / cpuPerOp(total(name, 'baseline')))).toFixed(3),
+      ),
+      'geomean ops/s ÷ baseline': Number(
+        geomean(names.map((name) => opsPerSec(total(name, v)) / opsPerSec(total(name, 'baseline')))).toFixed(3),
+      ),
+      'geomean A/A CPU': Number(aaMean.toFixed(3)),
+      verdict: verdict(aaMean),
+    }));
   console.log(
     `database: ${db.kind}, pool ${pool.max}, ${ROUNDS} rounds × ${OPS} operations per workload and variant, interleaved op by op; statements/op counts what went over the wire (the library's SETs included)`,
   );
   console.table(rows);
+  console.table(summary);
   mkdirSync('bench/results', { recursive: true });
-  const json = { date: new Date().toISOString(), node: process.version, database: db.kind, rounds: ROUNDS, ops: OPS, results: rows };
+  const json = {
+    date: new Date().toISOString(),
+    node: process.version,
+    database: db.kind,
+    rounds: ROUNDS,
+    ops: OPS,
+    results: rows,
+    summary,
+  };
   writeFileSync('bench/results/latest.json', `${JSON.stringify(json, null, 2)}\n`);
   console.log(JSON.stringify(json));
   await plain.close();
+  await control.close();
   await scoped.close();
   await withRls.close();
   await db.drop();

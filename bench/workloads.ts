@@ -32,14 +32,23 @@ export function define(sequelize: Sequelize, tenantKeys: boolean): { Product: M;
 }
 
 export type Workload = (i: number) => Promise<unknown>;
-export type Workloads = Record<string, Record<'baseline' | 'library' | 'rls', Workload>>;
+export type Workloads = Record<string, Record<'baseline' | 'control' | 'library' | 'rls', Workload>>;
 
 type Models = { Product: M; Purchase: M };
-/** Each workload written by hand (baseline) and left to the library — on `lib`, and the same on `rls`. */
-export function workloadsFor(base: Models, lib: Models, rls: Models = lib): Workloads {
+/**
+ * Each workload written by hand (baseline) and left to the library — on `lib`, and the same on `rls` —
+ * and the A/A control: the baseline's work again, on `control` (a plain instance of its own).
+ */
+export function workloadsFor(base: Models, lib: Models, rls: Models = lib, control: Models = base): Workloads {
   const ways = byLibrary(base, lib);
   const onRls = byLibrary(base, rls);
-  return Object.fromEntries(Object.entries(ways).map(([name, w]) => [name, { ...w, rls: (onRls[name] as typeof w).library }]));
+  const again = byLibrary(control, lib);
+  return Object.fromEntries(
+    Object.entries(ways).map(([name, w]) => [
+      name,
+      { ...w, control: (again[name] as typeof w).baseline, rls: (onRls[name] as typeof w).library },
+    ]),
+  );
 }
 
 function byLibrary(base: Models, lib: Models): Record<string, Record<'baseline' | 'library', Workload>> {

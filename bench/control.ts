@@ -1,0 +1,28 @@
+// The A/A control every benchmark ratio is judged by: a second, identical baseline (plain Sequelize with
+// hand-written filters, on an instance of its own) measured in the same run, interleaved with the other
+// variants in rotating order. Its ratio to the baseline is what the machine's noise alone produces; a
+// ratio is a result only when its own run's A/A is within 1 ± TOLERANCE, and is reported as unresolved
+// otherwise. Shared by run.ts (PostgreSQL) and node-cpu.ts (Node CPU alone).
+
+/** How far the A/A control may stray from 1 for the run's ratios to count: ±2 %. */
+export const TOLERANCE = 0.02;
+
+/** Geometric mean (the mean of ratios). */
+export function geomean(values: number[]): number {
+  return Math.exp(values.reduce((sum, v) => sum + Math.log(v), 0) / values.length);
+}
+
+/** 'resolved', or why not: the A/A of the same measurement, off by more than TOLERANCE. */
+export function verdict(aa: number): string {
+  const off = Math.abs(aa - 1);
+  return off <= TOLERANCE ? 'resolved' : `unresolved (A/A off by ${(off * 100).toFixed(1)} %)`;
+}
+
+/**
+ * The variants of one round in the order they run for operation `i`: rotated each operation and each
+ * round, so that no variant always runs first (warm caches, GC debt) or always after the same one.
+ */
+export function rotation<V>(variants: readonly V[], i: number, round: number): V[] {
+  const k = (i + round) % variants.length;
+  return variants.map((_, j) => variants[(k + j) % variants.length] as V);
+}
