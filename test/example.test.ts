@@ -1,7 +1,9 @@
 // The store example (`npm run example`) runs in the suite: on the embedded PGlite and on the test
 // PostgreSQL server, each tenant sees only its rows and the SQL it sends carries the tenant.
 import test from 'ava';
+import { Sequelize } from 'sequelize';
 import { type DemoStep, runDemo } from '../examples/store/demo';
+import { SCHEMA } from '../examples/store/models';
 import { createTestDatabase, onEmbedded } from './helpers/db';
 
 function check(t: import('ava').ExecutionContext, steps: DemoStep[]) {
@@ -64,5 +66,13 @@ test.serial('the example on the embedded PGlite', async (t) => {
     check(t, await runDemo({ url: db.url }));
   } finally {
     await db.drop();
+    // on Citus the test database is a schema of the shared coordinator, and the example keeps its own
+    // schema: dropped too, or the next file's `sync({ force: true })` meets its tables (Sequelize looks
+    // foreign keys up by table name in every schema)
+    if (db.kind === 'citus') {
+      const admin = new Sequelize(process.env.CITUS_URL as string, { logging: false });
+      await admin.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
+      await admin.close();
+    }
   }
 });
