@@ -55,7 +55,8 @@ export function bullmqSuite(bullmq: typeof import('bullmq')): void {
     });
     await worker.waitUntilReady();
     const done = async (n: number) => {
-      for (let i = 0; i < 600 && results.size < n; i++) await new Promise((r) => setTimeout(r, 25));
+      // polled until every job has ended (up to 2 minutes: a loaded machine runs retries late), not timed
+      for (let i = 0; i < 4800 && results.size < n; i++) await new Promise((r) => setTimeout(r, 25));
     };
     return {
       queue,
@@ -226,7 +227,7 @@ export function bullmqSuite(bullmq: typeof import('bullmq')): void {
       // the results are keyed by data.key: the job's id is the key where updateData replaced the data
       await withTenant(2, () => Promise.all(hows.map((how) => h.queue.add('import', { key: how, how }, { attempts: 2, jobId: how }))));
       const byId = new Map<string, unknown>();
-      for (let i = 0; i < 400 && byId.size < hows.length; i++) {
+      for (let i = 0; i < 4800 && byId.size < hows.length; i++) {
         for (const how of hows) {
           const job = await h.queue.getJob(how);
           if (job && (await job.isCompleted())) byId.set(how, job.returnvalue);
