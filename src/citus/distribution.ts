@@ -5,7 +5,7 @@ import type { Sequelize } from 'sequelize';
 import { MultitenantError } from '../errors';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import { distributeWithRls } from '../rls/policy';
-import { fieldOf, isReference, metaOf, tenantTableOf } from '../schema/graph';
+import { fieldOf, isReference, metaOf, models, tenantTableOf } from '../schema/graph';
 import { bare, regclass, rows, runCitus, type SqlOptions, type TableName, tableKey } from '../schema/sql';
 import { hasThroughAutoKey } from '../schema/through';
 
@@ -81,8 +81,7 @@ async function distributedSibling(
   meta: TenantMeta,
   options: SqlOptions,
 ): Promise<TableName | undefined> {
-  const all = (sequelize as unknown as { modelManager?: { models: AnyModelStatic[] } }).modelManager?.models ?? [];
-  for (const other of all) {
+  for (const other of models(sequelize)) {
     const m = other === model ? undefined : tenantMeta(other);
     if (!m || m.typeKey !== meta.typeKey) continue;
     const table = other.getTableName() as TableName;
@@ -147,7 +146,7 @@ export async function distributeModel(sequelize: Sequelize, model: AnyModelStati
  */
 export async function tablesOutsideApplication(sequelize: Sequelize, group: number, options: SqlOptions = {}): Promise<string[]> {
   const ours = new Set<string>();
-  for (const model of (sequelize as unknown as { modelManager?: { models: AnyModelStatic[] } }).modelManager?.models ?? []) {
+  for (const model of models(sequelize)) {
     if (tenantMeta(model)) ours.add(tableKey(model.getTableName() as TableName));
   }
   const found = await rows<{ schema: string; name: string; current: string }>(
