@@ -95,7 +95,7 @@ export function checkOptions(operation: string, options: unknown, spec: OptionSp
     throw new MultitenantError(`options must be an object, got ${show(options)}; ${unchanged}`, { operation });
   }
   const names = Object.keys(spec);
-  const unknown = Object.keys(options).filter((k) => !(k in spec) && !allowed.includes(k));
+  const unknown = Object.keys(options).filter((k) => !Object.hasOwn(spec, k) && !allowed.includes(k));
   if (unknown.length > 0) {
     const said = unknown.map((k) => {
       const near = nearestName(names, k);

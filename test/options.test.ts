@@ -204,6 +204,9 @@ test.serial('options that are not an object, and a required option left out, are
   );
   t.regex((nested as Error).message, /unknown option 'tabel' \(did you mean 'table'\?\)/);
   // several at once are all named; options of the framework (Fastify's prefix) pass
+  // names Object.prototype has are names no function takes
+  const inherited = await refusal(() => tenantStats(f.sequelize, JSON.parse('{"constructor": 1, "toString": 2, "__proto__": {}}')));
+  t.regex((inherited as Error).message, /unknown options 'constructor', 'toString', '__proto__':/);
   const several = await refusal(() => tenantStats(f.sequelize, { topp: 1, bye: 'cpu' } as never));
   t.regex((several as Error).message, /unknown options 'topp' \(did you mean 'top'\?\), 'bye':/);
   const app = Fastify();
