@@ -3,10 +3,12 @@
 // Run: npm run bench:audit  (no database needed)
 import { performance } from 'node:perf_hooks';
 import { DataTypes, Sequelize } from 'sequelize';
-import { analysisOf } from '../src/audit/auditor';
-import { firstUnconstrained } from '../src/audit/evaluate';
-import { multitenant } from '../src/index';
-import { normalizeTenant } from '../src/tenant';
+import { internals, lib } from './library';
+
+const { analysisOf } = internals.auditor;
+const { firstUnconstrained } = internals.evaluate;
+const { multitenant } = lib;
+const { normalizeTenant } = internals.tenant;
 
 const sequelize = new Sequelize('postgres://postgres@127.0.0.1:1/none', { logging: false });
 multitenant(sequelize, { notice: false });

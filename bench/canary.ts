@@ -7,8 +7,9 @@ const child = process.argv.includes('--child');
 
 async function measure(): Promise<void> {
   const { Sequelize } = await import('sequelize');
-  const { multitenant } = await import('../src/index');
-  const { stateOf } = await import('../src/state');
+  const { internals, lib } = await import('./library');
+  const { multitenant } = lib;
+  const { stateOf } = internals.state;
   const url = 'postgres://u@127.0.0.1:1/none';
   const once = () => {
     const s = new Sequelize(url, { logging: false });

@@ -8,7 +8,10 @@
 // per-round ratios, so the machine's drift between rounds cancels out.
 // Run: npm run bench:context  (ROUNDS=40 OPS=200 to change)
 import { Sequelize } from 'sequelize';
-import { multitenant, withTenant } from '../src/index';
+import { lib } from './library';
+
+const { multitenant, withTenant } = lib;
+
 import { createTestDatabase } from '../test/helpers/db';
 import { interleavedCpu, median, medianRatio } from './interleave';
 import { define, PRODUCTS, TENANTS } from './workloads';

@@ -3,6 +3,7 @@
 // variants in rotating order. Its ratio to the baseline is what the machine's noise alone produces; a
 // ratio is a result only when its own run's A/A is within 1 ± TOLERANCE, and is reported as unresolved
 // otherwise. Shared by run.ts (PostgreSQL) and node-cpu.ts (Node CPU alone).
+import { spawnSync } from 'node:child_process';
 
 /** How far the A/A control may stray from 1 for the run's ratios to count: ±2 %. */
 export const TOLERANCE = 0.02;
@@ -25,4 +26,24 @@ export function verdict(aa: number): string {
 export function rotation<V>(variants: readonly V[], i: number, round: number): V[] {
   const k = (i + round) % variants.length;
   return variants.map((_, j) => variants[(k + j) % variants.length] as V);
+}
+
+/**
+ * Which context backend this run measures. cls-hooked installs a process-wide async hook as soon as a
+ * namespace is created, which every variant of the process then pays for, the baseline too: measured in
+ * one process with it, the baseline would carry cls-hooked's cost and the library's ratio would look
+ * smaller than an application without cls-hooked sees. So the AsyncLocalStorage variants run in a process
+ * without any namespace, and the cls-hooked variant in a process of its own (BENCH_CONTEXT=cls), each
+ * against the baseline and the A/A control of its own process.
+ */
+export const CONTEXT: 'als' | 'cls' = process.env.BENCH_CONTEXT === 'cls' ? 'cls' : 'als';
+
+/** After the AsyncLocalStorage run: the same benchmark again in a child process, measuring cls-hooked. */
+export function runClsPhase(): void {
+  if (CONTEXT === 'cls' || process.env.BENCH_NO_CLS === '1') return;
+  const child = spawnSync(process.execPath, ['--import', 'tsx', process.argv[1] as string], {
+    env: { ...process.env, BENCH_CONTEXT: 'cls' },
+    stdio: 'inherit',
+  });
+  if (child.status !== 0) process.exitCode = child.status ?? 1;
 }

@@ -2,7 +2,9 @@
 // against a bare AsyncLocalStorage.run and a bare async call. Run: npx tsx bench/entry.ts
 
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { withTenant } from '../src/index';
+import { lib } from './library';
+
+const { withTenant } = lib;
 
 const als = new AsyncLocalStorage<object>();
 const N = 1_000_000;

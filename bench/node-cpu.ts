@@ -5,10 +5,11 @@
 import { performance } from 'node:perf_hooks';
 import { createNamespace } from 'cls-hooked';
 import { Sequelize } from 'sequelize';
-import { switchNamespaceForBenchmarks } from '../src/context';
-import { multitenant } from '../src/index';
-import { geomean, rotation, verdict } from './control';
+import { CONTEXT, geomean, rotation, runClsPhase, verdict } from './control';
+import { lib, switchNamespaceForBenchmarks } from './library';
 import { define, workloadsFor } from './workloads';
+
+const { multitenant } = lib;
 
 const OPS = Number(process.env.OPS ?? 20000);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -38,8 +39,9 @@ async function main() {
   const all = workloadsFor(define(plain, false), define(scoped, true), undefined, define(control, false));
   const only = process.env.ONLY;
   const workloads = Object.fromEntries(Object.entries(all).filter(([name]) => !only || name.includes(only)));
-  const ns = createNamespace('bench-cpu');
-  const variants = ['baseline', 'A/A control', 'library', 'library+cls'] as const;
+  const ns = CONTEXT === 'cls' ? createNamespace('bench-cpu') : undefined;
+  const libraries = CONTEXT === 'cls' ? (['library+cls'] as const) : (['library'] as const);
+  const variants = ['baseline', 'A/A control', ...libraries] as const;
   const cpu = new Map<string, number>();
   // Variants alternate op by op (rotating which goes first), each op timed alone: drift, GC and JIT
   // effects fall on all variants alike. Round 0 warms up.
@@ -74,17 +76,18 @@ async function main() {
   });
   const names = Object.keys(workloads);
   const aaMean = geomean(names.map((name) => per(name, 'A/A control') / per(name, 'baseline')));
-  const summary = ['library', 'library+cls'].map((v) => ({
+  const summary = libraries.map((v) => ({
     variant: v,
     'geomean CPU ÷ baseline': Number(geomean(names.map((name) => per(name, v) / per(name, 'baseline'))).toFixed(3)),
     'geomean A/A': Number(aaMean.toFixed(3)),
     verdict: verdict(aaMean),
   }));
   console.log(
-    `Node CPU per operation, fake connection, ${n} operations per workload and variant, order rotated every operation (${performance.now().toFixed(0)} ms)`,
+    `Node CPU per operation, fake connection, context ${CONTEXT === 'cls' ? 'cls-hooked (a process of its own)' : 'AsyncLocalStorage'}, ${n} operations per workload and variant, order rotated every operation (${performance.now().toFixed(0)} ms)`,
   );
   console.table(rows);
   console.table(summary);
-  console.log(JSON.stringify({ rows, summary }));
+  console.log(JSON.stringify({ context: CONTEXT, rows, summary }));
+  runClsPhase();
 }
 main();

@@ -2,8 +2,10 @@
 //   node --import tsx --cpu-prof --cpu-prof-dir bench/results bench/profile.ts
 // then look at the self time of the functions under src/ (bench/profile-summary.ts prints them).
 import { DataTypes, Sequelize } from 'sequelize';
-import { multitenant, withTenant } from '../src/index';
 import { createTestDatabase } from '../test/helpers/db';
+import { lib } from './library';
+
+const { multitenant, withTenant } = lib;
 
 async function main() {
   const db = await createTestDatabase();

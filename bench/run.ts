@@ -12,11 +12,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createNamespace } from 'cls-hooked';
 import { type Options, Sequelize } from 'sequelize';
-import { switchNamespaceForBenchmarks } from '../src/context';
-import { multitenant } from '../src/index';
 import { createRlsDatabase } from '../test/helpers/rls';
-import { geomean, rotation, verdict } from './control';
+import { CONTEXT, geomean, rotation, runClsPhase, verdict } from './control';
+import { lib, switchNamespaceForBenchmarks } from './library';
 import { define, PRODUCTS, TENANTS, type Workload, workloadsFor } from './workloads';
+
+const { multitenant } = lib;
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const OPS = Number(process.env.OPS ?? 300);
@@ -67,12 +68,16 @@ async function main() {
   await plain.query(
     `INSERT INTO bench_purchases (store_id, product_id, qty) SELECT s, i, 1 FROM generate_series(1, ${PRODUCTS}) i, generate_series(1, ${TENANTS}) s, generate_series(1, 2)`,
   );
-  const ns = createNamespace('bench');
+  const ns = CONTEXT === 'cls' ? createNamespace('bench') : undefined;
   const workloads = workloadsFor(base, lib, rls, again);
 
-  const variants: Variant[] = embedded
-    ? ['baseline', 'A/A control', 'library', 'library+cls']
-    : ['baseline', 'A/A control', 'library', 'library+cls', 'library+rls'];
+  const variants: Variant[] =
+    CONTEXT === 'cls'
+      ? ['baseline', 'A/A control', 'library+cls']
+      : embedded
+        ? ['baseline', 'A/A control', 'library']
+        : ['baseline', 'A/A control', 'library', 'library+rls'];
+  const reference: Variant = CONTEXT === 'cls' ? 'library+cls' : 'library';
   const totals = new Map<string, { ms: number; cpu: number; ops: number }>();
   const fnOf = (w: Record<'baseline' | 'control' | 'library' | 'rls', Workload>, v: Variant) =>
     v === 'baseline' ? w.baseline : v === 'A/A control' ? w.control : v === 'library+rls' ? w.rls : w.library;
@@ -113,7 +118,7 @@ async function main() {
   const cpuPerOp = (x: Total) => x.cpu / x.ops;
   for (const name of Object.keys(workloads)) {
     const b = total(name, 'baseline');
-    const l = total(name, 'library');
+    const l = total(name, reference);
     const aa = total(name, 'A/A control');
     // the A/A of this workload in this run, for both measures: what noise alone gives
     const aaCpu = cpuPerOp(aa) / cpuPerOp(b);
@@ -130,8 +135,8 @@ async function main() {
         'A/A CPU': Number(aaCpu.toFixed(3)),
         'A/A ops/s': Number(aaOps.toFixed(3)),
         verdict: v === 'baseline' || v === 'A/A control' ? '' : verdict(Math.abs(aaCpu - 1) > Math.abs(aaOps - 1) ? aaCpu : aaOps),
-        'CPU ÷ library': Number((cpuPerOp(x) / cpuPerOp(l)).toFixed(3)),
-        'ops/s ÷ library': Number((opsPerSec(x) / opsPerSec(l)).toFixed(3)),
+        [`CPU ÷ ${reference}`]: Number((cpuPerOp(x) / cpuPerOp(l)).toFixed(3)),
+        [`ops/s ÷ ${reference}`]: Number((opsPerSec(x) / opsPerSec(l)).toFixed(3)),
         'statements/op': Number(((sent.get(`${name}|${v}`) ?? 0) / x.ops).toFixed(2)),
       });
     }
@@ -152,7 +157,7 @@ async function main() {
       verdict: verdict(aaMean),
     }));
   console.log(
-    `database: ${db.kind}, pool ${pool.max}, ${ROUNDS} rounds × ${OPS} operations per workload and variant, interleaved op by op; statements/op counts what went over the wire (the library's SETs included)`,
+    `database: ${db.kind}, context ${CONTEXT === 'cls' ? 'cls-hooked (a process of its own)' : 'AsyncLocalStorage'}, pool ${pool.max}, ${ROUNDS} rounds × ${OPS} operations per workload and variant, interleaved op by op; statements/op counts what went over the wire (the library's SETs included)`,
   );
   console.table(rows);
   console.table(summary);
@@ -161,17 +166,19 @@ async function main() {
     date: new Date().toISOString(),
     node: process.version,
     database: db.kind,
+    context: CONTEXT,
     rounds: ROUNDS,
     ops: OPS,
     results: rows,
     summary,
   };
-  writeFileSync('bench/results/latest.json', `${JSON.stringify(json, null, 2)}\n`);
+  writeFileSync(`bench/results/latest${CONTEXT === 'cls' ? '-cls' : ''}.json`, `${JSON.stringify(json, null, 2)}\n`);
   console.log(JSON.stringify(json));
   await plain.close();
   await control.close();
   await scoped.close();
   await withRls.close();
   await db.drop();
+  runClsPhase();
 }
 main();

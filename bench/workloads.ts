@@ -1,7 +1,9 @@
 // The benchmark's models and workloads, each written twice: with hand-written tenant filters on plain
 // Sequelize (the baseline) and left to the library. Shared by run.ts (PostgreSQL) and node-cpu.ts.
 import { DataTypes, type Model, type ModelStatic, type Sequelize } from 'sequelize';
-import { withTenant } from '../src/index';
+import { lib } from './library';
+
+const { withTenant } = lib;
 
 export const TENANTS = 3;
 export const PRODUCTS = 50;

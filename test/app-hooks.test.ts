@@ -5,6 +5,7 @@
 import anyTest, { type TestFn } from 'ava';
 import { DataTypes, type FindOptions, Op, type WhereOptions } from 'sequelize';
 import { withoutTenant, withTenant } from '../src/index';
+import { HOOK_NAME } from '../src/scope/hooks';
 import { createFixture, type Fixture } from './helpers/fixture';
 
 const test = anyTest as TestFn<Fixture>;
@@ -282,3 +283,69 @@ test.serial(
     );
   },
 );
+
+test.serial('the library hook is not run when no other hook would see it, and runs as soon as one would (#28)', async (t) => {
+  const { Product, sequelize, capture } = t.context;
+  const types = ['beforeFind', 'beforeCount', 'beforeBulkUpdate', 'beforeBulkDestroy', 'beforeBulkRestore'] as const;
+  type Entry = { name?: string; fn: (options: { where?: unknown }) => unknown };
+  const hooks = (Product as unknown as { options: { hooks: Record<string, Entry[]> } }).options.hooks;
+  // count the library's own hook runs, through the entries Sequelize holds
+  const runs: string[] = [];
+  const originals = new Map<string, Entry['fn']>();
+  for (const type of types) {
+    const entry = hooks[type]?.find((h) => h.name === HOOK_NAME) as Entry;
+    originals.set(type, entry.fn);
+    entry.fn = (options) => {
+      runs.push(type);
+      return (originals.get(type) as Entry['fn'])(options);
+    };
+  }
+  const seen: unknown[] = [];
+  const spy = (label: string) => (options: { where?: unknown }) => void seen.push([label, pinned(options.where, 'store_id')]);
+  try {
+    // alone: not run; the statement is scoped all the same
+    const alone = await capture(() =>
+      withTenant(2, async () => [
+        await Product.findAll({ where: { id: 1 } }),
+        await Product.count(),
+        await Product.update({ stock: 4 }, { where: { id: 1 } }),
+      ]),
+    );
+    t.deepEqual(runs, []);
+    t.is((alone.result[0] as unknown[]).length, 1);
+    t.is(alone.result[1], 3);
+    t.true(
+      alone.sql.every((s) => s.split('"store_id" = 2').length === 2),
+      alone.sql.join('\n'),
+    );
+    // a universal hook alone on the instance: run, and it sees the tenant
+    sequelize.addHook('beforeFind', 'universal-only', spy('universal'));
+    await withTenant(2, () => Product.findAll({ where: { id: 1 } }));
+    sequelize.removeHook('beforeFind', 'universal-only');
+    // a model hook added after queries ran: seen at the next call
+    Product.addHook('beforeCount', 'late', spy('late'));
+    await withTenant(1, () => Product.count());
+    Product.removeHook('beforeCount', 'late');
+    t.deepEqual(runs, ['beforeFind', 'beforeCount']);
+    // the library's hook removed and one of the application's in its place: the application's runs
+    Product.removeHook('beforeFind', HOOK_NAME);
+    Product.addHook('beforeFind', 'only-app', spy('only-app'));
+    const replaced = await capture(() => withTenant(2, () => Product.findAll({ where: { id: 1 } })));
+    Product.removeHook('beforeFind', 'only-app');
+    t.is(replaced.result.length, 1);
+    t.is(replaced.result[0]?.get('store_id'), 2);
+    t.is(predicates(replaced.sql.join('\n')), 1, replaced.sql.join('\n'));
+    t.deepEqual(seen, [
+      ['universal', [2]],
+      ['late', [1]],
+      ['only-app', []],
+    ]);
+  } finally {
+    for (const type of types) {
+      const list = hooks[type] ?? [];
+      const entry = list.find((h) => h.name === HOOK_NAME);
+      if (entry) entry.fn = originals.get(type) as Entry['fn'];
+      else hooks[type] = [{ name: HOOK_NAME, fn: originals.get(type) as Entry['fn'] }, ...list];
+    }
+  }
+});

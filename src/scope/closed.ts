@@ -269,10 +269,11 @@ export function flatCopy(where: object, scope: ConditionScope): Record<string, u
   if (Object.getPrototypeOf(where) !== Object.prototype) return undefined;
   if (Object.getOwnPropertySymbols(where).length > 0) return undefined;
   const unescaped = unescapedColumns(scope);
+  const raw = scope.rawIdentifiers;
   const copy: Record<string, unknown> = {};
   for (const key of Object.keys(where)) {
-    if (scope.rawIdentifiers && !PLAIN_IDENTIFIER.test(key)) return undefined;
-    if (unescaped.has(columnOfKey(key))) return undefined;
+    if (raw && !PLAIN_IDENTIFIER.test(key)) return undefined;
+    if (unescaped.size > 0 && unescaped.has(columnOfKey(key))) return undefined;
     const value = (where as Record<string, unknown>)[key];
     if (Array.isArray(value)) {
       const items: unknown[] = [];

@@ -81,4 +81,54 @@ export function addTenantHooks(model: AnyModelStatic, state: PluginState): void 
     };
     hooks[type] = [{ name: HOOK_NAME, fn: fn as (...args: never[]) => unknown }, ...list];
   }
+  skipWhenAlone(model);
+}
+
+interface Hookable {
+  options: { hooks?: Record<string, HookEntry[] | undefined> };
+  sequelize?: { options?: { hooks?: Record<string, HookEntry[] | undefined> } };
+  runHooks(this: Hookable, hooks: unknown, ...args: unknown[]): Promise<void>;
+}
+
+/** The hook types the library adds a hook of its own to (HOOKS): compared as strings, on every runHooks call. */
+const isOurType = (type: unknown): type is string =>
+  type === 'beforeFind' ||
+  type === 'beforeCount' ||
+  type === 'beforeBulkUpdate' ||
+  type === 'beforeBulkDestroy' ||
+  type === 'beforeBulkRestore';
+const DONE: Promise<void> = Promise.resolve();
+
+/** True when the library's hook is the only one of `type` that would run: the model's only hook, and no universal one. */
+function ourHookAlone(model: Hookable, type: string): boolean {
+  const own = model.options.hooks?.[type];
+  if (own?.length !== 1) return false;
+  const only = own[0];
+  if (typeof only !== 'object' || only.name !== HOOK_NAME) return false;
+  const universal = model.sequelize?.options?.hooks?.[type];
+  return !universal || universal.length === 0;
+}
+
+/**
+ * The library's hooks only make the tenant visible to the application's hooks; the query-interface layer
+ * scopes the statement whether they ran or not. When no other hook of that type would run (none on the
+ * model, no universal one: looked up at each call, so a hook added later is seen), running ours would
+ * show the tenant to no one and cost a hook run (an await, Sequelize's debug lines) on every query:
+ * `runHooks` then resolves at once. Any other call goes to the `runHooks` the model inherits (looked up
+ * at each call, so a later patch of Sequelize's is followed).
+ */
+function skipWhenAlone(model: AnyModelStatic): void {
+  const m = model as unknown as Hookable;
+  if (Object.hasOwn(m, 'runHooks')) return;
+  const parent = Object.getPrototypeOf(m) as Hookable;
+  Object.defineProperty(m, 'runHooks', {
+    configurable: true,
+    writable: true,
+    value: function runHooks(this: Hookable, hooks: unknown): Promise<void> {
+      if (isOurType(hooks) && ourHookAlone(this, hooks)) return DONE;
+      // (every hook run of the model passes here: its arguments as they came, without a copy)
+      // biome-ignore lint/complexity/noArguments: forwards any number of hook arguments without allocating
+      return parent.runHooks.apply(this, arguments as unknown as [unknown, ...unknown[]]);
+    },
+  });
 }

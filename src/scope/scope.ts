@@ -253,9 +253,11 @@ export function withoutTenantInSet<T extends Record<string, unknown>>(scope: Sco
  */
 export function tenantKeysIn(values: object, scope: Scope): string[] {
   const column = scope.meta.column;
-  const fold = scope.rawIdentifiers ? (k: string) => k.replace(/"/g, '').toLowerCase() : (k: string) => k.replace(/"/g, '');
+  const raw = scope.rawIdentifiers;
+  const fold = raw ? (k: string) => k.replace(/"/g, '').toLowerCase() : (k: string) => k.replace(/"/g, '');
   const target = fold(column);
-  return Object.keys(values).filter((k) => k === column || fold(k) === target);
+  // (on every write's path: with quoted identifiers only a key holding a `"` can fold into another name)
+  return Object.keys(values).filter((k) => k === column || ((raw || k.includes('"')) && fold(k) === target));
 }
 
 /** Is `attribute` among the (mapped) attributes a query selects: `'a'` or `['column', 'a']`? */
