@@ -1,4 +1,4 @@
-// Prints the self time of the library's functions (src/) in the newest .cpuprofile of bench/results.
+// Prints the self time of the library's functions (dist/, the built package) in the newest .cpuprofile of bench/results.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 
 interface ProfileNode {
@@ -20,9 +20,11 @@ const total = profile.samples.length - idle;
 const self = new Map<string, number>();
 let library = 0;
 for (const n of profile.nodes) {
+  // the library as built (bench/library.ts loads dist/): its files, not those of dependencies
+  const url = n.callFrame.url;
   const where =
-    n.callFrame.url.includes('/main/src/') || (n.callFrame.url.includes('/src/') && !n.callFrame.url.includes('node_modules'))
-      ? `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.split('/src/')[1]}:${n.callFrame.lineNumber + 1}`
+    url.includes('/dist/') && !url.includes('node_modules')
+      ? `${n.callFrame.functionName || '(anonymous)'} ${url.split('/dist/')[1]}:${n.callFrame.lineNumber + 1}`
       : undefined;
   if (!where) continue;
   self.set(where, (self.get(where) ?? 0) + n.hitCount);
