@@ -301,6 +301,16 @@ function legacyFailure(state: ConnectionState, control: Control): void {
  * single statement without bind parameters that reads or writes rows carries its settings in the same
  * message (`SET ...; <statement>`: no extra round trip); any other sends them ahead.
  */
+/**
+ * True when a statement on `query`'s connection may need settings (a provider is registered for its
+ * instance — rls, routerOnly — and it runs on a connection of pg's): `runWithSettings` has work to do.
+ */
+export function settingsApply(query: { sequelize: Sequelize; connection?: unknown }): boolean {
+  if (!providers.has(query.sequelize)) return false;
+  const connection = query.connection as PgConnection | undefined;
+  return !!connection && typeof connection.query === 'function';
+}
+
 export async function runWithSettings<T>(
   query: { sequelize: Sequelize; connection?: unknown },
   sql: string,

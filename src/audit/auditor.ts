@@ -3,7 +3,7 @@ import { currentFrame, inSchemaWork } from '../context';
 import { MultitenantError, UnscopedQueryError } from '../errors';
 import { type AnyModelStatic, type TenantMeta, tenantMeta } from '../models';
 import { notify } from '../notice';
-import { runWithSettings } from '../settings';
+import { runWithSettings, settingsApply } from '../settings';
 import { type PluginState, takeVetted } from '../state';
 import { columnKind, type Tenant, tenantIdOf } from '../tenant';
 import type { Analysis, CascadingTables, Graph, TenantTables } from './analysis';
@@ -339,15 +339,19 @@ export function installAuditor(Query: QueryClass, stateOf: (s: Sequelize) => Plu
   if (patched.has(Query)) return;
   patched.add(Query);
   const run = Query.prototype.run;
-  Query.prototype.run = async function auditedRun(sql, parameters) {
-    const state = stateOf(this.sequelize);
-    const ran =
-      state?.options.audit && state.options.audit !== 'off'
-        ? await auditStatement(this.sequelize, state, sql, parameters, this.connection as object | undefined)
-        : undefined;
-    // the per-connection settings the statement must run with (routerOnly), tracked across transactions
+  const audited = async function auditedRun(this: ThisParameterType<typeof run>, state: PluginState, sql: string, parameters?: unknown[]) {
+    const ran = await auditStatement(this.sequelize, state, sql, parameters, this.connection as object | undefined);
     const result = await runWithSettings(this, sql, parameters, () => run.call(this, sql, parameters));
     ran?.();
     return result;
+  };
+  Query.prototype.run = function auditedRun(sql, parameters) {
+    const state = stateOf(this.sequelize);
+    if (state?.options.audit && state.options.audit !== 'off') return audited.call(this, state, sql, parameters);
+    // the per-connection settings the statement must run with (rls, routerOnly), tracked across transactions
+    if (settingsApply(this)) return runWithSettings(this, sql, parameters, () => run.call(this, sql, parameters));
+    // every statement of the process passes here, plain instances' too: one with nothing to audit and no
+    // settings goes straight to Sequelize's run, without a promise or an await of the library's
+    return run.call(this, sql, parameters);
   };
 }
