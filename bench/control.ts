@@ -47,13 +47,3 @@ export function runClsPhase(): void {
   });
   if (child.status !== 0) process.exitCode = child.status ?? 1;
 }
-
-/**
- * The variant that measures what the context itself costs on Node 20: AsyncLocalStorage, once any
- * instance is used, runs a hook on every promise of the process — the baseline's too, in the same
- * process. `baseline, no AsyncLocalStorage` runs the baseline's work with those hooks off (turned off
- * before the operation and on again after it, outside the measurement), as an application without any
- * AsyncLocalStorage runs it. `baseline ÷ it` is that hidden cost; `library ÷ it` the library's whole cost
- * to such an application.
- */
-export const NO_CONTEXT = 'baseline, no AsyncLocalStorage';

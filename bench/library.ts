@@ -29,9 +29,7 @@ const load = createRequire(__filename);
 /** The package's public API, from dist/index.js. */
 export const lib = load('../dist/index.js') as typeof import('../src/index');
 /** Benchmarks only (not exported from the package): switch the context backend between variants. */
-export const { switchNamespaceForBenchmarks, suspendContextForBenchmarks, resumeContextForBenchmarks } = load(
-  '../dist/context.js',
-) as typeof import('../src/context');
+export const { switchNamespaceForBenchmarks } = load('../dist/context.js') as typeof import('../src/context');
 /** Internals some benchmarks measure directly, from the same build. */
 export const internals = {
   hooks: load('../dist/scope/hooks.js') as typeof import('../src/scope/hooks'),

@@ -5,8 +5,8 @@
 import { performance } from 'node:perf_hooks';
 import { createNamespace } from 'cls-hooked';
 import { Sequelize } from 'sequelize';
-import { CONTEXT, geomean, NO_CONTEXT, rotation, runClsPhase, verdict } from './control';
-import { lib, resumeContextForBenchmarks, suspendContextForBenchmarks, switchNamespaceForBenchmarks } from './library';
+import { CONTEXT, geomean, rotation, runClsPhase, verdict } from './control';
+import { lib, switchNamespaceForBenchmarks } from './library';
 import { define, workloadsFor } from './workloads';
 
 const { multitenant } = lib;
@@ -41,7 +41,7 @@ async function main() {
   const workloads = Object.fromEntries(Object.entries(all).filter(([name]) => !only || name.includes(only)));
   const ns = CONTEXT === 'cls' ? createNamespace('bench-cpu') : undefined;
   const libraries = CONTEXT === 'cls' ? (['library+cls'] as const) : (['library'] as const);
-  const variants = CONTEXT === 'cls' ? ['baseline', 'A/A control', ...libraries] : ['baseline', 'A/A control', ...libraries, NO_CONTEXT];
+  const variants = ['baseline', 'A/A control', ...libraries] as const;
   const cpu = new Map<string, number>();
   // Variants alternate op by op (rotating which goes first), each op timed alone: drift, GC and JIT
   // effects fall on all variants alike. Round 0 warms up.
@@ -50,12 +50,10 @@ async function main() {
       for (let i = 0; i < OPS / 10; i++) {
         for (const v of rotation(variants, i, round)) {
           switchNamespaceForBenchmarks(v === 'library+cls' ? ns : undefined);
-          const fn = v === 'baseline' || v === NO_CONTEXT ? w.baseline : v === 'A/A control' ? w.control : w.library;
-          if (v === NO_CONTEXT) suspendContextForBenchmarks();
+          const fn = v === 'baseline' ? w.baseline : v === 'A/A control' ? w.control : w.library;
           const c0 = process.cpuUsage();
           await fn(i);
           const c = process.cpuUsage(c0);
-          if (v === NO_CONTEXT) resumeContextForBenchmarks();
           if (round > 0) cpu.set(`${name}|${v}`, (cpu.get(`${name}|${v}`) ?? 0) + c.user + c.system);
         }
       }
@@ -78,15 +76,11 @@ async function main() {
   });
   const names = Object.keys(workloads);
   const aaMean = geomean(names.map((name) => per(name, 'A/A control') / per(name, 'baseline')));
-  const ratio = (a: string, b: string) => Number(geomean(names.map((name) => per(name, a) / per(name, b))).toFixed(3));
   const summary = libraries.map((v) => ({
     variant: v,
-    'geomean CPU ÷ baseline': ratio(v, 'baseline'),
+    'geomean CPU ÷ baseline': Number(geomean(names.map((name) => per(name, v) / per(name, 'baseline'))).toFixed(3)),
     'geomean A/A': Number(aaMean.toFixed(3)),
     verdict: verdict(aaMean),
-    ...(CONTEXT === 'als'
-      ? { [`geomean CPU ÷ ${NO_CONTEXT}`]: ratio(v, NO_CONTEXT), 'AsyncLocalStorage alone (baseline ÷ it)': ratio('baseline', NO_CONTEXT) }
-      : {}),
   }));
   console.log(
     `Node CPU per operation, fake connection, context ${CONTEXT === 'cls' ? 'cls-hooked (a process of its own)' : 'AsyncLocalStorage'}, ${n} operations per workload and variant, order rotated every operation (${performance.now().toFixed(0)} ms)`,

@@ -13,8 +13,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createNamespace } from 'cls-hooked';
 import { type Options, Sequelize } from 'sequelize';
 import { createRlsDatabase } from '../test/helpers/rls';
-import { CONTEXT, geomean, NO_CONTEXT, rotation, runClsPhase, verdict } from './control';
-import { lib, resumeContextForBenchmarks, suspendContextForBenchmarks, switchNamespaceForBenchmarks } from './library';
+import { CONTEXT, geomean, rotation, runClsPhase, verdict } from './control';
+import { lib, switchNamespaceForBenchmarks } from './library';
 import { define, PRODUCTS, TENANTS, type Workload, workloadsFor } from './workloads';
 
 const { multitenant } = lib;
@@ -22,7 +22,7 @@ const { multitenant } = lib;
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const OPS = Number(process.env.OPS ?? 300);
 
-type Variant = 'baseline' | 'A/A control' | 'library' | 'library+cls' | 'library+rls' | typeof NO_CONTEXT;
+type Variant = 'baseline' | 'A/A control' | 'library' | 'library+cls' | 'library+rls';
 
 /** Counts the statements each variant's connections send (the library's own SETs included). */
 const wire = new Map<Variant, number>();
@@ -75,26 +75,23 @@ async function main() {
     CONTEXT === 'cls'
       ? ['baseline', 'A/A control', 'library+cls']
       : embedded
-        ? ['baseline', 'A/A control', 'library', NO_CONTEXT]
-        : ['baseline', 'A/A control', 'library', 'library+rls', NO_CONTEXT];
+        ? ['baseline', 'A/A control', 'library']
+        : ['baseline', 'A/A control', 'library', 'library+rls'];
   const reference: Variant = CONTEXT === 'cls' ? 'library+cls' : 'library';
   const totals = new Map<string, { ms: number; cpu: number; ops: number }>();
   const fnOf = (w: Record<'baseline' | 'control' | 'library' | 'rls', Workload>, v: Variant) =>
-    v === 'baseline' || v === NO_CONTEXT ? w.baseline : v === 'A/A control' ? w.control : v === 'library+rls' ? w.rls : w.library;
+    v === 'baseline' ? w.baseline : v === 'A/A control' ? w.control : v === 'library+rls' ? w.rls : w.library;
   const sent = new Map<string, number>();
   // One operation of one variant, timed alone (wall and CPU), so that the variants can alternate op by op.
   const once = async (key: string, variant: Variant, fn: Workload, i: number) => {
     switchNamespaceForBenchmarks(variant === 'library+cls' ? ns : undefined);
-    // one Sequelize for the library with either context, one for the baseline with or without AsyncLocalStorage
-    const counter: Variant = variant === 'library+cls' ? 'library' : variant === NO_CONTEXT ? 'baseline' : variant;
+    const counter: Variant = variant === 'library+cls' ? 'library' : variant; // one Sequelize for both
     const w0 = wire.get(counter) ?? 0;
-    if (variant === NO_CONTEXT) suspendContextForBenchmarks();
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await fn(i);
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
-    if (variant === NO_CONTEXT) resumeContextForBenchmarks();
     sent.set(key, (sent.get(key) ?? 0) + (wire.get(counter) ?? 0) - w0);
     const tot = totals.get(key) ?? { ms: 0, cpu: 0, ops: 0 };
     tot.ms += ms;
@@ -146,10 +143,8 @@ async function main() {
   }
   const names = Object.keys(workloads);
   const aaMean = geomean(names.map((name) => cpuPerOp(total(name, 'A/A control')) / cpuPerOp(total(name, 'baseline'))));
-  const cpuRatio = (a: Variant, b: Variant) =>
-    Number(geomean(names.map((name) => cpuPerOp(total(name, a)) / cpuPerOp(total(name, b)))).toFixed(3));
   const summary = variants
-    .filter((v) => v !== 'baseline' && v !== 'A/A control' && v !== NO_CONTEXT)
+    .filter((v) => v !== 'baseline' && v !== 'A/A control')
     .map((v) => ({
       variant: v,
       'geomean CPU ÷ baseline': Number(
@@ -160,12 +155,6 @@ async function main() {
       ),
       'geomean A/A CPU': Number(aaMean.toFixed(3)),
       verdict: verdict(aaMean),
-      ...(CONTEXT === 'als'
-        ? {
-            [`geomean CPU ÷ ${NO_CONTEXT}`]: cpuRatio(v, NO_CONTEXT),
-            'AsyncLocalStorage alone (baseline ÷ it)': cpuRatio('baseline', NO_CONTEXT),
-          }
-        : {}),
     }));
   console.log(
     `database: ${db.kind}, context ${CONTEXT === 'cls' ? 'cls-hooked (a process of its own)' : 'AsyncLocalStorage'}, pool ${pool.max}, ${ROUNDS} rounds × ${OPS} operations per workload and variant, interleaved op by op; statements/op counts what went over the wire (the library's SETs included)`,

@@ -79,19 +79,6 @@ export function switchNamespaceForBenchmarks(ns: ClsNamespace | undefined): void
   configured = ns;
 }
 
-/**
- * Benchmarks only (not exported from the package): turns AsyncLocalStorage's process-wide hooks off for
- * one measured operation of plain Sequelize — what an application without any AsyncLocalStorage runs —
- * and on again afterwards (outside the measurement), as the library's next block would.
- */
-export function suspendContextForBenchmarks(): void {
-  als.disable();
-  schemaWork.disable();
-}
-export function resumeContextForBenchmarks(): void {
-  als.run({ tenant: undefined, bypass: false }, () => undefined);
-}
-
 /** Remembers a Sequelize class so that a later `Sequelize.useCLS(ns)` is followed. */
 export function watchSequelizeClass(ctor: { _cls?: ClsNamespace | null }): void {
   if (!sequelizeClasses.includes(ctor)) sequelizeClasses.push(ctor);
