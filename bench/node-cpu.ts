@@ -43,7 +43,7 @@ async function main() {
   const libraries = CONTEXT === 'cls' ? (['library+cls'] as const) : (['library'] as const);
   const variants = ['baseline', 'A/A control', ...libraries] as const;
   const cpu = new Map<string, number>();
-  // Variants alternate op by op (rotating which goes first), each op timed alone: drift, GC and JIT
+  // Variants alternate op by op (in an order drawn anew each op), each op timed alone: drift, GC and JIT
   // effects fall on all variants alike. Round 0 warms up.
   for (let round = 0; round <= ROUNDS; round++) {
     for (const [name, w] of Object.entries(workloads)) {
@@ -83,7 +83,7 @@ async function main() {
     verdict: verdict(aaMean),
   }));
   console.log(
-    `Node CPU per operation, fake connection, context ${CONTEXT === 'cls' ? 'cls-hooked (a process of its own)' : 'AsyncLocalStorage'}, ${n} operations per workload and variant, order rotated every operation (${performance.now().toFixed(0)} ms)`,
+    `Node CPU per operation, fake connection, context ${CONTEXT === 'cls' ? 'cls-hooked (a process of its own)' : 'AsyncLocalStorage'}, ${n} operations per workload and variant, in an order drawn anew every operation (${performance.now().toFixed(0)} ms)`,
   );
   console.table(rows);
   console.table(summary);

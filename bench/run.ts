@@ -5,7 +5,7 @@
 // operation (process.cpuUsage), statements on the wire per operation (the library's SETs included),
 // and the ratios to the baseline and to the library without rls, as a table and JSON. Every ratio is
 // judged by the A/A control of the same run (bench/control.ts): a second plain instance doing the
-// baseline's work, in the rotation like every variant; ratios whose A/A is off by more than 2 % are
+// baseline's work, in the shuffled order like every variant; ratios whose A/A is off by more than 2 % are
 // reported as unresolved.
 // Run: npm run bench  (ROUNDS=5 OPS=300 to change; uses the test database choice: DATABASE_URL, the
 // local server, CITUS_URL with MULTITENANT_TEST_DB=citus, else an embedded PGlite)
