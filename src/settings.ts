@@ -297,29 +297,41 @@ function legacyFailure(state: ConnectionState, control: Control): void {
 }
 
 /**
+ * Per connection: the providers of the instance it belongs to, recorded at its first statement with
+ * settings. Another instance's statement on that connection — sent in this instance's transaction,
+ * explicitly or through `Sequelize.useCLS` — gets them too: it runs with the current unit of work's
+ * settings, never with the ones the connection last held (another tenant's, the bypass).
+ */
+const owners = new WeakMap<object, SettingsProvider[]>();
+
+/**
+ * True when a statement on `query`'s connection may need settings — a provider is registered for its
+ * instance (rls, routerOnly), or the connection belongs to an instance with one — and it runs on a
+ * connection of pg's: `runWithSettings` has work to do.
+ */
+export function settingsApply(query: { sequelize: Sequelize; connection?: unknown }): boolean {
+  const connection = query.connection as PgConnection | undefined;
+  if (!connection || typeof connection.query !== 'function') return false;
+  return providers.has(query.sequelize) || owners.has(connection);
+}
+
+/**
  * Runs one statement with the settings its providers ask for (internal: the Query#run wrapper). A
  * single statement without bind parameters that reads or writes rows carries its settings in the same
  * message (`SET ...; <statement>`: no extra round trip); any other sends them ahead.
  */
-/**
- * True when a statement on `query`'s connection may need settings (a provider is registered for its
- * instance — rls, routerOnly — and it runs on a connection of pg's): `runWithSettings` has work to do.
- */
-export function settingsApply(query: { sequelize: Sequelize; connection?: unknown }): boolean {
-  if (!providers.has(query.sequelize)) return false;
-  const connection = query.connection as PgConnection | undefined;
-  return !!connection && typeof connection.query === 'function';
-}
-
 export async function runWithSettings<T>(
   query: { sequelize: Sequelize; connection?: unknown },
   sql: string,
   parameters: readonly unknown[] | undefined,
   run: () => Promise<T>,
 ): Promise<T> {
-  const list = providers.get(query.sequelize);
   const connection = query.connection as PgConnection | undefined;
-  if (!list || !connection || typeof connection.query !== 'function') return run();
+  if (!connection || typeof connection.query !== 'function') return run();
+  const own = providers.get(query.sequelize);
+  const list = own ?? owners.get(connection);
+  if (!list) return run();
+  if (own && !owners.has(connection)) owners.set(connection, own);
   const state = stateOf(connection);
   const previous = state.turn;
   let done: () => void = () => undefined;

@@ -16,7 +16,7 @@ import {
   withoutTenant,
   withTenant,
 } from '../src/index';
-import { onCitus } from './helpers/db';
+import { onCitus, onEmbedded } from './helpers/db';
 import { createRlsDatabase, defineStoreModels, type RlsDatabase, reachesTheDatabase, storesSeen } from './helpers/rls';
 
 interface Ctx {
@@ -392,3 +392,49 @@ test.serial('a statement sent on the client directly (around Sequelize) empties 
   });
   t.deepEqual(seen, [1]);
 });
+
+// three instances, each with a connection of its own: PGlite has one session for all (skipped there)
+(onEmbedded() ? test.skip : test.serial)(
+  "a statement of another Sequelize instance on this instance's connection (its transaction) runs with the current unit of work's setting, not the one the connection last held (#28 red team; several sessions: not on PGlite)",
+  async (t) => {
+    await seed(t);
+    const { sequelize: s, db } = t.context;
+    // a plain instance and a multitenant one without rls, connecting as the same role: on their own
+    // connections they see nothing (no setting, the policies refuse every row)
+    const plain = new Sequelize(db.url, { logging: false, pool: { max: 1 }, ...db.connectOptions() });
+    const other = new Sequelize(db.url, { logging: false, pool: { max: 1 }, ...db.connectOptions() });
+    multitenant(other, { ...reachesTheDatabase, notice: false });
+    try {
+      for (const [label, borrower] of [
+        ['plain', plain],
+        ['multitenant without rls', other],
+      ] as const) {
+        // the connection holds the bypass (withoutTenant), then tenant 2
+        await withoutTenant(() => q(s, 'SELECT 1'));
+        const read = (await withTenant(1, () =>
+          s.transaction((tx) => q(borrower, 'SELECT store_id::int AS store FROM products ORDER BY 1', tx)),
+        )) as Array<{ store: number }>;
+        t.deepEqual(
+          read.map((r) => r.store),
+          [1, 1],
+          `${label}: read under tenant 1`,
+        );
+        await withTenant(2, () => storesSeen(s));
+        await withTenant(1, () =>
+          s.transaction((tx) => borrower.query(`UPDATE products SET name = 'moved-${label}' WHERE id = 1`, { transaction: tx })),
+        );
+        const named = (await withoutTenant(() =>
+          q(s, `SELECT store_id::int AS store FROM products WHERE name = 'moved-${label}' ORDER BY 1`),
+        )) as Array<{ store: number }>;
+        t.deepEqual(
+          named.map((r) => r.store),
+          [1],
+          `${label}: update under tenant 1`,
+        );
+      }
+    } finally {
+      await plain.close();
+      await other.close();
+    }
+  },
+);
