@@ -1,36 +1,21 @@
 // What AsyncLocalStorage itself costs on Node 20, which a benchmark in one process cannot show: once any
 // AsyncLocalStorage is used, Node runs a hook on every promise of the process, so a baseline measured
 // beside the library pays it too. Here the same plain-Sequelize work (the baseline of bench/workloads.ts,
-// hand-written filters, on the fake connection of bench/node-cpu.ts) runs in fresh processes, alternately
+// hand-written filters, on the fake connection of bench/offline.ts) runs in fresh processes, alternately
 // with the library's AsyncLocalStorage used once at start (`withTenant`, as the first request of an
 // application does) and never used; the A/A is the processes without it compared among themselves.
 // Both kinds load the library and install it on an instance of their own: only the context differs.
 // (Switching the hooks off and on inside one process is no measurement: it disturbs V8's compiled code.)
 // Run: npm run bench:context-cost  (PROCESSES=8 OPS=20000 to change)
 import { execFileSync } from 'node:child_process';
-import { Sequelize } from 'sequelize';
 import { geomean, verdict } from './control';
 import { median } from './interleave';
 import { lib } from './library';
+import { offline } from './offline';
 import { define, workloadsFor } from './workloads';
 
 const OPS = Number(process.env.OPS ?? 20000);
 const PROCESSES = Number(process.env.PROCESSES ?? 8);
-type Callback = (err: Error | null, result: unknown) => void;
-const fake = {
-  query(sql: string, a?: unknown, b?: Callback) {
-    const cb = (typeof a === 'function' ? a : b) as Callback;
-    const insert = sql.startsWith('INSERT');
-    queueMicrotask(() => cb(null, { rows: insert ? [{ id: 1 }] : [], rowCount: insert || sql.startsWith('UPDATE') ? 1 : 0, fields: [] }));
-  },
-};
-function offline(): Sequelize {
-  const s = new Sequelize('postgres://u@127.0.0.1:1/none', { logging: false });
-  const cm = s.connectionManager as unknown as { getConnection(): Promise<unknown>; releaseConnection(): Promise<void> };
-  cm.getConnection = async () => fake;
-  cm.releaseConnection = async () => undefined;
-  return s;
-}
 
 async function child(withContext: boolean): Promise<void> {
   lib.multitenant(offline(), { notice: false });

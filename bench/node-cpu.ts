@@ -4,32 +4,15 @@
 // the A/A control of the same run (bench/control.ts): a second plain instance doing the baseline's work.
 import { performance } from 'node:perf_hooks';
 import { createNamespace } from 'cls-hooked';
-import { Sequelize } from 'sequelize';
 import { CONTEXT, geomean, rotation, runClsPhase, verdict } from './control';
 import { lib, switchNamespaceForBenchmarks } from './library';
+import { offline } from './offline';
 import { define, workloadsFor } from './workloads';
 
 const { multitenant } = lib;
 
 const OPS = Number(process.env.OPS ?? 20000);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
-
-type Callback = (err: Error | null, result: unknown) => void;
-/** Answers like pg would: a row for INSERT ... RETURNING, one affected row for UPDATE, no rows for SELECT. */
-const fake = {
-  query(sql: string, a?: unknown, b?: Callback) {
-    const cb = (typeof a === 'function' ? a : b) as Callback;
-    const insert = sql.startsWith('INSERT');
-    queueMicrotask(() => cb(null, { rows: insert ? [{ id: 1 }] : [], rowCount: insert || sql.startsWith('UPDATE') ? 1 : 0, fields: [] }));
-  },
-};
-function offline(): Sequelize {
-  const s = new Sequelize('postgres://u@127.0.0.1:1/none', { logging: false });
-  const cm = s.connectionManager as unknown as { getConnection(): Promise<unknown>; releaseConnection(): Promise<void> };
-  cm.getConnection = async () => fake;
-  cm.releaseConnection = async () => undefined;
-  return s;
-}
 
 async function main() {
   const plain = offline();
