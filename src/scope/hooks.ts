@@ -90,13 +90,9 @@ interface Hookable {
   runHooks(this: Hookable, hooks: unknown, ...args: unknown[]): Promise<void>;
 }
 
-/** The hook types the library adds a hook of its own to (HOOKS): compared as strings, on every runHooks call. */
-const isOurType = (type: unknown): type is string =>
-  type === 'beforeFind' ||
-  type === 'beforeCount' ||
-  type === 'beforeBulkUpdate' ||
-  type === 'beforeBulkDestroy' ||
-  type === 'beforeBulkRestore';
+/** The hook types the library adds a hook of its own to (HOOKS): looked up on every runHooks call. */
+const OUR_TYPES: ReadonlySet<unknown> = new Set(HOOKS.map(([type]) => type));
+const isOurType = (type: unknown): type is string => OUR_TYPES.has(type);
 const DONE: Promise<void> = Promise.resolve();
 
 /** True when the library's hook is the only one of `type` that would run: the model's only hook, and no universal one. */
