@@ -33,14 +33,14 @@ module.exports = {
       comment:
         'schema/ holds what PostgreSQL and Citus share; the Citus steps of a sync are handed in by plugin.ts (schema/steps.ts), so schema/ imports no room above it.',
       from: { path: '^src/schema/' },
-      to: { path: '^src/(citus|rls|scope|audit|verify|hosts|doctor)/' },
+      to: { path: '^src/(citus|rls|scope|audit|verify|hosts|doctor|lifecycle)/' },
     },
     {
       name: 'lines-of-defense-stay-apart',
       severity: 'error',
       comment: 'The first line (scope/) and the install-time proofs (verify/) are independent of the database layers and of each other.',
       from: { path: '^src/(scope|verify)/' },
-      to: { path: '^src/(schema|citus|rls|audit|hosts|doctor)/' },
+      to: { path: '^src/(schema|citus|rls|audit|hosts|doctor|lifecycle)/' },
     },
     {
       name: 'hosts-and-clis-are-leaves',
@@ -48,6 +48,20 @@ module.exports = {
       comment: 'hosts/ (subpath exports) and doctor/ (a CLI) sit on top: only the entry imports a host, nothing imports the doctor.',
       from: { path: '^src/', pathNot: ['^src/index\\.ts$', '^src/hosts/', '^src/doctor/'] },
       to: { path: '^src/(hosts|doctor)/' },
+    },
+    {
+      name: 'lifecycle-works-on-whole-tenants',
+      severity: 'error',
+      comment:
+        'lifecycle/ (export, delete, import of one tenant) uses the schema layer and the context from above: only the entry and the CLI import it, and it imports no host, CLI or plugin.ts.',
+      from: { path: '^src/', pathNot: ['^src/index\\.ts$', '^src/doctor/', '^src/lifecycle/'] },
+      to: { path: '^src/lifecycle/' },
+    },
+    {
+      name: 'lifecycle-imports-below-it',
+      severity: 'error',
+      from: { path: '^src/lifecycle/' },
+      to: { path: '^src/(hosts|doctor|plugin\\.ts$)' },
     },
   ],
   options: {

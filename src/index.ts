@@ -25,6 +25,12 @@ export {
 } from './errors';
 export type { ResolvedTenant, TenantMiddlewareOptions } from './hosts/express';
 export { tenantMiddleware } from './hosts/express';
+export type { DeleteTenantOptions, DeleteTenantResult } from './lifecycle/delete';
+export { deleteTenant } from './lifecycle/delete';
+export type { ExportTenantOptions, LifecycleProgress, TenantExportTable, TenantManifest } from './lifecycle/export';
+export { exportTenant } from './lifecycle/export';
+export type { ImportTenantOptions } from './lifecycle/import';
+export { importTenant } from './lifecycle/import';
 export { multitenant } from './plugin';
 export type { RowLevelSecurityOptions } from './rls/policy';
 export { disableRowLevelSecurity, enableRowLevelSecurity } from './rls/policy';

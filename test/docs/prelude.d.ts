@@ -92,6 +92,9 @@ declare global {
   const createReferenceTable: typeof multitenantModule.createReferenceTable;
   const undistributeTable: typeof multitenantModule.undistributeTable;
   const addTenantForeignKey: typeof multitenantModule.addTenantForeignKey;
+  const exportTenant: typeof multitenantModule.exportTenant;
+  const deleteTenant: typeof multitenantModule.deleteTenant;
+  const importTenant: typeof multitenantModule.importTenant;
   const MultitenantError: typeof multitenantModule.MultitenantError;
   const fastifyTenant: typeof import('sequelize-multitenant/fastify').fastifyTenant;
   const koaTenant: typeof import('sequelize-multitenant/koa').koaTenant;

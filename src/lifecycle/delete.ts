@@ -1,0 +1,118 @@
+// deleteTenant: every row of one tenant, children first and the tenant's own row last, in batches that
+// each commit on their own — an interrupted run leaves whole batches behind, and running it again goes
+// on where it stopped (every statement names the tenant: no other tenant's row is ever touched).
+// Afterwards it checks that no row of the tenant is left.
+import { QueryTypes, type Sequelize } from 'sequelize';
+import { withTenant } from '../context';
+import { MultitenantError } from '../errors';
+import { type AnyModelStatic, tenantMeta } from '../models';
+import { ident } from '../schema/sql';
+import { columnKey, normalizeTenant, type TenantId } from '../tenant';
+import type { LifecycleProgress } from './export';
+import { type TenantTable, tenantTablesInOrder } from './tables';
+import { assertFitsTables, type LifecycleTenant, lifecycleTenant } from './tenant';
+
+/** Options of `deleteTenant` (`confirm` is required: `{ confirm: 7 }`). */
+export interface DeleteTenantOptions {
+  /** The tenant again, as a confirmation that this tenant's data is to be deleted: required. */
+  confirm: unknown;
+  /** Rows per DELETE (default 1000); each batch commits on its own. */
+  batchSize?: number;
+  /** Count what would be deleted, delete nothing. */
+  dryRun?: boolean;
+  onProgress?: (progress: LifecycleProgress) => void;
+  /** With several tenant tables (stores and orgs): the one whose tenant this is. */
+  model?: AnyModelStatic;
+}
+
+/** What `deleteTenant` deleted (or, with `dryRun`, would delete), per table. */
+export interface DeleteTenantResult {
+  tenant: TenantId;
+  dryRun: boolean;
+  /** Children first: the order the rows were (or would be) deleted in. */
+  tables: Array<{ table: string; rows: number }>;
+  total: number;
+}
+
+const operation = 'deleteTenant';
+
+async function count(sequelize: Sequelize, t: TenantTable, tenant: LifecycleTenant): Promise<number> {
+  const [row] = await sequelize.query<{ n: string }>(
+    `SELECT count(*) AS n FROM ${t.quoted} WHERE ${ident(sequelize, t.column, true)} = $1`,
+    {
+      bind: [tenant.value],
+      type: QueryTypes.SELECT,
+    },
+  );
+  return Number(row?.n ?? 0);
+}
+
+/**
+ * Deletes every row of one tenant from every tenant model's table — children first, the tenant table's
+ * row last — in batches, under that tenant (with `rls: true`, its own setting). Refuses without
+ * `confirm` naming the same tenant. `dryRun` returns the counts it would delete. Safe to run again
+ * after an interruption. Returns the rows deleted per table, after checking that none is left.
+ * @example
+ * await deleteTenant(sequelize, 7, { dryRun: true, confirm: 7 }); // { tables: [{ table: 'orders', rows: 1200 }, ...] }
+ * await deleteTenant(sequelize, 7, { confirm: 7, onProgress: (p) => console.log(p.table, p.rows) });
+ */
+export async function deleteTenant(sequelize: Sequelize, tenant: unknown, options: DeleteTenantOptions): Promise<DeleteTenantResult> {
+  const one = lifecycleTenant(sequelize, tenant, operation);
+  const batchSize = options.batchSize ?? 1000;
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new MultitenantError(`batchSize must be a positive integer, got ${String(options.batchSize)}; nothing was deleted`, {
+      operation,
+      tenant: one.id,
+    });
+  }
+  return withTenant(one.id, async () => {
+    const tables = (await tenantTablesInOrder(sequelize, operation, { model: options.model })).reverse();
+    assertFitsTables(one, tables, operation);
+    // the confirmation names the same tenant as the tenant column reads it ('01' is 1 for an integer column)
+    const meta = tenantMeta(tables[0]?.model);
+    const confirmed = options?.confirm === undefined ? undefined : normalizeTenant(options.confirm, { operation });
+    const same = (id: unknown) => (meta ? columnKey(id, meta) : String(id));
+    if (!confirmed || confirmed.many || same(confirmed.ids[0]) !== same(one.id)) {
+      throw new MultitenantError(
+        `this deletes every row of tenant ${String(one.id)}: pass { confirm: ${JSON.stringify(String(one.id))} } (the same tenant) to confirm; nothing was deleted`,
+        { operation, tenant: one.id },
+      );
+    }
+    const result: DeleteTenantResult = { tenant: one.value, dryRun: options.dryRun === true, tables: [], total: 0 };
+    for (const t of tables) {
+      if (options.dryRun) {
+        const n = await count(sequelize, t, one);
+        result.tables.push({ table: t.name, rows: n });
+        result.total += n;
+        continue;
+      }
+      const column = ident(sequelize, t.column, true);
+      const key = t.key.map((k) => ident(sequelize, k, true)).join(', ');
+      let rows = 0;
+      for (;;) {
+        // one router statement per batch: the tenant named outside and inside
+        const n = (await sequelize.query(
+          `DELETE FROM ${t.quoted} WHERE ${column} = $1 AND (${key}) IN (SELECT ${key} FROM ${t.quoted} WHERE ${column} = $1 LIMIT ${batchSize})`,
+          { bind: [one.value], type: QueryTypes.BULKDELETE },
+        )) as unknown as number;
+        rows += n;
+        result.total += n;
+        if (n > 0) options.onProgress?.({ table: t.name, rows, total: result.total });
+        if (n < batchSize) break;
+      }
+      result.tables.push({ table: t.name, rows });
+    }
+    if (!options.dryRun) {
+      for (const t of tables) {
+        const left = await count(sequelize, t, one);
+        if (left > 0) {
+          throw new MultitenantError(
+            `${left} row(s) of tenant ${String(one.id)} are still in ${t.name} after deleteTenant (written meanwhile?): run it again`,
+            { operation, tenant: one.id, model: t.model.name },
+          );
+        }
+      }
+    }
+    return result;
+  });
+}

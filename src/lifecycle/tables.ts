@@ -1,0 +1,157 @@
+// The tables that hold one tenant's rows, in the order their foreign keys need: every tenant model's
+// table (one entry per table), parents before children, as the database's own catalog says — the keys
+// an application declared in a migration count as much as Sequelize's associations.
+import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { MultitenantError } from '../errors';
+import type { AnyModelStatic } from '../models';
+import { fieldOf, metaOf, models, tenantTableOf } from '../schema/graph';
+import { qualified, rows, type SqlOptions, type TableName } from '../schema/sql';
+
+/** One table of a tenant's data. */
+export interface TenantTable {
+  /** The model Sequelize knows the table by (the first one, when several share it). */
+  readonly model: AnyModelStatic;
+  /** As Sequelize names it: 'products', or { tableName, schema }. */
+  readonly table: TableName;
+  /** `"schema"."table"` or `"table"`. */
+  readonly quoted: string;
+  /** `schema.table` or `table`: how an export names it. */
+  readonly name: string;
+  /** The tenant column (`store_id`; for the tenant table itself, its key). */
+  readonly column: string;
+  /** The primary key's columns, in the model's order: the export's order and its resumption point. */
+  readonly key: readonly string[];
+  /** True for the tenant table itself (the row that is the tenant). */
+  readonly isTenantTable: boolean;
+}
+
+/**
+ * The tenant models whose rows are one tenant's: all of them when the instance has one tenant table (or
+ * none); with several (stores and orgs), those of `model` — the tenant table each belongs to is
+ * the one its tenant column points to (schema/graph.ts); a model whose tenant table cannot be told is
+ * refused rather than left out (a delete would leave its rows behind).
+ */
+function tenantModelsFor(sequelize: Sequelize, operation: string, model: AnyModelStatic | undefined): AnyModelStatic[] {
+  const all = models(sequelize).filter((m) => metaOf(m));
+  const tenantTables = all.filter((m) => metaOf(m)?.isTenantTable);
+  if (model && !tenantTables.includes(model)) {
+    throw new MultitenantError(
+      `model ${model?.name ?? String(model)} is not a tenant table of this instance (${tenantTables.map((m) => m.name).join(', ') || 'none'})`,
+      { operation },
+    );
+  }
+  if (tenantTables.length <= 1) return all;
+  if (!model) {
+    throw new MultitenantError(
+      `this instance has several tenant tables (${tenantTables.map((m) => m.name).join(', ')}): pass { model } to say whose tenant this is`,
+      { operation },
+    );
+  }
+  return all.filter((m) => {
+    const meta = metaOf(m);
+    if (!meta) return false;
+    if (meta.isTenantTable) return m === model;
+    const owner = tenantTableOf(sequelize, m, meta)?.model;
+    if (!owner) {
+      throw new MultitenantError(
+        `${m.name}'s tenant table cannot be told among ${tenantTables.map((t) => t.name).join(', ')}: declare ${m.name}.belongsTo(<the tenant model>, { foreignKey: '${meta.attribute}' })`,
+        { operation, model: m.name },
+      );
+    }
+    return owner === model;
+  });
+}
+
+/**
+ * Every tenant model's table (of `model`'s tenants: tenantModelsFor), parents before children
+ * (foreign keys among them, read from the catalog). A foreign-key cycle among them is refused: no
+ * order would insert them.
+ */
+export async function tenantTablesInOrder(
+  sequelize: Sequelize,
+  operation: string,
+  options: SqlOptions & { model?: AnyModelStatic } = {},
+): Promise<TenantTable[]> {
+  const byTable = new Map<string, TenantTable>();
+  for (const model of tenantModelsFor(sequelize, operation, options.model)) {
+    const meta = metaOf(model);
+    if (!meta) continue;
+    const table = model.getTableName() as TableName;
+    const quoted = qualified(sequelize, table);
+    if (byTable.has(quoted)) continue;
+    const key = (model as unknown as { primaryKeyAttributes: string[] }).primaryKeyAttributes.map((a) => fieldOf(model, a));
+    if (key.length === 0) {
+      throw new MultitenantError(`${meta.name} has no primary key: its rows cannot be read in a stable order, so ${operation} cannot run`, {
+        model: meta.name,
+        operation,
+      });
+    }
+    const name = typeof table === 'string' ? table : `${table.schema ? `${table.schema}.` : ''}${table.tableName}`;
+    byTable.set(quoted, { model, table, quoted, name, column: meta.column, key, isTenantTable: meta.isTenantTable });
+  }
+  // the tenant table first among tables no key orders (its row is every other row's parent)
+  const tables = [...byTable.values()].sort((a, b) => Number(b.isTenantTable) - Number(a.isTenantTable));
+  if (tables.length === 0) return [];
+  const names = tables.map((t) => `'${t.quoted.replace(/'/g, "''")}'::regclass`).join(', ');
+  // (a table the catalog does not have yet — never synced — is left out of the edges, not refused here)
+  const edges = await rows<{ child: string; parent: string }>(
+    sequelize,
+    `SELECT c.conrelid::regclass::text AS child, c.confrelid::regclass::text AS parent
+       FROM pg_constraint c
+      WHERE c.contype = 'f' AND c.conrelid <> c.confrelid
+        AND c.conrelid = ANY (ARRAY[${names}]::regclass[]) AND c.confrelid = ANY (ARRAY[${names}]::regclass[])`,
+    options,
+  );
+  // regclass::text names a table as the search path shows it: map it back through the same cast
+  const shown = await rows<{ shown: string; i: number }>(
+    sequelize,
+    `SELECT t.oid::regclass::text AS shown, t.i FROM unnest(ARRAY[${names}]::regclass[]) WITH ORDINALITY AS t(oid, i)`,
+    options,
+  );
+  const indexOf = new Map(shown.map((s) => [s.shown, Number(s.i) - 1]));
+  const parents = tables.map(() => new Set<number>());
+  for (const e of edges) {
+    const child = indexOf.get(e.child);
+    const parent = indexOf.get(e.parent);
+    if (child !== undefined && parent !== undefined) parents[child]?.add(parent);
+  }
+  // Kahn's algorithm, keeping the models' order among tables that are free at the same time
+  const order: TenantTable[] = [];
+  const done = new Set<number>();
+  while (order.length < tables.length) {
+    const next = tables.findIndex((_, i) => !done.has(i) && [...(parents[i] ?? [])].every((p) => done.has(p)));
+    if (next < 0) {
+      const left = tables.filter((_, i) => !done.has(i)).map((t) => t.quoted);
+      throw new MultitenantError(
+        `the foreign keys among ${left.join(', ')} form a cycle: no order inserts or deletes their rows one table at a time, so ${operation} cannot run (make one of the keys DEFERRABLE and handle those tables by hand)`,
+        { operation },
+      );
+    }
+    done.add(next);
+    order.push(tables[next] as TenantTable);
+  }
+  return order;
+}
+
+/** A column of a tenant table as the catalog has it. */
+export interface TableColumn {
+  readonly name: string;
+  /** Its SQL type (`format_type`): `integer`, `numeric(20,6)`, `timestamp with time zone`. */
+  readonly type: string;
+  /** A generated column (`GENERATED ALWAYS AS (...) STORED`): never written. */
+  readonly generated: boolean;
+  /** An identity column `GENERATED ALWAYS`: written with OVERRIDING SYSTEM VALUE. */
+  readonly identityAlways: boolean;
+}
+
+/** The table's columns, in their order, as the database has them (not as the model says). */
+export async function columnsOf(sequelize: Sequelize, t: TenantTable, transaction?: Transaction): Promise<TableColumn[]> {
+  const found = await sequelize.query<{ name: string; type: string; generated: string; identity: string }>(
+    `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attgenerated::text AS generated, a.attidentity::text AS identity
+       FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
+    { bind: [t.quoted], type: QueryTypes.SELECT, transaction },
+  );
+  if (found.length === 0)
+    throw new MultitenantError(`${t.quoted} has no columns in the database: sync ${t.model.name} first`, { model: t.model.name });
+  return found.map((c) => ({ name: c.name, type: c.type, generated: c.generated !== '', identityAlways: c.identity === 'a' }));
+}
