@@ -394,6 +394,11 @@ test.serial('importTenant refuses what is not an export, an export cut short, an
     ['not json', 'hello\n', /not an export/],
     ['another json', '{"a":1}\n', /not an export/],
     ['cut short', `${lines.slice(0, -1).join('\n')}\n`, /without its manifest/],
+    [
+      'a table twice',
+      `${lines.flatMap((l) => (l.startsWith('["table",{"table":"orders"') ? [l, l] : [l])).join('\n')}\n`,
+      /in two sections/,
+    ],
     ['a broken row', `${lines.map((l) => (l.startsWith('["row",{"id":2') ? '["row",{"id":2,]' : l)).join('\n')}\n`, /is not a row/],
   ];
   for (const [name, body, message] of cases) {

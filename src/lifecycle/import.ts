@@ -237,12 +237,21 @@ export async function importTenant(
       const manifest = source.manifest();
       if (String(manifest.tenant) !== String(one.id))
         refuse(`the manifest names tenant ${String(manifest.tenant)}, the export's rows tenant ${String(one.id)}`, one.id);
-      for (const entry of manifest.tables)
+      // nothing beside the manifest's tables: a table the manifest does not list, or rows of one table in two sections
+      for (const [i, got] of seen.entries()) {
+        const listed = manifest.tables.some((e) => e.table === got.table);
+        if (!listed || seen.findIndex((s) => s.table === got.table) !== i) {
+          refuse(`the export holds rows of ${got.table} ${listed ? 'in two sections' : 'that its manifest does not list'}`, one.id);
+        }
+      }
+      // and each of them as its manifest says
+      for (const entry of manifest.tables) {
         compare(
           entry,
           seen.find((s) => s.table === entry.table),
           one.id,
         );
+      }
       return manifest;
     });
   });
