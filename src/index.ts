@@ -25,6 +25,8 @@ export {
 } from './errors';
 export type { ResolvedTenant, TenantMiddlewareOptions } from './hosts/express';
 export { tenantMiddleware } from './hosts/express';
+export type { CopyTenantOptions, CopyTenantResult } from './lifecycle/copy';
+export { copyTenant } from './lifecycle/copy';
 export type { DeleteTenantOptions, DeleteTenantResult } from './lifecycle/delete';
 export { deleteTenant } from './lifecycle/delete';
 export type { ExportTenantOptions, LifecycleProgress, TenantExportTable, TenantManifest } from './lifecycle/export';

@@ -95,6 +95,7 @@ declare global {
   const exportTenant: typeof multitenantModule.exportTenant;
   const deleteTenant: typeof multitenantModule.deleteTenant;
   const importTenant: typeof multitenantModule.importTenant;
+  const copyTenant: typeof multitenantModule.copyTenant;
   const MultitenantError: typeof multitenantModule.MultitenantError;
   const fastifyTenant: typeof import('sequelize-multitenant/fastify').fastifyTenant;
   const koaTenant: typeof import('sequelize-multitenant/koa').koaTenant;

@@ -1,0 +1,201 @@
+// copyTenant: every row of tenant `from` again as tenant `to` — a sandbox, a demo, a support
+// reproduction — table by table in foreign-key order, in one transaction, inside the database (INSERT ...
+// SELECT: no row passes through Node). Keys that include the tenant column keep their other columns as
+// they are; a unique key without the tenant column would collide, and is refused before anything is
+// written, with the fix. Verified table by table (count and checksum of the rows without the tenant
+// column) before the transaction commits.
+import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { withTenant } from '../context';
+import { MultitenantError } from '../errors';
+import { type AnyModelStatic, tenantMeta } from '../models';
+import { ident } from '../schema/sql';
+import { columnKey, type TenantId } from '../tenant';
+import type { LifecycleProgress } from './export';
+import { columnsOf, type TenantTable, tenantTablesInOrder } from './tables';
+import { assertFitsTables, type LifecycleTenant, lifecycleTenant, tenantExists } from './tenant';
+
+/** Options of `copyTenant`: `{ confirm: 'copy 7 to 70' }`-style confirmation is `{ confirm: 70 }` (the new tenant). */
+export interface CopyTenantOptions {
+  /** The target tenant again, as a confirmation: required. */
+  confirm: unknown;
+  /**
+   * Values for columns of the copied rows, per table (`{ stores: { slug: 'acme-sandbox', name: 'Acme (sandbox)' } }`):
+   * what a unique key without the tenant column needs on the tenant table's one row.
+   */
+  set?: Record<string, Record<string, unknown>>;
+  /** With several tenant tables (stores and orgs): the one whose tenant this is. */
+  model?: AnyModelStatic;
+  onProgress?: (progress: LifecycleProgress) => void;
+}
+
+/** What `copyTenant` copied, per table, parents first. */
+export interface CopyTenantResult {
+  from: TenantId;
+  to: TenantId;
+  tables: Array<{ table: string; rows: number }>;
+  total: number;
+}
+
+const operation = 'copyTenant';
+
+/** The unique keys (primary key included) of a table that do not include its tenant column: a copy collides on them. */
+async function uniqueWithoutTenant(
+  sequelize: Sequelize,
+  t: TenantTable,
+  transaction: Transaction,
+): Promise<Array<{ name: string; columns: string[] }>> {
+  const found = await sequelize.query<{ name: string; columns: string[] | string }>(
+    `SELECT i.indexrelid::regclass::text AS name, array_agg(a.attname ORDER BY k.ord)::text[] AS columns
+       FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+      WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indpred IS NULL
+      GROUP BY i.indexrelid`,
+    { bind: [t.quoted], type: QueryTypes.SELECT, transaction },
+  );
+  const list = found.map((r) => ({
+    name: r.name,
+    columns: Array.isArray(r.columns)
+      ? r.columns
+      : String(r.columns)
+          .replace(/^\{|\}$/g, '')
+          .split(','),
+  }));
+  return list.filter((u) => !u.columns.includes(t.column));
+}
+
+/** Count and checksum of the tenant's rows without the tenant column (and the columns set), in key order. */
+async function fingerprint(
+  sequelize: Sequelize,
+  t: TenantTable,
+  tenant: LifecycleTenant,
+  skip: string[],
+  transaction: Transaction,
+): Promise<string> {
+  const q = (name: string) => ident(sequelize, name, true);
+  const minus = [t.column, ...skip].map((c) => ` - ${sequelize.escape(c)}`).join('');
+  const order = t.key.filter((k) => k !== t.column).map((k) => `t.${q(k)}`);
+  const [row] = await sequelize.query<{ n: string; sum: string | null }>(
+    `SELECT count(*) AS n, md5(string_agg((to_jsonb(t)${minus})::text, E'\\n'${order.length ? ` ORDER BY ${order.join(', ')}` : ''})) AS sum
+       FROM ${t.quoted} AS t WHERE t.${q(t.column)} = $1`,
+    { bind: [tenant.value], type: QueryTypes.SELECT, transaction },
+  );
+  return `${row?.n ?? 0}:${row?.sum ?? ''}`;
+}
+
+/**
+ * Copies every row of tenant `from` to a new tenant `to`, parents first, in one transaction, inside the
+ * database. `to` must have no rows; `confirm` must name it. Unique keys without the tenant column are
+ * refused before anything is written (with the fix), unless `set` gives the copied rows other values
+ * for them. Verified against the source, table by table, before it commits. Under `rls: true` it runs
+ * with both tenants' setting.
+ * @example
+ * await copyTenant(sequelize, 7, 70, { confirm: 70, set: { stores: { slug: 'acme-sandbox' } } });
+ */
+export async function copyTenant(sequelize: Sequelize, from: unknown, to: unknown, options: CopyTenantOptions): Promise<CopyTenantResult> {
+  const source = lifecycleTenant(sequelize, from, operation);
+  const target = lifecycleTenant(sequelize, to, operation);
+  return withTenant([source.id, target.id], async () => {
+    const tables = await tenantTablesInOrder(sequelize, operation, { model: options?.model });
+    assertFitsTables(source, tables, operation);
+    assertFitsTables(target, tables, operation);
+    const meta = tenantMeta(tables[0]?.model);
+    const same = (id: unknown) => (meta ? columnKey(id, meta) : String(id));
+    const details = { operation, tenant: source.id };
+    if (same(source.id) === same(target.id))
+      throw new MultitenantError(`a tenant cannot be copied onto itself (${String(source.id)}); nothing was copied`, details);
+    const confirmed = options?.confirm;
+    if (confirmed === undefined || Array.isArray(confirmed) || same(confirmed) !== same(target.id)) {
+      throw new MultitenantError(
+        `this creates tenant ${String(target.id)} from ${String(source.id)}: pass { confirm: ${JSON.stringify(String(target.id))} } (the new tenant) to confirm; nothing was copied`,
+        details,
+      );
+    }
+    const set = options.set ?? {};
+    for (const name of Object.keys(set)) {
+      if (!tables.some((t) => t.name === name))
+        throw new MultitenantError(
+          `set names ${name}, which is no table of this tenant (${tables.map((t) => t.name).join(', ')}); nothing was copied`,
+          details,
+        );
+    }
+    return sequelize.transaction(async (transaction) => {
+      if (!(await tenantExists(sequelize, tables, source, transaction)))
+        throw new MultitenantError(`tenant ${String(source.id)} does not exist: nothing was copied`, details);
+      for (const t of tables) {
+        if (await tenantExists(sequelize, [{ ...t, isTenantTable: false }], target, transaction)) {
+          throw new MultitenantError(
+            `tenant ${String(target.id)} already has rows in ${t.name}: copyTenant makes a new tenant; nothing was copied`,
+            details,
+          );
+        }
+      }
+      // every collision is known before the first row is written
+      const plans: Array<{ t: TenantTable; columns: Awaited<ReturnType<typeof columnsOf>>; values: Record<string, unknown> }> = [];
+      for (const t of tables) {
+        const values = set[t.name] ?? {};
+        const columns = await columnsOf(sequelize, t, transaction);
+        for (const c of Object.keys(values)) {
+          if (c === t.column || !columns.some((col) => col.name === c)) {
+            throw new MultitenantError(
+              `set.${t.name}.${c}: ${c === t.column ? 'the tenant column is the new tenant' : 'no such column'}; nothing was copied`,
+              details,
+            );
+          }
+        }
+        const [row] = await sequelize.query<{ n: string }>(
+          `SELECT count(*) AS n FROM ${t.quoted} WHERE ${ident(sequelize, t.column, true)} = $1`,
+          {
+            bind: [source.value],
+            type: QueryTypes.SELECT,
+            transaction,
+          },
+        );
+        const rows = Number(row?.n ?? 0);
+        for (const u of await uniqueWithoutTenant(sequelize, t, transaction)) {
+          const covered = u.columns.some((c) => Object.hasOwn(values, c)) && rows <= 1;
+          if (rows > 0 && !covered) {
+            throw new MultitenantError(
+              `${t.name}'s unique key ${u.name} (${u.columns.join(', ')}) does not include the tenant column ${t.column}: the copied rows would collide with tenant ${String(source.id)}'s. ${
+                rows === 1 ? `Give the copy other values: { set: { ${t.name}: { ${u.columns[0]}: ... } } }, or include` : 'Include'
+              } ${t.column} in the key (a composite key, as Citus needs too); nothing was copied`,
+              details,
+            );
+          }
+        }
+        plans.push({ t, columns, values });
+      }
+      const result: CopyTenantResult = { from: source.value, to: target.value, tables: [], total: 0 };
+      for (const { t, columns, values } of plans) {
+        const q = (name: string) => ident(sequelize, name, true);
+        const written = columns.filter((c) => !c.generated);
+        const bind: unknown[] = [source.value, target.value];
+        const select = written.map((c) => {
+          if (c.name === t.column) return `$2::${c.type}`;
+          if (Object.hasOwn(values, c.name)) {
+            bind.push(values[c.name]);
+            return `$${bind.length}::${c.type}`;
+          }
+          return `t.${q(c.name)}`;
+        });
+        const overriding = written.some((c) => c.identityAlways) ? ' OVERRIDING SYSTEM VALUE' : '';
+        await sequelize.query(
+          `INSERT INTO ${t.quoted} (${written.map((c) => q(c.name)).join(', ')})${overriding} SELECT ${select.join(', ')} FROM ${t.quoted} AS t WHERE t.${q(t.column)} = $1`,
+          { bind, transaction },
+        );
+        const skip = Object.keys(values);
+        const [was, now] = [
+          await fingerprint(sequelize, t, source, skip, transaction),
+          await fingerprint(sequelize, t, target, skip, transaction),
+        ];
+        if (was !== now) {
+          throw new MultitenantError(`the copy of ${t.name} does not match its source (${was} ≠ ${now}); nothing was copied`, details);
+        }
+        const rows = Number(was.split(':')[0]);
+        result.tables.push({ table: t.name, rows });
+        result.total += rows;
+        options.onProgress?.({ table: t.name, rows, total: result.total });
+      }
+      return result;
+    });
+  });
+}
