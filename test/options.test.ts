@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 // One options validator for every public function that takes options: a misspelt name (`transfermode`,
 // `topp`, `requird`) is refused saying which one it meant and listing the valid ones, a value of the wrong
 // type is refused, and nothing is sent, installed or registered before. The exported functions are walked
@@ -14,10 +15,14 @@ import { koaTenant } from '../src/hosts/koa';
 import { MultitenantModule } from '../src/hosts/nestjs';
 import {
   addTenantForeignKey,
+  copyTenant,
   createDistributedTable,
   createReferenceTable,
+  deleteTenant,
   disableRowLevelSecurity,
   enableRowLevelSecurity,
+  exportTenant,
+  importTenant,
   isolateTenant,
   MultitenantError,
   multitenant,
@@ -97,6 +102,10 @@ const CALLS: Record<string, (f: Fixture, options: Record<string, unknown>) => un
   tenantProcessor: (_f, o) => tenantProcessor(async () => 1, o as never),
   tenantStats: (f, o) => tenantStats(f.sequelize, o as never),
   isolateTenant: (f, o) => isolateTenant(f.sequelize, 1, o as never),
+  exportTenant: (f, o) => exportTenant(f.sequelize, 1, { to: tmpdir(), ...(o as object) } as never),
+  deleteTenant: (f, o) => deleteTenant(f.sequelize, 1, { confirm: 1, ...(o as object) } as never),
+  importTenant: (f, o) => importTenant(f.sequelize, tmpdir(), o as never),
+  copyTenant: (f, o) => copyTenant(f.sequelize, 1, 3, { confirm: 3, ...(o as object) } as never),
   createDistributedTable: (f, o) => createDistributedTable(f.sequelize, 'products', 'store_id', o as never),
   createReferenceTable: (f, o) => createReferenceTable(f.sequelize, 'categories', o as never),
   undistributeTable: (f, o) => undistributeTable(f.sequelize, 'products', o as never),
@@ -125,6 +134,10 @@ const SHAPES: Record<string, { typo: [string, string]; wrong: Record<string, unk
   tenantProcessor: { typo: ['REQUIRED', 'required'], wrong: { required: 0 } },
   tenantStats: { typo: ['topp', 'top'], wrong: { top: '5' } },
   isolateTenant: { typo: ['transfermode', 'transferMode'], wrong: { transferMode: 'fast' } },
+  exportTenant: { typo: ['batchsize', 'batchSize'], wrong: { batchSize: '10' } },
+  deleteTenant: { typo: ['dryrun', 'dryRun'], wrong: { dryRun: 'yes' } },
+  importTenant: { typo: ['onprogress', 'onProgress'], wrong: { batchSize: 0 } },
+  copyTenant: { typo: ['onprogress', 'onProgress'], wrong: { set: 'x' } },
   createDistributedTable: { typo: ['colocatewith', 'colocateWith'], wrong: { colocateWith: 42 } },
   createReferenceTable: { typo: ['transacton', 'transaction'], wrong: { notice: true } },
   undistributeTable: { typo: ['cascadeViaForeignKey', 'cascadeViaForeignKeys'], wrong: { cascadeViaForeignKeys: 'yes' } },

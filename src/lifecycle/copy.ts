@@ -8,6 +8,7 @@ import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { withTenant } from '../context';
 import { MultitenantError } from '../errors';
 import { type AnyModelStatic, tenantMeta } from '../models';
+import { checkOptions } from '../options';
 import { ident } from '../schema/sql';
 import { columnKey, type TenantId } from '../tenant';
 import type { LifecycleProgress } from './export';
@@ -92,6 +93,9 @@ async function fingerprint(
  * await copyTenant(sequelize, 7, 70, { confirm: 70, set: { stores: { slug: 'acme-sandbox' } } });
  */
 export async function copyTenant(sequelize: Sequelize, from: unknown, to: unknown, options: CopyTenantOptions): Promise<CopyTenantResult> {
+  checkOptions(operation, options, { set: 'object', model: 'function', onProgress: 'function' }, 'nothing was sent', {
+    allowed: ['confirm'],
+  });
   const source = lifecycleTenant(sequelize, from, operation);
   const target = lifecycleTenant(sequelize, to, operation);
   return withTenant([source.id, target.id], async () => {

@@ -6,6 +6,7 @@ import { QueryTypes, type Sequelize } from 'sequelize';
 import { withTenant } from '../context';
 import { MultitenantError } from '../errors';
 import { type AnyModelStatic, tenantMeta } from '../models';
+import { checkOptions } from '../options';
 import { ident } from '../schema/sql';
 import { columnKey, normalizeTenant, type TenantId } from '../tenant';
 import type { LifecycleProgress } from './export';
@@ -57,6 +58,15 @@ async function count(sequelize: Sequelize, t: TenantTable, tenant: LifecycleTena
  * await deleteTenant(sequelize, 7, { confirm: 7, onProgress: (p) => console.log(p.table, p.rows) });
  */
 export async function deleteTenant(sequelize: Sequelize, tenant: unknown, options: DeleteTenantOptions): Promise<DeleteTenantResult> {
+  checkOptions(
+    operation,
+    options,
+    { batchSize: 'positive integer', dryRun: 'boolean', onProgress: 'function', model: 'function' },
+    'nothing was sent',
+    {
+      allowed: ['confirm'],
+    },
+  );
   const one = lifecycleTenant(sequelize, tenant, operation);
   const batchSize = options.batchSize ?? 1000;
   if (!Number.isInteger(batchSize) || batchSize < 1) {

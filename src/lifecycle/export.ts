@@ -10,6 +10,7 @@ import { QueryTypes, type Sequelize, Transaction } from 'sequelize';
 import { withTenant } from '../context';
 import { MultitenantError } from '../errors';
 import type { AnyModelStatic } from '../models';
+import { checkOptions } from '../options';
 import { ident } from '../schema/sql';
 import type { TenantId } from '../tenant';
 import { columnsOf, type TenantTable, tenantTablesInOrder } from './tables';
@@ -135,6 +136,9 @@ async function* pages(
  */
 export async function exportTenant(sequelize: Sequelize, tenant: unknown, options: ExportTenantOptions): Promise<TenantManifest> {
   const operation = 'exportTenant';
+  checkOptions(operation, options, { batchSize: 'positive integer', onProgress: 'function', model: 'function' }, 'nothing was sent', {
+    allowed: ['to'],
+  });
   const one = lifecycleTenant(sequelize, tenant, operation);
   if (!options || (typeof options.to !== 'string' && typeof (options.to as NodeJS.WritableStream)?.write !== 'function')) {
     throw new MultitenantError('it needs { to }: a directory or a writable stream', { operation, tenant: one.id });

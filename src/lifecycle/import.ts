@@ -9,6 +9,7 @@ import type { Sequelize, Transaction } from 'sequelize';
 import { withTenant } from '../context';
 import { MultitenantError } from '../errors';
 import { type AnyModelStatic, tenantMeta } from '../models';
+import { checkOptions } from '../options';
 import { ident } from '../schema/sql';
 import { columnKey, type TenantId } from '../tenant';
 import type { LifecycleProgress, TenantManifest } from './export';
@@ -179,6 +180,7 @@ export async function importTenant(
   from: string | NodeJS.ReadableStream,
   options: ImportTenantOptions = {},
 ): Promise<TenantManifest> {
+  checkOptions(operation, options, { batchSize: 'positive integer', onProgress: 'function', model: 'function' }, 'nothing was sent');
   const source = typeof from === 'string' ? fromDirectory(from) : await fromStream(from);
   const one: LifecycleTenant = lifecycleTenant(sequelize, source.header.tenant, operation);
   const batchSize = options.batchSize ?? 1000;
