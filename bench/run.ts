@@ -12,7 +12,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createNamespace } from 'cls-hooked';
 import { type Options, Sequelize } from 'sequelize';
-import { createRlsDatabase } from '../test/helpers/rls';
+import { createRlsDatabase, watchingWire } from '../test/helpers/rls';
 import { CONTEXT, geomean, rotation, runClsPhase, verdict } from './control';
 import { lib, switchNamespaceForBenchmarks } from './library';
 import { define, PRODUCTS, TENANTS, type Workload, workloadsFor } from './workloads';
@@ -26,20 +26,8 @@ type Variant = 'baseline' | 'A/A control' | 'library' | 'library+cls' | 'library
 
 /** Counts the statements each variant's connections send (the library's own SETs included). */
 const wire = new Map<Variant, number>();
-const counting = (variant: Variant, extra: Partial<Options> = {}): Partial<Options> => ({
-  ...extra,
-  hooks: {
-    afterConnect: async (connection: unknown, config: unknown) => {
-      await (extra.hooks?.afterConnect as ((c: unknown, o: unknown) => Promise<void>) | undefined)?.(connection, config);
-      const c = connection as { query: (...a: unknown[]) => unknown };
-      const query = c.query;
-      c.query = function counted(this: unknown, ...args: unknown[]) {
-        wire.set(variant, (wire.get(variant) ?? 0) + 1);
-        return query.apply(this, args);
-      };
-    },
-  },
-});
+const counting = (variant: Variant, extra: Partial<Options> = {}): Partial<Options> =>
+  watchingWire(extra, () => wire.set(variant, (wire.get(variant) ?? 0) + 1));
 
 async function main() {
   // the tables belong to a role that is neither a superuser nor BYPASSRLS: the policies apply to the

@@ -12,7 +12,7 @@ import { exportTenant } from '../src/lifecycle/export';
 import { importTenant } from '../src/lifecycle/import';
 import { BYPASS_SETTING, TENANT_SETTING } from '../src/rls/names';
 import { onEmbedded } from './helpers/db';
-import { createRlsDatabase, defineStoreModels, type RlsDatabase, reachesTheDatabase } from './helpers/rls';
+import { createRlsDatabase, defineStoreModels, type RlsDatabase, reachesTheDatabase, watchingWire } from './helpers/rls';
 
 interface Ctx {
   db: RlsDatabase;
@@ -25,23 +25,10 @@ const test = anyTest as TestFn<Ctx>;
 test.before(async (t) => {
   const db = await createRlsDatabase();
   const wire: string[] = [];
-  const connect = db.connectOptions();
   const sequelize = new Sequelize(db.url, {
     logging: false,
     pool: { max: 1 },
-    ...connect,
-    hooks: {
-      afterConnect: async (connection: unknown, config: unknown) => {
-        await (connect.hooks?.afterConnect as ((c: unknown, o: unknown) => Promise<void>) | undefined)?.(connection, config);
-        const c = connection as { query: (...a: unknown[]) => unknown };
-        const query = c.query;
-        c.query = function sent(this: unknown, ...args: unknown[]) {
-          const first = args[0] as string | { text?: string };
-          wire.push(typeof first === 'string' ? first : (first?.text ?? ''));
-          return query.apply(this, args);
-        };
-      },
-    },
+    ...watchingWire(db.connectOptions(), (text) => wire.push(text)),
   });
   multitenant(sequelize, { notice: false, rls: true, ...reachesTheDatabase });
   const { Store, Product } = defineStoreModels(sequelize);

@@ -10,10 +10,10 @@
 // One connection (pool max 1) makes reuse deterministic; the test that needs two is skipped on PGlite.
 import anyTest, { type TestFn } from 'ava';
 import { Client as PgClient } from 'pg';
-import { type Options, QueryTypes, Sequelize, type Transaction } from 'sequelize';
+import { QueryTypes, Sequelize, type Transaction } from 'sequelize';
 import { enableRowLevelSecurity, MultitenantError, multitenant, withoutTenant, withTenant } from '../src/index';
 import { onCitus, onEmbedded } from './helpers/db';
-import { createRlsDatabase, defineStoreModels, type RlsDatabase, reachesTheDatabase, storesSeen } from './helpers/rls';
+import { createRlsDatabase, defineStoreModels, type RlsDatabase, reachesTheDatabase, storesSeen, watchingWire } from './helpers/rls';
 
 const test = anyTest as TestFn<{ db: RlsDatabase }>;
 // PostgreSQL's mechanics, reported skipped on Citus: a temporary table cannot shadow a distributed one there
@@ -25,34 +25,15 @@ test.before(async (t) => {
 });
 test.after.always(async (t) => t.context?.db?.drop());
 
-type Client = { query: (...args: unknown[]) => unknown };
-
 /**
  * An instance with its tables synced (policies, triggers) and three tenants of two products each. `wire`
  * receives every message sent on the instance's connections (also those the library sends on them directly).
  */
 async function instance(db: RlsDatabase, options: { max?: number; logging?: (sql: string) => void; wire?: (sql: string) => void } = {}) {
-  const base = db.connectOptions();
-  const baseConnect = base.hooks?.afterConnect as ((connection: unknown, config: unknown) => Promise<void>) | undefined;
   const s = new Sequelize(db.url, {
-    ...base,
+    ...(options.wire ? watchingWire(db.connectOptions(), options.wire) : db.connectOptions()),
     logging: options.logging ?? false,
     pool: { max: options.max ?? 1 },
-    hooks: {
-      ...base.hooks,
-      afterConnect: async (connection: unknown, config: unknown) => {
-        await baseConnect?.(connection, config);
-        const wire = options.wire;
-        if (!wire) return;
-        const client = connection as Client;
-        const query = client.query;
-        client.query = function watched(this: unknown, ...args: unknown[]) {
-          const text = args[0];
-          wire(typeof text === 'string' ? text : String((text as { text?: unknown })?.text));
-          return query.apply(this, args);
-        };
-      },
-    } as Options['hooks'],
   });
   multitenant(s, { ...reachesTheDatabase, notice: false, rls: true });
   const models = defineStoreModels(s);

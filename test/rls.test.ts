@@ -15,7 +15,7 @@ import {
   withTenant,
 } from '../src/index';
 import { onCitus, onEmbedded } from './helpers/db';
-import { createRlsDatabase, defineStoreModels, type RlsDatabase, reachesTheDatabase, storesSeen } from './helpers/rls';
+import { createRlsDatabase, defineStoreModels, type RlsDatabase, reachesTheDatabase, storesSeen, watchingWire } from './helpers/rls';
 
 // biome-ignore lint/suspicious/noExplicitAny: test models
 type AnyModel = ModelStatic<Model<any, any>>;
@@ -39,23 +39,7 @@ const TEAMS = ['acme', 'acme,beta', "o'hara", "x'; SET sequelize_multitenant.byp
 
 /** Counts what goes over each driver connection: the statements Sequelize sends and the library's SETs. */
 function wireOptions(db: RlsDatabase, wire: string[]): Partial<Options> {
-  const base = db.connectOptions();
-  const afterConnect = base.hooks?.afterConnect as ((c: unknown, o: unknown) => Promise<void>) | undefined;
-  return {
-    ...base,
-    hooks: {
-      afterConnect: async (connection: unknown, config: unknown) => {
-        if (afterConnect) await afterConnect(connection, config);
-        const c = connection as { query: (...a: unknown[]) => unknown };
-        const query = c.query;
-        c.query = function counted(this: unknown, ...args: unknown[]) {
-          const first = args[0];
-          wire.push(typeof first === 'string' ? first : String((first as { text?: string })?.text ?? ''));
-          return query.apply(this, args);
-        };
-      },
-    },
-  };
+  return watchingWire(db.connectOptions(), (text) => wire.push(text));
 }
 
 function defineModels(sequelize: Sequelize) {

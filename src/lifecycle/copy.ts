@@ -7,13 +7,13 @@
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { withTenant } from '../context';
 import { MultitenantError } from '../errors';
-import { type AnyModelStatic, tenantMeta } from '../models';
+import type { AnyModelStatic } from '../models';
 import { checkOptions } from '../options';
 import { ident } from '../schema/sql';
-import { columnKey, type TenantId } from '../tenant';
+import type { TenantId } from '../tenant';
 import type { LifecycleProgress } from './export';
 import { columnsOf, type TenantTable, tenantTablesInOrder } from './tables';
-import { assertFitsTables, type LifecycleTenant, lifecycleTenant, tenantExists } from './tenant';
+import { assertFitsTables, countRows, type LifecycleTenant, lifecycleTenant, sameTenantIn, tenantExists } from './tenant';
 
 /** Options of `copyTenant`: `{ confirm: 'copy 7 to 70' }`-style confirmation is `{ confirm: 70 }` (the new tenant). */
 export interface CopyTenantOptions {
@@ -102,13 +102,12 @@ export async function copyTenant(sequelize: Sequelize, from: unknown, to: unknow
     const tables = await tenantTablesInOrder(sequelize, operation, { model: options?.model });
     assertFitsTables(source, tables, operation);
     assertFitsTables(target, tables, operation);
-    const meta = tenantMeta(tables[0]?.model);
-    const same = (id: unknown) => (meta ? columnKey(id, meta) : String(id));
+    const same = sameTenantIn(tables);
     const details = { operation, tenant: source.id };
-    if (same(source.id) === same(target.id))
+    if (same(source.id, target.id))
       throw new MultitenantError(`a tenant cannot be copied onto itself (${String(source.id)}); nothing was copied`, details);
     const confirmed = options?.confirm;
-    if (confirmed === undefined || Array.isArray(confirmed) || same(confirmed) !== same(target.id)) {
+    if (confirmed === undefined || Array.isArray(confirmed) || !same(confirmed, target.id)) {
       throw new MultitenantError(
         `this creates tenant ${String(target.id)} from ${String(source.id)}: pass { confirm: ${JSON.stringify(String(target.id))} } (the new tenant) to confirm; nothing was copied`,
         details,
@@ -146,15 +145,7 @@ export async function copyTenant(sequelize: Sequelize, from: unknown, to: unknow
             );
           }
         }
-        const [row] = await sequelize.query<{ n: string }>(
-          `SELECT count(*) AS n FROM ${t.quoted} WHERE ${ident(sequelize, t.column, true)} = $1`,
-          {
-            bind: [source.value],
-            type: QueryTypes.SELECT,
-            transaction,
-          },
-        );
-        const rows = Number(row?.n ?? 0);
+        const rows = await countRows(sequelize, t, source, transaction);
         for (const u of await uniqueWithoutTenant(sequelize, t, transaction)) {
           const covered = u.columns.some((c) => Object.hasOwn(values, c)) && rows <= 1;
           if (rows > 0 && !covered) {

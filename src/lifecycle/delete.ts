@@ -5,13 +5,13 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { withTenant } from '../context';
 import { MultitenantError } from '../errors';
-import { type AnyModelStatic, tenantMeta } from '../models';
+import type { AnyModelStatic } from '../models';
 import { checkOptions } from '../options';
 import { ident } from '../schema/sql';
-import { columnKey, normalizeTenant, type TenantId } from '../tenant';
+import { normalizeTenant, type TenantId } from '../tenant';
 import type { LifecycleProgress } from './export';
-import { type TenantTable, tenantTablesInOrder } from './tables';
-import { assertFitsTables, type LifecycleTenant, lifecycleTenant } from './tenant';
+import { tenantTablesInOrder } from './tables';
+import { assertFitsTables, countRows, lifecycleTenant, sameTenantIn } from './tenant';
 
 /** Options of `deleteTenant` (`confirm` is required: `{ confirm: 7 }`). */
 export interface DeleteTenantOptions {
@@ -37,17 +37,6 @@ export interface DeleteTenantResult {
 
 const operation = 'deleteTenant';
 
-async function count(sequelize: Sequelize, t: TenantTable, tenant: LifecycleTenant): Promise<number> {
-  const [row] = await sequelize.query<{ n: string }>(
-    `SELECT count(*) AS n FROM ${t.quoted} WHERE ${ident(sequelize, t.column, true)} = $1`,
-    {
-      bind: [tenant.value],
-      type: QueryTypes.SELECT,
-    },
-  );
-  return Number(row?.n ?? 0);
-}
-
 /**
  * Deletes every row of one tenant from every tenant model's table — children first, the tenant table's
  * row last — in batches, under that tenant (with `rls: true`, its own setting). Refuses without
@@ -69,20 +58,13 @@ export async function deleteTenant(sequelize: Sequelize, tenant: unknown, option
   );
   const one = lifecycleTenant(sequelize, tenant, operation);
   const batchSize = options.batchSize ?? 1000;
-  if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new MultitenantError(`batchSize must be a positive integer, got ${String(options.batchSize)}; nothing was deleted`, {
-      operation,
-      tenant: one.id,
-    });
-  }
   return withTenant(one.id, async () => {
     const tables = (await tenantTablesInOrder(sequelize, operation, { model: options.model })).reverse();
     assertFitsTables(one, tables, operation);
     // the confirmation names the same tenant as the tenant column reads it ('01' is 1 for an integer column)
-    const meta = tenantMeta(tables[0]?.model);
     const confirmed = options?.confirm === undefined ? undefined : normalizeTenant(options.confirm, { operation });
-    const same = (id: unknown) => (meta ? columnKey(id, meta) : String(id));
-    if (!confirmed || confirmed.many || same(confirmed.ids[0]) !== same(one.id)) {
+    const same = sameTenantIn(tables);
+    if (!confirmed || confirmed.many || !same(confirmed.ids[0], one.id)) {
       throw new MultitenantError(
         `this deletes every row of tenant ${String(one.id)}: pass { confirm: ${JSON.stringify(String(one.id))} } (the same tenant) to confirm; nothing was deleted`,
         { operation, tenant: one.id },
@@ -91,7 +73,7 @@ export async function deleteTenant(sequelize: Sequelize, tenant: unknown, option
     const result: DeleteTenantResult = { tenant: one.value, dryRun: options.dryRun === true, tables: [], total: 0 };
     for (const t of tables) {
       if (options.dryRun) {
-        const n = await count(sequelize, t, one);
+        const n = await countRows(sequelize, t, one);
         result.tables.push({ table: t.name, rows: n });
         result.total += n;
         continue;
@@ -114,7 +96,7 @@ export async function deleteTenant(sequelize: Sequelize, tenant: unknown, option
     }
     if (!options.dryRun) {
       for (const t of tables) {
-        const left = await count(sequelize, t, one);
+        const left = await countRows(sequelize, t, one);
         if (left > 0) {
           throw new MultitenantError(
             `${left} row(s) of tenant ${String(one.id)} are still in ${t.name} after deleteTenant (written meanwhile?): run it again`,

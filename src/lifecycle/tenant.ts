@@ -6,7 +6,7 @@ import { MultitenantError } from '../errors';
 import { tenantMeta } from '../models';
 import { ident } from '../schema/sql';
 import { isInstalled } from '../state';
-import { assertFits, normalizeTenant, type Tenant, type TenantId } from '../tenant';
+import { assertFits, columnKey, normalizeTenant, type Tenant, type TenantId } from '../tenant';
 import type { TenantTable } from './tables';
 
 /** The `format` of a manifest: what `importTenant` accepts. */
@@ -76,4 +76,26 @@ export async function tenantExists(
     if (found.length > 0) return true;
   }
   return false;
+}
+
+/**
+ * Whether two ids are one tenant as the tables' tenant column reads them ('01' and 1 for an integer
+ * column); an id that is no tenant id at all is nobody's.
+ */
+export function sameTenantIn(tables: readonly TenantTable[]): (a: unknown, b: unknown) => boolean {
+  const meta = tenantMeta(tables[0]?.model);
+  const key = (id: unknown) => (meta ? columnKey(id, meta) : String(id));
+  return (a, b) => {
+    const ka = key(a);
+    return ka !== undefined && ka === key(b);
+  };
+}
+
+/** The tenant's rows in one table. */
+export async function countRows(sequelize: Sequelize, t: TenantTable, tenant: LifecycleTenant, transaction?: Transaction): Promise<number> {
+  const [row] = await sequelize.query<{ n: string }>(
+    `SELECT count(*) AS n FROM ${t.quoted} WHERE ${ident(sequelize, t.column, true)} = $1`,
+    { bind: [tenant.value], type: QueryTypes.SELECT, transaction },
+  );
+  return Number(row?.n ?? 0);
 }

@@ -118,3 +118,28 @@ export async function storesSeen(s: Sequelize, transaction?: Transaction): Promi
   const rows = (await s.query('SELECT store_id FROM products', { type: QueryTypes.SELECT, transaction })) as Array<{ store_id: string }>;
   return [...new Set(rows.map((r) => Number(r.store_id)))].sort();
 }
+
+/**
+ * `base` (a database's connect options) plus a watch on every message sent over each driver connection —
+ * the statements Sequelize sends and the settings the library sends on the connection itself. `onMessage`
+ * gets each message's text.
+ */
+export function watchingWire(base: Partial<Options>, onMessage: (text: string) => void): Partial<Options> {
+  const afterConnect = base.hooks?.afterConnect as ((connection: unknown, config: unknown) => Promise<void>) | undefined;
+  return {
+    ...base,
+    hooks: {
+      ...base.hooks,
+      afterConnect: async (connection: unknown, config: unknown) => {
+        await afterConnect?.(connection, config);
+        const client = connection as { query: (...args: unknown[]) => unknown };
+        const query = client.query;
+        client.query = function watched(this: unknown, ...args: unknown[]) {
+          const first = args[0];
+          onMessage(typeof first === 'string' ? first : String((first as { text?: unknown })?.text ?? ''));
+          return query.apply(this, args);
+        };
+      },
+    } as Options['hooks'],
+  };
+}
