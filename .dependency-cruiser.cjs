@@ -33,35 +33,42 @@ module.exports = {
       comment:
         'schema/ holds what PostgreSQL and Citus share; the Citus steps of a sync are handed in by plugin.ts (schema/steps.ts), so schema/ imports no room above it.',
       from: { path: '^src/schema/' },
-      to: { path: '^src/(citus|rls|scope|audit|verify|hosts|doctor|lifecycle)/' },
+      to: { path: '^src/(citus|rls|scope|audit|verify|hosts|doctor|lifecycle|cli)/' },
     },
     {
       name: 'lines-of-defense-stay-apart',
       severity: 'error',
       comment: 'The first line (scope/) and the install-time proofs (verify/) are independent of the database layers and of each other.',
       from: { path: '^src/(scope|verify)/' },
-      to: { path: '^src/(schema|citus|rls|audit|hosts|doctor|lifecycle)/' },
+      to: { path: '^src/(schema|citus|rls|audit|hosts|doctor|lifecycle|cli)/' },
     },
     {
       name: 'hosts-and-clis-are-leaves',
       severity: 'error',
-      comment: 'hosts/ (subpath exports) and doctor/ (a CLI) sit on top: only the entry imports a host, nothing imports the doctor.',
-      from: { path: '^src/', pathNot: ['^src/index\\.ts$', '^src/hosts/', '^src/doctor/'] },
-      to: { path: '^src/(hosts|doctor)/' },
+      comment:
+        'hosts/ (subpath exports) and cli/ (the command line) sit on top: only the entry imports a host, nothing imports the CLI, and only the CLI imports the doctor.',
+      from: { path: '^src/', pathNot: ['^src/index\\.ts$', '^src/hosts/', '^src/doctor/', '^src/cli/'] },
+      to: { path: '^src/(hosts|doctor|cli)/' },
+    },
+    {
+      name: 'nothing-imports-the-cli',
+      severity: 'error',
+      from: { path: '^src/', pathNot: ['^src/cli/'] },
+      to: { path: '^src/cli/' },
     },
     {
       name: 'lifecycle-works-on-whole-tenants',
       severity: 'error',
       comment:
-        'lifecycle/ (export, delete, import of one tenant) uses the schema layer and the context from above: only the entry and the CLI import it, and it imports no host, CLI or plugin.ts.',
-      from: { path: '^src/', pathNot: ['^src/index\\.ts$', '^src/doctor/', '^src/lifecycle/'] },
+        'lifecycle/ (export, delete, import, copy of one tenant) uses the schema layer and the context from above: only the entry and the CLI import it, and it imports no host, CLI or plugin.ts.',
+      from: { path: '^src/', pathNot: ['^src/index\\.ts$', '^src/cli/', '^src/lifecycle/'] },
       to: { path: '^src/lifecycle/' },
     },
     {
       name: 'lifecycle-imports-below-it',
       severity: 'error',
       from: { path: '^src/lifecycle/' },
-      to: { path: '^src/(hosts|doctor|plugin\\.ts$)' },
+      to: { path: '^src/(hosts|doctor|cli|plugin\\.ts$)' },
     },
   ],
   options: {

@@ -135,3 +135,20 @@ export class UnsafeConditionError extends MultitenantError {
     this.fragment = details.fragment;
   }
 }
+
+/**
+ * Thrown when a tenant's export, delete, import or copy is stopped by its `signal` (the CLI: Ctrl-C).
+ * `done` says what was finished: a delete keeps the batches it committed (run it again to finish); an
+ * export is incomplete (no manifest); an import or a copy keeps nothing.
+ * @example
+ * const stop = new AbortController();
+ * await deleteTenant(sequelize, 7, { confirm: 7, signal: stop.signal }); // stop.abort() → LifecycleInterruptedError
+ */
+export class LifecycleInterruptedError extends MultitenantError {
+  /** Rows finished per table before the stop (deleted, exported; an import's or a copy's were rolled back). */
+  readonly done: ReadonlyArray<{ readonly table: string; readonly rows: number }>;
+  constructor(message: string, details: RefusalDetails & { done: ReadonlyArray<{ table: string; rows: number }> }) {
+    super(message, details);
+    this.done = details.done;
+  }
+}

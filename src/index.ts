@@ -17,6 +17,7 @@ export {
 export type { RefusalDetails } from './errors';
 export {
   InvalidTenantError,
+  LifecycleInterruptedError,
   MissingTenantError,
   MultitenantError,
   TenantMismatchError,

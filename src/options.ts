@@ -16,6 +16,7 @@ export type OptionCheck =
   | 'logging'
   | 'table'
   | 'array'
+  | 'signal'
   | { readonly oneOf: readonly (string | number | boolean)[] };
 
 /** The options a function takes, each with its check. */
@@ -37,6 +38,7 @@ function describe(check: OptionCheck): string {
     logging: 'a function or a boolean',
     table: "a table name ('products' or { tableName, schema })",
     array: 'an array',
+    signal: 'an AbortSignal',
   }[check];
 }
 
@@ -59,6 +61,8 @@ function fits(check: OptionCheck, value: unknown): boolean {
       return typeof value === 'boolean' || typeof value === 'function';
     case 'array':
       return Array.isArray(value);
+    case 'signal':
+      return value instanceof AbortSignal;
     case 'table':
       return (
         (typeof value === 'string' && value !== '') ||

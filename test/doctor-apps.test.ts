@@ -15,7 +15,7 @@ import { createTestDatabase, onCitus } from './helpers/db';
 
 const run = promisify(execFile);
 const root = join(__dirname, '..');
-const cli = join(root, 'dist', 'doctor', 'cli.js');
+const cli = join(root, 'dist', 'cli', 'main.js');
 const sequelizeCli = join(root, 'node_modules', 'sequelize-cli', 'lib', 'sequelize');
 const fixtureApp = join(root, 'test', 'fixtures', 'doctor', 'app.cjs');
 
@@ -155,7 +155,7 @@ sequelize.define('Store', { id: { type: DataTypes.BIGINT, primaryKey: true, auto
     writeFileSync(join(outside, 'db.ts'), models);
     const none = await doctor(['doctor', join(outside, 'db.ts')], { DATABASE_URL: db.url }, outside);
     t.is(none.code, 2);
-    t.regex(none.stderr, /db\.ts is TypeScript: install tsx in the application \(npm install -D tsx\) and run the doctor again/);
+    t.regex(none.stderr, /db\.ts is TypeScript: install tsx in the application \(npm install -D tsx\) and run sequelize-multitenant doctor again/);
     t.is(none.stderr.trim().split('\n').length, 1, 'one line, no stack');
   } finally {
     rmSync(app, { recursive: true, force: true });

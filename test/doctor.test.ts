@@ -13,7 +13,7 @@ import { createTestDatabase, onCitus } from './helpers/db';
 
 const run = promisify(execFile);
 const root = join(__dirname, '..');
-const cli = join(root, 'dist', 'doctor', 'cli.js');
+const cli = join(root, 'dist', 'cli', 'main.js');
 const app = join(root, 'test', 'fixtures', 'doctor', 'app.cjs');
 
 async function doctor(url: string, ...args: string[]): Promise<{ code: number; stdout: string }> {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import anyTest, { type TestFn } from 'ava';
 import { DataTypes, type Model, type ModelStatic, QueryTypes, Sequelize } from 'sequelize';
-import { InvalidTenantError, MultitenantError, multitenant, withTenant } from '../src/index';
+import { InvalidTenantError, LifecycleInterruptedError, MultitenantError, multitenant, withTenant } from '../src/index';
 import { copyTenant } from '../src/lifecycle/copy';
 import { deleteTenant } from '../src/lifecycle/delete';
 import { exportTenant, type TenantManifest } from '../src/lifecycle/export';
@@ -240,6 +240,76 @@ test.serial('an interrupted delete leaves whole batches; run again, it finishes 
   // once more: nothing left, nothing to do
   t.is((await deleteTenant(sequelize, 1, { confirm: 1 })).total, 0);
 });
+
+test.serial(
+  'stopped by its signal, each operation names what it did: a delete keeps its batches and a re-run finishes; an export has no manifest; an import and a copy keep nothing',
+  async (t) => {
+    const { sequelize, plain } = t.context;
+    await seed(plain, 10);
+    const other = await snapshot(plain, 2);
+    const whole = await snapshot(plain, 1);
+    const dir = tempDir();
+    try {
+      // export: stopped after its second page
+      let stop = new AbortController();
+      let pages = 0;
+      const exported = await t.throwsAsync(
+        exportTenant(sequelize, 1, { to: dir, batchSize: 4, signal: stop.signal, onProgress: () => ++pages === 2 && stop.abort() }),
+        { instanceOf: LifecycleInterruptedError },
+      );
+      t.is(exported?.operation, 'exportTenant');
+      t.deepEqual(exported?.done, [
+        { table: 'stores', rows: 1 },
+        { table: 'products', rows: 4 },
+      ]);
+      t.regex(exported?.message ?? '', /interrupted after 5 row\(s\) \(stores 1, products 4\): the export is incomplete/);
+      t.false(readdirSync(dir).includes('manifest.json'));
+      await t.throwsAsync(importTenant(sequelize, dir), { message: /no readable manifest\.json/ });
+      // a whole export, for the import below
+      rmSync(dir, { recursive: true, force: true });
+      await exportTenant(sequelize, 1, { to: dir });
+
+      // delete: stopped after its third batch, the batches done stay deleted
+      stop = new AbortController();
+      let batches = 0;
+      const deleted = await t.throwsAsync(
+        deleteTenant(sequelize, 1, { confirm: 1, batchSize: 3, signal: stop.signal, onProgress: () => ++batches === 3 && stop.abort() }),
+        { instanceOf: LifecycleInterruptedError },
+      );
+      t.deepEqual(deleted?.done, [{ table: 'orders', rows: 9 }]);
+      t.regex(deleted?.message ?? '', /run deleteTenant again to finish/);
+      t.is((await snapshot(plain, 1)).orders?.length, 11);
+      t.is((await deleteTenant(sequelize, 1, { confirm: 1, batchSize: 3 })).total, 11 + 10 + 1);
+      t.deepEqual(await snapshot(plain, 1), { stores: [], products: [], orders: [] });
+
+      // import: stopped before its second batch — rolled back
+      stop = new AbortController();
+      const imported = await t.throwsAsync(
+        importTenant(sequelize, dir, { batchSize: 5, signal: stop.signal, onProgress: (p) => p.table === 'products' && stop.abort() }),
+        { instanceOf: LifecycleInterruptedError },
+      );
+      t.regex(imported?.message ?? '', /rolled back, nothing was imported/);
+      t.deepEqual(await snapshot(plain, 1), { stores: [], products: [], orders: [] });
+      await importTenant(sequelize, dir);
+      t.deepEqual(await snapshot(plain, 1), whole);
+
+      // copy: stopped after its first table — rolled back
+      stop = new AbortController();
+      const copied = await t.throwsAsync(copyTenant(sequelize, 1, 3, { confirm: 3, signal: stop.signal, onProgress: () => stop.abort() }), {
+        instanceOf: LifecycleInterruptedError,
+      });
+      t.deepEqual(copied?.done, [{ table: 'stores', rows: 1 }]);
+      t.deepEqual(await snapshot(plain, 3), { stores: [], products: [], orders: [] });
+      // an already aborted signal: nothing at all
+      const aborted = AbortSignal.abort();
+      await t.throwsAsync(deleteTenant(sequelize, 1, { confirm: 1, signal: aborted }), { instanceOf: LifecycleInterruptedError });
+      t.deepEqual(await snapshot(plain, 1), whole);
+      t.deepEqual(await snapshot(plain, 2), other);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test.serial('importTenant refuses a changed export, a row of another tenant, and a tenant that has rows — and keeps nothing', async (t) => {
   const { sequelize, plain } = t.context;

@@ -195,6 +195,17 @@ for (const [name, call] of Object.entries(CALLS)) {
   });
 }
 
+test.serial('the lifecycle functions take a real AbortSignal as signal, not an object that looks like one; nothing is sent', async (t) => {
+  const f = t.context;
+  for (const name of ['exportTenant', 'deleteTenant', 'importTenant', 'copyTenant'] as const) {
+    f.sql.length = 0;
+    const err = await refusal(() => (CALLS[name] as (f: Fixture, o: Record<string, unknown>) => unknown)(f, { signal: { aborted: true } }));
+    t.true(err instanceof MultitenantError, `${name}: ${String(err)}`);
+    t.regex((err as Error).message, /option signal must be an AbortSignal, got an object/);
+    t.deepEqual(f.sql, [], `${name}: no statement was sent`);
+  }
+});
+
 test.serial('options that are not an object, and a required option left out, are refused', async (t) => {
   const f = t.context;
   for (const bad of [null, 'strict', ['strict'], 42]) {

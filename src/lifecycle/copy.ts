@@ -13,7 +13,7 @@ import { ident } from '../schema/sql';
 import type { TenantId } from '../tenant';
 import type { LifecycleProgress } from './export';
 import { columnsOf, type TenantTable, tenantTablesInOrder } from './tables';
-import { assertFitsTables, countRows, type LifecycleTenant, lifecycleTenant, sameTenantIn, tenantExists } from './tenant';
+import { assertFitsTables, countRows, type LifecycleTenant, lifecycleTenant, sameTenantIn, stopIfAborted, tenantExists } from './tenant';
 
 /** Options of `copyTenant`: `{ confirm: 'copy 7 to 70' }`-style confirmation is `{ confirm: 70 }` (the new tenant). */
 export interface CopyTenantOptions {
@@ -27,6 +27,8 @@ export interface CopyTenantOptions {
   /** With several tenant tables (stores and orgs): the one whose tenant this is. */
   model?: AnyModelStatic;
   onProgress?: (progress: LifecycleProgress) => void;
+  /** Stops between two tables when aborted (`LifecycleInterruptedError`): rolled back, nothing is copied. */
+  signal?: AbortSignal;
 }
 
 /** What `copyTenant` copied, per table, parents first. */
@@ -93,7 +95,7 @@ async function fingerprint(
  * await copyTenant(sequelize, 7, 70, { confirm: 70, set: { stores: { slug: 'acme-sandbox' } } });
  */
 export async function copyTenant(sequelize: Sequelize, from: unknown, to: unknown, options: CopyTenantOptions): Promise<CopyTenantResult> {
-  checkOptions(operation, options, { set: 'object', model: 'function', onProgress: 'function' }, 'nothing was sent', {
+  checkOptions(operation, options, { set: 'object', model: 'function', onProgress: 'function', signal: 'signal' }, 'nothing was sent', {
     allowed: ['confirm'],
   });
   const source = lifecycleTenant(sequelize, from, operation);
@@ -161,6 +163,7 @@ export async function copyTenant(sequelize: Sequelize, from: unknown, to: unknow
       }
       const result: CopyTenantResult = { from: source.value, to: target.value, tables: [], total: 0 };
       for (const { t, columns, values } of plans) {
+        stopIfAborted(options.signal, operation, target, result.tables, 'rolled back, nothing was copied');
         const q = (name: string) => ident(sequelize, name, true);
         const written = columns.filter((c) => !c.generated);
         const bind: unknown[] = [source.value, target.value];

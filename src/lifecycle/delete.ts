@@ -11,7 +11,7 @@ import { ident } from '../schema/sql';
 import { normalizeTenant, type TenantId } from '../tenant';
 import type { LifecycleProgress } from './export';
 import { tenantTablesInOrder } from './tables';
-import { assertFitsTables, countRows, lifecycleTenant, sameTenantIn } from './tenant';
+import { assertFitsTables, countRows, lifecycleTenant, sameTenantIn, stopIfAborted } from './tenant';
 
 /** Options of `deleteTenant` (`confirm` is required: `{ confirm: 7 }`). */
 export interface DeleteTenantOptions {
@@ -24,6 +24,8 @@ export interface DeleteTenantOptions {
   onProgress?: (progress: LifecycleProgress) => void;
   /** With several tenant tables (stores and orgs): the one whose tenant this is. */
   model?: AnyModelStatic;
+  /** Stops between two batches when aborted (`LifecycleInterruptedError`): the batches done stay deleted; run it again to finish. */
+  signal?: AbortSignal;
 }
 
 /** What `deleteTenant` deleted (or, with `dryRun`, would delete), per table. */
@@ -36,6 +38,7 @@ export interface DeleteTenantResult {
 }
 
 const operation = 'deleteTenant';
+const AFTER = 'the batches deleted so far are committed, no other row was touched; run deleteTenant again to finish';
 
 /**
  * Deletes every row of one tenant from every tenant model's table — children first, the tenant table's
@@ -50,7 +53,7 @@ export async function deleteTenant(sequelize: Sequelize, tenant: unknown, option
   checkOptions(
     operation,
     options,
-    { batchSize: 'positive integer', dryRun: 'boolean', onProgress: 'function', model: 'function' },
+    { batchSize: 'positive integer', dryRun: 'boolean', onProgress: 'function', model: 'function', signal: 'signal' },
     'nothing was sent',
     {
       allowed: ['confirm'],
@@ -82,6 +85,7 @@ export async function deleteTenant(sequelize: Sequelize, tenant: unknown, option
       const key = t.key.map((k) => ident(sequelize, k, true)).join(', ');
       let rows = 0;
       for (;;) {
+        stopIfAborted(options.signal, operation, one, [...result.tables, { table: t.name, rows }], AFTER);
         // one router statement per batch: the tenant named outside and inside
         const n = (await sequelize.query(
           `DELETE FROM ${t.quoted} WHERE ${column} = $1 AND (${key}) IN (SELECT ${key} FROM ${t.quoted} WHERE ${column} = $1 LIMIT ${batchSize})`,

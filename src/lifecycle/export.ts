@@ -14,7 +14,17 @@ import { checkOptions } from '../options';
 import { ident } from '../schema/sql';
 import type { TenantId } from '../tenant';
 import { columnsOf, type TenantTable, tenantTablesInOrder } from './tables';
-import { assertFitsTables, type LifecycleTenant, libraryVersion, lifecycleTenant, MANIFEST_FORMAT, tenantExists } from './tenant';
+import {
+  assertFitsTables,
+  type LifecycleTenant,
+  libraryVersion,
+  lifecycleTenant,
+  MANIFEST_FORMAT,
+  stopIfAborted,
+  tenantExists,
+} from './tenant';
+
+const INCOMPLETE = 'the export is incomplete (it has no manifest: importTenant refuses it); nothing in the database changed';
 
 /** One table of an export, as the manifest lists it. */
 export interface TenantExportTable {
@@ -68,6 +78,8 @@ export interface ExportTenantOptions {
   onProgress?: (progress: LifecycleProgress) => void;
   /** With several tenant tables (stores and orgs): the one whose tenant this is. */
   model?: AnyModelStatic;
+  /** Stops between two pages when aborted (`LifecycleInterruptedError`): the export is incomplete, it has no manifest. */
+  signal?: AbortSignal;
 }
 
 async function write(stream: NodeJS.WritableStream, text: string): Promise<void> {
@@ -136,9 +148,15 @@ async function* pages(
  */
 export async function exportTenant(sequelize: Sequelize, tenant: unknown, options: ExportTenantOptions): Promise<TenantManifest> {
   const operation = 'exportTenant';
-  checkOptions(operation, options, { batchSize: 'positive integer', onProgress: 'function', model: 'function' }, 'nothing was sent', {
-    allowed: ['to'],
-  });
+  checkOptions(
+    operation,
+    options,
+    { batchSize: 'positive integer', onProgress: 'function', model: 'function', signal: 'signal' },
+    'nothing was sent',
+    {
+      allowed: ['to'],
+    },
+  );
   const one = lifecycleTenant(sequelize, tenant, operation);
   if (!options || (typeof options.to !== 'string' && typeof (options.to as NodeJS.WritableStream)?.write !== 'function')) {
     throw new MultitenantError('it needs { to }: a directory or a writable stream', { operation, tenant: one.id });
@@ -184,7 +202,10 @@ export async function exportTenant(sequelize: Sequelize, tenant: unknown, option
             out,
             `${JSON.stringify(['table', { table: entry.table, model: entry.model, tenantColumn: entry.tenantColumn, key: entry.key }])}\n`,
           );
+        const done = () => [...manifest.tables, entry];
+        stopIfAborted(options.signal, operation, one, done(), INCOMPLETE);
         for await (const page of pages(sequelize, t, one, batchSize, transaction)) {
+          stopIfAborted(options.signal, operation, one, done(), INCOMPLETE);
           let text = '';
           for (const row of page) {
             hash.update(`${row.j}\n`);

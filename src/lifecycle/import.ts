@@ -14,7 +14,7 @@ import { ident } from '../schema/sql';
 import { columnKey, type TenantId } from '../tenant';
 import type { LifecycleProgress, TenantManifest } from './export';
 import { columnsOf, type TableColumn, type TenantTable, tenantTablesInOrder } from './tables';
-import { assertFitsTables, type LifecycleTenant, lifecycleTenant, MANIFEST_FORMAT, tenantExists } from './tenant';
+import { assertFitsTables, type LifecycleTenant, lifecycleTenant, MANIFEST_FORMAT, stopIfAborted, tenantExists } from './tenant';
 
 /** Options of `importTenant`: `{ batchSize: 5000, onProgress }`. */
 export interface ImportTenantOptions {
@@ -23,9 +23,12 @@ export interface ImportTenantOptions {
   onProgress?: (progress: LifecycleProgress) => void;
   /** With several tenant tables (stores and orgs): the one whose tenant this is. */
   model?: AnyModelStatic;
+  /** Stops between two batches when aborted (`LifecycleInterruptedError`): the transaction is rolled back, nothing is imported. */
+  signal?: AbortSignal;
 }
 
 const operation = 'importTenant';
+const ROLLED_BACK = 'rolled back, nothing was imported';
 
 function refuse(message: string, tenant?: TenantId): never {
   throw new MultitenantError(`${message}; nothing was imported`, { operation, tenant });
@@ -180,7 +183,12 @@ export async function importTenant(
   from: string | NodeJS.ReadableStream,
   options: ImportTenantOptions = {},
 ): Promise<TenantManifest> {
-  checkOptions(operation, options, { batchSize: 'positive integer', onProgress: 'function', model: 'function' }, 'nothing was sent');
+  checkOptions(
+    operation,
+    options,
+    { batchSize: 'positive integer', onProgress: 'function', model: 'function', signal: 'signal' },
+    'nothing was sent',
+  );
   const source = typeof from === 'string' ? fromDirectory(from) : await fromStream(from);
   const one: LifecycleTenant = lifecycleTenant(sequelize, source.header.tenant, operation);
   const batchSize = options.batchSize ?? 1000;
@@ -219,6 +227,7 @@ export async function importTenant(
           batch.push(text);
           count++;
           if (batch.length >= batchSize) {
+            stopIfAborted(options.signal, operation, one, [...seen, { table: section.table, rows: count - batch.length }], ROLLED_BACK);
             await insert(sequelize, t, columns, batch, transaction, one);
             total += batch.length;
             batch = [];
@@ -226,6 +235,7 @@ export async function importTenant(
           }
         }
         if (batch.length > 0) {
+          stopIfAborted(options.signal, operation, one, [...seen, { table: section.table, rows: count - batch.length }], ROLLED_BACK);
           await insert(sequelize, t, columns, batch, transaction, one);
           total += batch.length;
           options.onProgress?.({ table: section.table, rows: count, total });

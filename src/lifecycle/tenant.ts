@@ -2,7 +2,7 @@
 // whose id fits every tenant column, and whether it exists.
 import { createRequire } from 'node:module';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
-import { MultitenantError } from '../errors';
+import { LifecycleInterruptedError, MultitenantError } from '../errors';
 import { tenantMeta } from '../models';
 import { ident } from '../schema/sql';
 import { isInstalled } from '../state';
@@ -98,4 +98,25 @@ export async function countRows(sequelize: Sequelize, t: TenantTable, tenant: Li
     { bind: [tenant.value], type: QueryTypes.SELECT, transaction },
   );
   return Number(row?.n ?? 0);
+}
+
+/**
+ * Stops a lifecycle operation between two statements when its signal was aborted: `done` is what was
+ * finished, `after` says what that means for the data (kept, rolled back, incomplete).
+ */
+export function stopIfAborted(
+  signal: AbortSignal | undefined,
+  operation: string,
+  tenant: LifecycleTenant,
+  done: ReadonlyArray<{ table: string; rows: number }>,
+  after: string,
+): void {
+  if (!signal?.aborted) return;
+  const rows = done.reduce((sum, d) => sum + d.rows, 0);
+  const where = done.filter((d) => d.rows > 0).map((d) => `${d.table} ${d.rows}`);
+  throw new LifecycleInterruptedError(`interrupted after ${rows} row(s)${where.length ? ` (${where.join(', ')})` : ''}: ${after}`, {
+    operation,
+    tenant: tenant.id,
+    done: done.map((d) => ({ table: d.table, rows: d.rows })),
+  });
 }
