@@ -216,6 +216,7 @@ export async function lifecycle(command: LifecycleCommand, argv: string[], io: C
           );
           for (const line of table(result.tables)) io.out(line);
         }
+        if (result.advice && !args.json) io.err(`note: ${result.advice}`);
       } else if (command === 'import') {
         const manifest = await importTenant(sequelize, source(first, io), { onProgress, ...batch, ...common });
         progress.flush();

@@ -9,9 +9,10 @@ import { withTenant } from '../context';
 import { MultitenantError } from '../errors';
 import type { AnyModelStatic } from '../models';
 import { checkOptions } from '../options';
-import { ident } from '../schema/sql';
+import { hasCitus, ident } from '../schema/sql';
 import type { TenantId } from '../tenant';
 import type { LifecycleProgress } from './export';
+import { insertRows, pages, writesValues } from './rows';
 import { columnsOf, type TenantTable, tenantTablesInOrder } from './tables';
 import { assertFitsTables, countRows, type LifecycleTenant, lifecycleTenant, sameTenantIn, stopIfAborted, tenantExists } from './tenant';
 
@@ -162,24 +163,35 @@ export async function copyTenant(sequelize: Sequelize, from: unknown, to: unknow
         plans.push({ t, columns, values });
       }
       const result: CopyTenantResult = { from: source.value, to: target.value, tables: [], total: 0 };
+      // (Citus under row-level security cannot INSERT ... SELECT from another tenant's shard: the rows pass
+      // through here, one page at a time, as router statements — rows.ts, writesValues)
+      const throughNode = writesValues(sequelize, await hasCitus(sequelize, { transaction }));
       for (const { t, columns, values } of plans) {
         stopIfAborted(options.signal, operation, target, result.tables, 'rolled back, nothing was copied');
-        const q = (name: string) => ident(sequelize, name, true);
-        const written = columns.filter((c) => !c.generated);
-        const bind: unknown[] = [source.value, target.value];
-        const select = written.map((c) => {
-          if (c.name === t.column) return `$2::${c.type}`;
-          if (Object.hasOwn(values, c.name)) {
-            bind.push(values[c.name]);
-            return `$${bind.length}::${c.type}`;
+        if (throughNode) {
+          const set = Object.keys(values).length > 0;
+          for await (const page of pages(sequelize, t, source, 1000, transaction, operation)) {
+            const rows = page.map((r) => (set ? JSON.stringify({ ...(JSON.parse(r.j) as object), ...values }) : r.j));
+            await insertRows(sequelize, t, columns, rows, target, transaction, { operation, values: true, nothing: 'nothing was copied' });
           }
-          return `t.${q(c.name)}`;
-        });
-        const overriding = written.some((c) => c.identityAlways) ? ' OVERRIDING SYSTEM VALUE' : '';
-        await sequelize.query(
-          `INSERT INTO ${t.quoted} (${written.map((c) => q(c.name)).join(', ')})${overriding} SELECT ${select.join(', ')} FROM ${t.quoted} AS t WHERE t.${q(t.column)} = $1`,
-          { bind, transaction },
-        );
+        } else {
+          const q = (name: string) => ident(sequelize, name, true);
+          const written = columns.filter((c) => !c.generated);
+          const bind: unknown[] = [source.value, target.value];
+          const select = written.map((c) => {
+            if (c.name === t.column) return `$2::${c.type}`;
+            if (Object.hasOwn(values, c.name)) {
+              bind.push(values[c.name]);
+              return `$${bind.length}::${c.type}`;
+            }
+            return `t.${q(c.name)}`;
+          });
+          const overriding = written.some((c) => c.identityAlways) ? ' OVERRIDING SYSTEM VALUE' : '';
+          await sequelize.query(
+            `INSERT INTO ${t.quoted} (${written.map((c) => q(c.name)).join(', ')})${overriding} SELECT ${select.join(', ')} FROM ${t.quoted} AS t WHERE t.${q(t.column)} = $1`,
+            { bind, transaction },
+          );
+        }
         const skip = Object.keys(values);
         const [was, now] = [
           await fingerprint(sequelize, t, source, skip, transaction),

@@ -6,23 +6,15 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { QueryTypes, type Sequelize, Transaction } from 'sequelize';
+import { type Sequelize, Transaction } from 'sequelize';
 import { withTenant } from '../context';
 import { MultitenantError } from '../errors';
 import type { AnyModelStatic } from '../models';
 import { checkOptions } from '../options';
-import { ident } from '../schema/sql';
 import type { TenantId } from '../tenant';
-import { columnsOf, type TenantTable, tenantTablesInOrder } from './tables';
-import {
-  assertFitsTables,
-  type LifecycleTenant,
-  libraryVersion,
-  lifecycleTenant,
-  MANIFEST_FORMAT,
-  stopIfAborted,
-  tenantExists,
-} from './tenant';
+import { pages } from './rows';
+import { tenantTablesInOrder } from './tables';
+import { assertFitsTables, libraryVersion, lifecycleTenant, MANIFEST_FORMAT, stopIfAborted, tenantExists } from './tenant';
 
 const INCOMPLETE = 'the export is incomplete (it has no manifest: importTenant refuses it); nothing in the database changed';
 
@@ -93,50 +85,6 @@ async function close(stream: NodeJS.WritableStream): Promise<void> {
   });
 }
 
-/** The key columns' SQL types, for typed page bounds. */
-async function keyTypes(sequelize: Sequelize, t: TenantTable, transaction: Transaction): Promise<string[]> {
-  const byName = new Map((await columnsOf(sequelize, t, transaction)).map((c) => [c.name, c.type]));
-  return t.key.map((k) => {
-    const type = byName.get(k);
-    if (!type)
-      throw new MultitenantError(`${t.quoted} has no column ${k} in the database: sync the model first`, {
-        operation: 'exportTenant',
-        model: t.model.name,
-      });
-    return type;
-  });
-}
-
-/**
- * The pages of one table's rows for the tenant, in key order: `[json text, key values as text]`.
- * Each page is one router statement (`WHERE <tenant column> = $1`).
- */
-async function* pages(
-  sequelize: Sequelize,
-  t: TenantTable,
-  tenant: LifecycleTenant,
-  batchSize: number,
-  transaction: Transaction,
-): AsyncGenerator<Array<{ j: string; k: string[] }>> {
-  const types = await keyTypes(sequelize, t, transaction);
-  const q = (name: string) => ident(sequelize, name, true);
-  const keys = t.key.map((k) => `t.${q(k)}`);
-  const keyText = keys.map((k, i) => `${k}::text AS k${i}`).join(', ');
-  let after: string[] | undefined;
-  for (;;) {
-    const bound = after ? ` AND (${keys.join(', ')}) > (${types.map((type, i) => `$${i + 2}::${type}`).join(', ')})` : '';
-    const page = await sequelize.query<Record<string, string>>(
-      `SELECT row_to_json(t)::text AS j, ${keyText} FROM ${t.quoted} AS t WHERE t.${q(t.column)} = $1${bound} ORDER BY ${keys.join(', ')} LIMIT ${batchSize}`,
-      { bind: [tenant.value, ...(after ?? [])], type: QueryTypes.SELECT, transaction },
-    );
-    if (page.length === 0) return;
-    const rows = page.map((r) => ({ j: r.j as string, k: t.key.map((_, i) => r[`k${i}`] as string) }));
-    yield rows;
-    if (page.length < batchSize) return;
-    after = rows[rows.length - 1]?.k;
-  }
-}
-
 /**
  * Exports every row of one tenant — every tenant model's table, parents before children — to a directory
  * or a stream, and returns the manifest (also written). Runs under that tenant (with `rls: true`, the
@@ -204,7 +152,7 @@ export async function exportTenant(sequelize: Sequelize, tenant: unknown, option
           );
         const done = () => [...manifest.tables, entry];
         stopIfAborted(options.signal, operation, one, done(), INCOMPLETE);
-        for await (const page of pages(sequelize, t, one, batchSize, transaction)) {
+        for await (const page of pages(sequelize, t, one, batchSize, transaction, operation)) {
           stopIfAborted(options.signal, operation, one, done(), INCOMPLETE);
           let text = '';
           for (const row of page) {

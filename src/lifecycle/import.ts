@@ -5,15 +5,16 @@ import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Sequelize, Transaction } from 'sequelize';
+import type { Sequelize } from 'sequelize';
 import { withTenant } from '../context';
 import { MultitenantError } from '../errors';
 import { type AnyModelStatic, tenantMeta } from '../models';
 import { checkOptions } from '../options';
-import { ident } from '../schema/sql';
+import { hasCitus } from '../schema/sql';
 import { columnKey, type TenantId } from '../tenant';
 import type { LifecycleProgress, TenantManifest } from './export';
-import { columnsOf, type TableColumn, type TenantTable, tenantTablesInOrder } from './tables';
+import { insertRows, writesValues } from './rows';
+import { columnsOf, tenantTablesInOrder } from './tables';
 import { assertFitsTables, type LifecycleTenant, lifecycleTenant, MANIFEST_FORMAT, stopIfAborted, tenantExists } from './tenant';
 
 /** Options of `importTenant`: `{ batchSize: 5000, onProgress }`. */
@@ -135,41 +136,6 @@ async function fromStream(input: NodeJS.ReadableStream): Promise<Source> {
 }
 
 /**
- * One INSERT of a batch: every column the table has (generated ones left to the database) read from
- * the rows' JSON, the tenant column written as the tenant itself — the rows were checked to carry it,
- * and the statement says so where the auditor and the policies read it.
- */
-async function insert(
-  sequelize: Sequelize,
-  t: TenantTable,
-  columns: readonly TableColumn[],
-  batch: string[],
-  transaction: Transaction,
-  one: LifecycleTenant,
-): Promise<void> {
-  const written = columns.filter((c) => !c.generated);
-  const q = (name: string) => ident(sequelize, name, true);
-  const tenantColumn = written.find((c) => c.name === t.column);
-  const values = written.map((c) => (c === tenantColumn ? `$2::${c.type}` : `r.${q(c.name)}`));
-  const overriding = written.some((c) => c.identityAlways) ? ' OVERRIDING SYSTEM VALUE' : '';
-  try {
-    await sequelize.query(
-      `INSERT INTO ${t.quoted} (${written.map((c) => q(c.name)).join(', ')})${overriding} SELECT ${values.join(', ')} FROM json_populate_recordset(NULL::${t.quoted}, $1::json) AS r`,
-      { bind: [`[${batch.join(',')}]`, one.value], transaction },
-    );
-  } catch (err) {
-    // (a key the rows break, a column the table no longer has: the database's own words, and nothing kept)
-    const error = new MultitenantError(`the rows of ${t.name} could not be inserted: ${(err as Error).message}; nothing was imported`, {
-      operation,
-      tenant: one.id,
-      model: t.model.name,
-    });
-    (error as Error & { cause?: unknown }).cause = err;
-    throw error;
-  }
-}
-
-/**
  * Imports what `exportTenant` wrote (a directory or a stream) into a tenant that has no rows: every row
  * in the export's order, in one transaction, under that tenant (with `rls: true`, its own setting).
  * Every row must belong to the export's tenant; the row count and SHA-256 of every table must match the
@@ -196,6 +162,7 @@ export async function importTenant(
     const tables = await tenantTablesInOrder(sequelize, operation, { model: options.model });
     assertFitsTables(one, tables, operation);
     const byName = new Map(tables.map((t) => [t.name, t]));
+    const write = { operation, values: writesValues(sequelize, await hasCitus(sequelize)), nothing: 'nothing was imported' };
     return sequelize.transaction(async (transaction) => {
       for (const t of tables) {
         if (await tenantExists(sequelize, [{ ...t, isTenantTable: false }], one, transaction)) {
@@ -228,7 +195,7 @@ export async function importTenant(
           count++;
           if (batch.length >= batchSize) {
             stopIfAborted(options.signal, operation, one, [...seen, { table: section.table, rows: count - batch.length }], ROLLED_BACK);
-            await insert(sequelize, t, columns, batch, transaction, one);
+            await insertRows(sequelize, t, columns, batch, one, transaction, write);
             total += batch.length;
             batch = [];
             options.onProgress?.({ table: section.table, rows: count, total });
@@ -236,7 +203,7 @@ export async function importTenant(
         }
         if (batch.length > 0) {
           stopIfAborted(options.signal, operation, one, [...seen, { table: section.table, rows: count - batch.length }], ROLLED_BACK);
-          await insert(sequelize, t, columns, batch, transaction, one);
+          await insertRows(sequelize, t, columns, batch, one, transaction, write);
           total += batch.length;
           options.onProgress?.({ table: section.table, rows: count, total });
         }
