@@ -155,7 +155,10 @@ sequelize.define('Store', { id: { type: DataTypes.BIGINT, primaryKey: true, auto
     writeFileSync(join(outside, 'db.ts'), models);
     const none = await doctor(['doctor', join(outside, 'db.ts')], { DATABASE_URL: db.url }, outside);
     t.is(none.code, 2);
-    t.regex(none.stderr, /db\.ts is TypeScript: install tsx in the application \(npm install -D tsx\) and run sequelize-multitenant doctor again/);
+    t.regex(
+      none.stderr,
+      /db\.ts is TypeScript: install tsx in the application \(npm install -D tsx\) and run sequelize-multitenant doctor again/,
+    );
     t.is(none.stderr.trim().split('\n').length, 1, 'one line, no stack');
   } finally {
     rmSync(app, { recursive: true, force: true });
