@@ -19,11 +19,17 @@ async function main() {
   const control = offline();
   const scoped = offline();
   multitenant(scoped, { notice: false });
+  // VISIBILITY=1: one more variant, the library with the tenant on every log line and in every statement's
+  // SQL (logTenant, sqlComment) — what turning them on costs, beside the library with them off
+  const visible = process.env.VISIBILITY === '1' ? offline() : undefined;
+  if (visible) multitenant(visible, { notice: false, logTenant: true, sqlComment: true });
   const all = workloadsFor(define(plain, false), define(scoped, true), undefined, define(control, false));
+  const shown = visible ? workloadsFor(define(plain, false), define(visible, true)) : undefined;
   const only = process.env.ONLY;
   const workloads = Object.fromEntries(Object.entries(all).filter(([name]) => !only || name.includes(only)));
   const ns = CONTEXT === 'cls' ? createNamespace('bench-cpu') : undefined;
-  const libraries = CONTEXT === 'cls' ? (['library+cls'] as const) : (['library'] as const);
+  const libraries =
+    CONTEXT === 'cls' ? (['library+cls'] as const) : visible ? (['library', 'library+visibility'] as const) : (['library'] as const);
   const variants = ['baseline', 'A/A control', ...libraries] as const;
   const cpu = new Map<string, number>();
   // Variants alternate op by op (in an order drawn anew each op), each op timed alone: drift, GC and JIT
@@ -33,7 +39,14 @@ async function main() {
       for (let i = 0; i < OPS / 10; i++) {
         for (const v of rotation(variants, i, round)) {
           switchNamespaceForBenchmarks(v === 'library+cls' ? ns : undefined);
-          const fn = v === 'baseline' ? w.baseline : v === 'A/A control' ? w.control : w.library;
+          const fn =
+            v === 'baseline'
+              ? w.baseline
+              : v === 'A/A control'
+                ? w.control
+                : v === 'library+visibility'
+                  ? (shown?.[name]?.library as typeof w.library)
+                  : w.library;
           const c0 = process.cpuUsage();
           await fn(i);
           const c = process.cpuUsage(c0);

@@ -40,3 +40,5 @@ export { disableRowLevelSecurity, enableRowLevelSecurity } from './rls/policy';
 export type { TableName } from './schema/sql';
 export type { AuditMode, MultitenantOptions, NoticeHandler } from './state';
 export type { TenantId, TenantInput } from './tenant';
+export type { TenantSpan, TenantSpanProcessor, TenantSpanProcessorOptions } from './visibility';
+export { tenantSpanProcessor } from './visibility';

@@ -26,6 +26,7 @@ import { type AuditMode, isInstalled, type MultitenantOptions, type PluginState,
 import { wrapChain } from './statics';
 import { assertCanary } from './verify/canary';
 import { assertInternals } from './verify/internals';
+import { installTenantLogging } from './visibility';
 
 /** The Citus steps of the sync paths (citus/), handed to the schema layer (schema/), which does not import them. */
 const citusSteps: CitusSteps = {
@@ -45,6 +46,8 @@ export const MULTITENANT_OPTIONS: OptionSpec = {
   notice: 'notice',
   audit: { oneOf: AUDIT_MODES },
   rls: 'boolean',
+  logTenant: 'boolean',
+  sqlComment: 'boolean',
 };
 
 function resolveOptions(sequelize: Sequelize, options: MultitenantOptions): PluginState['options'] {
@@ -167,6 +170,8 @@ export function multitenant(sequelize: Sequelize, options?: MultitenantOptions):
   configureNamespace(resolved.namespace);
   watchSequelizeClass(ctor);
   const rlsOn = (s: Sequelize) => stateOf(s)?.options.rls === true;
+  // (installed the first time it is asked for; it reads the option on each line, so it can be turned off again)
+  if (resolved.logTenant) installTenantLogging(sequelize, () => stateOf(sequelize)?.options.logTenant === true);
   if (existing) {
     existing.options = resolved;
     if (resolved.rls) installRls(sequelize, ctor.Model as Parameters<typeof installRls>[1], rlsOn);

@@ -58,6 +58,20 @@ export interface MultitenantOptions {
    * @default false
    */
   rls?: boolean;
+  /**
+   * Sequelize's log line of each statement says the tenant it ran for: `Executing (default; tenant=7): SELECT ...`
+   * (`tenant=none` outside any tenant, `tenant=withoutTenant` in a bypass), and the options object the
+   * `logging` function receives carries `tenant` (the id or ids) for structured loggers.
+   * @default false
+   */
+  logTenant?: boolean;
+  /**
+   * Every statement this instance sends carries the current tenant as a sqlcommenter tag,
+   * `SELECT ... /*tenant='7'*\/` — in PostgreSQL's own logs, `pg_stat_activity`, slow-query logs and on
+   * Citus' workers. Statements outside any tenant are sent unchanged.
+   * @default false
+   */
+  sqlComment?: boolean;
 }
 
 /** Per-Sequelize-instance state (internal). */

@@ -28,6 +28,7 @@ import {
   multitenant,
   routerOnly,
   tenantMiddleware,
+  tenantSpanProcessor,
   tenantStats,
   undistributeTable,
 } from '../src/index';
@@ -119,6 +120,7 @@ const CALLS: Record<string, (f: Fixture, options: Record<string, unknown>) => un
   enableRowLevelSecurity: (f, o) => enableRowLevelSecurity(f.sequelize, 'products', { column: 'store_id', ...o } as never),
   disableRowLevelSecurity: (f, o) => disableRowLevelSecurity(f.sequelize, 'products', o as never),
   routerOnly: (f, o) => routerOnly(f.sequelize, o as never),
+  tenantSpanProcessor: (_f, o) => tenantSpanProcessor(o as never),
 };
 
 /** Per function: an option it takes, misspelt as users misspell it, and the name it meant; one of the wrong type. */
@@ -138,6 +140,7 @@ const SHAPES: Record<string, { typo: [string, string]; wrong: Record<string, unk
   deleteTenant: { typo: ['dryrun', 'dryRun'], wrong: { dryRun: 'yes' } },
   importTenant: { typo: ['onprogress', 'onProgress'], wrong: { batchSize: 0 } },
   copyTenant: { typo: ['onprogress', 'onProgress'], wrong: { set: 'x' } },
+  tenantSpanProcessor: { typo: ['Attribute', 'attribute'], wrong: { spans: 'db' } },
   createDistributedTable: { typo: ['colocatewith', 'colocateWith'], wrong: { colocateWith: 42 } },
   createReferenceTable: { typo: ['transacton', 'transaction'], wrong: { notice: true } },
   undistributeTable: { typo: ['cascadeViaForeignKey', 'cascadeViaForeignKeys'], wrong: { cascadeViaForeignKeys: 'yes' } },
@@ -180,7 +183,7 @@ for (const [name, call] of Object.entries(CALLS)) {
     t.true(err instanceof MultitenantError, `${name}: ${String(err)}`);
     const message = (err as Error).message;
     t.regex(message, new RegExp(`unknown option '${typo}' \\(did you mean '${meant}'\\?\\): the options are [^;]*\\b${meant}\\b`));
-    t.regex(message, /; (nothing was (sent|installed|changed)|the (plugin|queue|processor|producer) was not (registered|wrapped))/);
+    t.regex(message, /; (nothing was (sent|installed|changed|made)|the (plugin|queue|processor|producer) was not (registered|wrapped))/);
     t.deepEqual(f.sql, [], 'no statement was sent');
   });
 

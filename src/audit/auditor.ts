@@ -6,6 +6,7 @@ import { notify } from '../notice';
 import { runWithSettings, settingsApply } from '../settings';
 import { type PluginState, takeVetted } from '../state';
 import { columnKind, type Tenant, tenantIdOf } from '../tenant';
+import { tagWithTenant } from '../visibility';
 import type { Analysis, CascadingTables, Graph, TenantTables } from './analysis';
 import { analyzeStatements } from './analyze';
 import { firstUnconstrained } from './evaluate';
@@ -339,19 +340,28 @@ export function installAuditor(Query: QueryClass, stateOf: (s: Sequelize) => Plu
   if (patched.has(Query)) return;
   patched.add(Query);
   const run = Query.prototype.run;
-  const audited = async function auditedRun(this: ThisParameterType<typeof run>, state: PluginState, sql: string, parameters?: unknown[]) {
+  const audited = async function auditedRun(
+    this: ThisParameterType<typeof run>,
+    state: PluginState,
+    sql: string,
+    sent: string,
+    parameters?: unknown[],
+  ) {
     const ran = await auditStatement(this.sequelize, state, sql, parameters, this.connection as object | undefined);
-    const result = await runWithSettings(this, sql, parameters, () => run.call(this, sql, parameters));
+    const result = await runWithSettings(this, sent, parameters, () => run.call(this, sent, parameters));
     ran?.();
     return result;
   };
   Query.prototype.run = function auditedRun(sql, parameters) {
     const state = stateOf(this.sequelize);
-    if (state?.options.audit && state.options.audit !== 'off') return audited.call(this, state, sql, parameters);
+    // the tenant's sqlcommenter tag (sqlComment): on what is sent and logged; the auditor reads the text
+    // without it (a comment changes nothing it checks, and its cache stays one entry per statement shape)
+    const sent = state?.options.sqlComment ? tagWithTenant(sql) : sql;
+    if (state?.options.audit && state.options.audit !== 'off') return audited.call(this, state, sql, sent, parameters);
     // the per-connection settings the statement must run with (rls, routerOnly), tracked across transactions
-    if (settingsApply(this)) return runWithSettings(this, sql, parameters, () => run.call(this, sql, parameters));
+    if (settingsApply(this)) return runWithSettings(this, sent, parameters, () => run.call(this, sent, parameters));
     // every statement of the process passes here, plain instances' too: one with nothing to audit and no
     // settings goes straight to Sequelize's run, without a promise or an await of the library's
-    return run.call(this, sql, parameters);
+    return run.call(this, sent, parameters);
   };
 }
