@@ -60,7 +60,7 @@ export interface MultitenantOptions {
   rls?: boolean;
   /**
    * Sequelize's log line of each statement says the tenant it ran for: `Executing (default; tenant=7): SELECT ...`
-   * (`tenant=none` outside any tenant, `tenant=withoutTenant` in a bypass), and the options object the
+   * (`tenant=(none)` outside any tenant, `tenant=(withoutTenant)` in a bypass; each id URL-encoded), and the options object the
    * `logging` function receives carries `tenant` (the id or ids) for structured loggers.
    * @default false
    */

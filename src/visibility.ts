@@ -7,14 +7,23 @@ import { currentFrame } from './context';
 import { checkOptions } from './options';
 import { tenantIdOf } from './tenant';
 
-/** The tenant of the current unit of work as one word: `7`, `1,2`, `withoutTenant`, or undefined outside any. */
+/** An id as it shows: URL-encoded, `(`, `)`, `'`, `*`, `!` and `~` too — no id can look like two, or like a marker. */
+const shown = (id: unknown): string =>
+  encodeURIComponent(String(id)).replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
+/**
+ * The tenant of the current unit of work as one word: `7`, `1,2` for two tenants (a tenant `'1,2'` shows
+ * as `1%2C2`), `(withoutTenant)` in a bypass (a tenant named so shows as `%28withoutTenant%29`), or
+ * undefined outside any tenant. Each id URL-encoded: no newline, quote or comment of an id's reaches a
+ * log line, a SQL comment or a span.
+ */
 export function tenantLabel(): string | undefined {
   const frame = currentFrame();
   if (!frame) return undefined;
-  if (frame.bypass) return 'withoutTenant';
+  if (frame.bypass) return '(withoutTenant)';
   if (!frame.tenant) return undefined;
   const id = tenantIdOf(frame.tenant);
-  return Array.isArray(id) ? id.map(String).join(',') : String(id);
+  return Array.isArray(id) ? id.map(shown).join(',') : shown(id);
 }
 
 /**
@@ -38,7 +47,7 @@ const logging = new WeakSet<Sequelize>();
 
 /**
  * Sequelize's log line of each statement of `sequelize` says the tenant it ran for —
- * `Executing (default; tenant=7): SELECT ...` (`tenant=none` outside any tenant, `tenant=withoutTenant`
+ * `Executing (default; tenant=7): SELECT ...` (`tenant=(none)` outside any tenant, `tenant=(withoutTenant)`
  * inside `withoutTenant`) — and the options object the `logging` function receives carries `tenant`
  * (the id, the ids, or undefined) for structured loggers.
  */
@@ -55,7 +64,7 @@ export function installTenantLogging(sequelize: Sequelize, on: () => boolean): v
     const logs = (own ? (last as { logging?: unknown }) : (this as { options?: { logging?: unknown } }).options)?.logging;
     if (logs && typeof first === 'string' && on() && LOGGED.test(first)) {
       const frame = currentFrame();
-      args[0] = first.replace(LOGGED, `$1; tenant=${tenantLabel() ?? 'none'})`);
+      args[0] = first.replace(LOGGED, `$1; tenant=${tenantLabel() ?? '(none)'})`);
       if (own) {
         args[args.length - 1] = { ...last, tenant: frame?.tenant && !frame.bypass ? tenantIdOf(frame.tenant) : undefined };
       }
@@ -89,7 +98,7 @@ export interface TenantSpanProcessor {
 /**
  * An OpenTelemetry span processor that puts the current tenant on each span of a database call as it
  * starts — the pg instrumentation's, the Sequelize instrumentation's, any that sets `db.system` — inside
- * the unit of work that sent it: `tenant.id = '7'` (`'1,2'` for several, `'withoutTenant'` in a bypass;
+ * the unit of work that sent it: `tenant.id = '7'` (`'1,2'` for several, `'(withoutTenant)'` in a bypass;
  * none outside any tenant).
  * @example
  * new NodeTracerProvider({ spanProcessors: [tenantSpanProcessor(), new BatchSpanProcessor(exporter)] });

@@ -133,7 +133,12 @@ test.serial('export → delete → import from the command line restores identic
     t.deepEqual(await snapshot(db, 1), EMPTY);
     t.deepEqual(await snapshot(db, 2), two);
 
-    const imported = await run(db, ['import', app, join(dir, 'one')]);
+    // pinned to another tenant: refused (exit 1), nothing written
+    const pinned = await run(db, ['import', app, join(dir, 'one'), '--tenant', '2']);
+    t.is(pinned.code, 1, pinned.stderr);
+    t.regex(pinned.stderr, /the export is of tenant 1, and this import may write tenant 2 only/);
+    t.deepEqual(await snapshot(db, 1), EMPTY);
+    const imported = await run(db, ['import', app, join(dir, 'one'), '--tenant', '1']);
     t.is(imported.code, 0, imported.stderr);
     t.regex(imported.stdout, /tenant 1 imported into /);
     t.deepEqual(await snapshot(db, 1), one);
@@ -227,6 +232,14 @@ test.serial('bad command lines: one sentence, exit 2, nothing changed; a tenant 
     [['copy', app, '1', '3', '--confirm', '3', '--set', 'stores'], /--set needs <table>\.<column>=<value>, got stores/],
     [['import', app, join(tmpdir(), 'nowhere-smt')], /nowhere-smt does not exist/],
     [
+      ['delete', app, '1', '--confirm', '1', '--batch-size', '99999999999999999999'],
+      /--batch-size needs a positive integer, got 99999999999999999999/,
+    ],
+    [['export', app, '1', '--to', 'x', '--model', 'constructor'], /--model constructor: the instance has no such model/],
+    [['export', app, '1', '--to', 'x', '--model', '__proto__'], /--model __proto__: the instance has no such model/],
+    [['copy', app, '1', '3', '--confirm', '3', '--set', '__proto__.stores=1'], /--set __proto__\.stores: no table or column is named so/],
+    [['export', app, '1', '--to', 'x', '--tenant', '1'], /--tenant is not an option of export/],
+    [
       ['delete', join(root, 'test', 'fixtures', 'doctor', 'app.cjs'), '1', '--confirm', '1'],
       /has no multitenant\(\): install it in the module/,
     ],
@@ -241,6 +254,8 @@ test.serial('bad command lines: one sentence, exit 2, nothing changed; a tenant 
     [['delete', app, 'abc', '--confirm', 'abc'], /InvalidTenant|does not fit|not a valid/i],
     [['delete', app, '1', '--confirm', '2'], /pass \{ confirm: "1" \}/],
     [['export', app, '9', '--to', join(tmpdir(), 'smt-none')], /tenant 9 does not exist: nothing was exported/],
+    // a negative id is a tenant, not an option (and here one that does not exist)
+    [['export', app, '-1', '--to', join(tmpdir(), 'smt-none')], /tenant -1 does not exist: nothing was exported/],
   ];
   for (const [args, message] of refused) {
     const r = await run(db, args);

@@ -45,6 +45,9 @@ async function instance(
   return { s, Note, lines };
 }
 
+/** An id as the library shows it (test's own copy of the rule: URL-encoded, !'()*~ too). */
+const shown = (id: string) => encodeURIComponent(id).replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
 const HOSTILE = ['7', "o'hara", 'x*/; DROP TABLE notes; --', '/* open', 'a*/b', '-- line', 'é😀', '%2F'];
 
 test.serial(
@@ -59,9 +62,9 @@ test.serial(
       await s.query('SELECT 1');
       const text = lines.map((l) => String(l[0]));
       t.regex(text[0] ?? '', /^Executing \(default; tenant=7\): INSERT INTO "notes"/);
-      t.regex(text[1] ?? '', /^Executing \(default; tenant=7,o'hara\): SELECT .* FROM "notes"/);
-      t.regex(text[2] ?? '', /^Executing \(default; tenant=withoutTenant\): SELECT count/);
-      t.regex(text[3] ?? '', /^Executing \(default; tenant=none\): SELECT 1/);
+      t.regex(text[1] ?? '', /^Executing \(default; tenant=7,o%27hara\): SELECT .* FROM "notes"/);
+      t.regex(text[2] ?? '', /^Executing \(default; tenant=\(withoutTenant\)\): SELECT count/);
+      t.regex(text[3] ?? '', /^Executing \(default; tenant=\(none\)\): SELECT 1/);
       t.like(lines[0]?.[1], { tenant: '7' });
       t.deepEqual((lines[1]?.[1] as { tenant?: unknown } | undefined)?.tenant, ['7', "o'hara"]);
       t.is((lines[2]?.[1] as { tenant?: unknown } | undefined)?.tenant, undefined);
@@ -79,6 +82,29 @@ test.serial(
     }
   },
 );
+
+test.serial('logTenant: a tenant id cannot forge a line nor pass for two tenants or for withoutTenant', async (t) => {
+  const { s, Note, lines } = await instance(t.context.db, { logTenant: true });
+  try {
+    lines.length = 0;
+    await withTenant('acme\nExecuting (default; tenant=beta): SELECT 1', () => Note.findAll());
+    await withTenant('1,2', () => Note.findAll());
+    await withTenant(['1', '2'], () => Note.findAll());
+    await withTenant('(withoutTenant)', () => Note.findAll());
+    await withoutTenant(() => Note.findAll());
+    // (the SQL after the label holds the value as Sequelize writes it: its line breaks are Sequelize's own)
+    const labels = lines.map((l) => /^Executing \(default; tenant=(\(\w+\)|[^)\n]*)\): /.exec(String(l[0]))?.[1]);
+    t.deepEqual(labels, [
+      'acme%0AExecuting%20%28default%3B%20tenant%3Dbeta%29%3A%20SELECT%201',
+      '1%2C2',
+      '1,2',
+      '%28withoutTenant%29',
+      '(withoutTenant)',
+    ]);
+  } finally {
+    await s.close();
+  }
+});
 
 test.serial('logTenant with benchmark: the Executed line says the tenant, with the time', async (t) => {
   const { s, Note, lines } = await instance(t.context.db, { logTenant: true }, { benchmark: true });
@@ -104,7 +130,8 @@ test.serial(
           const [row] = await s.query<{ query: string }>('SELECT query FROM pg_stat_activity WHERE pid = pg_backend_pid()', {
             type: QueryTypes.SELECT,
           });
-          const tag = `/*tenant='${encodeURIComponent(team).replace(/'/g, '%27')}'*/`;
+          // the value decodes once to the label, whose id is URL-encoded itself
+          const tag = `/*tenant='${encodeURIComponent(shown(team))}'*/`;
           t.true(row?.query.endsWith(` ${tag}`), `${team}: ${row?.query}`);
           // one tag, no way out of it: no / of the tenant, hence no */ and no nested /*
           t.notRegex(tag.slice(2, -2), /\/|\*\//);
@@ -187,7 +214,7 @@ test.serial(
         [
           ['INSERT INTO "notes" ', '7'],
           ['SELECT "team", "id",', '7,8'],
-          ['SELECT count(*) AS "', 'withoutTenant'],
+          ['SELECT count(*) AS "', '(withoutTenant)'],
           ['SELECT 1', undefined],
         ],
       );

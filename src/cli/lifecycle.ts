@@ -17,13 +17,14 @@ import { databaseOf, loadApp, UsageError } from './load';
 
 export const LIFECYCLE_USAGE = `usage: sequelize-multitenant export <module> <tenant> --to <dir|-> [options]
        sequelize-multitenant delete <module> <tenant> --confirm <tenant> [--dry-run] [options]
-       sequelize-multitenant import <module> <dir|->                    [options]
+       sequelize-multitenant import <module> <dir|-> [--tenant <tenant>] [options]
        sequelize-multitenant copy   <module> <from> <to> --confirm <to> [--set <table>.<column>=<value>]... [options]
   <module>            a file that exports the application's Sequelize instance with multitenant() installed
                       (or a function returning one, called with DATABASE_URL), as for the doctor
   export --to <dir>   one <table>.jsonl per table and manifest.json; --to - writes the stream format to stdout
   delete --confirm    the same tenant again; --dry-run counts what would be deleted
-  import <dir|->      what export wrote (- reads the stream format from stdin), into a tenant with no rows
+  import <dir|->      what export wrote (- reads the stream format from stdin), into a tenant with no rows;
+                      --tenant <id> refuses an export of any other tenant (do pass it for files from outside)
   copy --confirm      the new tenant again; --set gives the copied rows of a table another value
   --model <Model>     with several tenant tables: the one whose tenant this is
   --batch-size <n>    rows per statement (export, delete, import; default 1000)
@@ -45,6 +46,8 @@ interface Args {
   confirm?: string;
   dryRun: boolean;
   set: Record<string, Record<string, string>>;
+  /** import: the only tenant it may write. */
+  tenant?: string;
   model?: string;
   batchSize?: number;
   json: boolean;
@@ -58,7 +61,7 @@ const WANTS: Record<LifecycleCommand, string[]> = {
 };
 
 function parse(command: LifecycleCommand, rest: string[]): Args | 'help' {
-  const args: Args = { command, module: '', positional: [], dryRun: false, set: {}, json: false };
+  const args: Args = { command, module: '', positional: [], dryRun: false, set: Object.create(null), json: false };
   const value = (name: string, v: string | undefined): string => {
     if (v === undefined || (v.startsWith('--') && v !== '-')) throw new UsageError(`${name} needs a value`);
     return v;
@@ -88,7 +91,8 @@ function parse(command: LifecycleCommand, rest: string[]): Args | 'help' {
     else if (a === '--batch-size') {
       only(a, 'export', 'delete', 'import');
       const v = value(a, rest[++i]);
-      if (!/^[1-9]\d*$/.test(v)) throw new UsageError(`--batch-size needs a positive integer, got ${v}`);
+      if (!/^[1-9]\d*$/.test(v) || !Number.isSafeInteger(Number(v)))
+        throw new UsageError(`--batch-size needs a positive integer, got ${v}`);
       args.batchSize = Number(v);
     } else if (a === '--set') {
       only(a, 'copy');
@@ -96,8 +100,16 @@ function parse(command: LifecycleCommand, rest: string[]): Args | 'help' {
       const m = /^([^=]+)\.([^.=]+)=(.*)$/s.exec(v);
       if (!m) throw new UsageError(`--set needs <table>.<column>=<value>, got ${v}`);
       const [, table, column, text] = m as unknown as [string, string, string, string];
-      args.set[table] = { ...args.set[table], [column]: text };
-    } else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
+      if ([table, column].some((name) => name === '__proto__' || name === 'constructor' || name === 'prototype')) {
+        throw new UsageError(`--set ${table}.${column}: no table or column is named so`);
+      }
+      const columns = Object.hasOwn(args.set, table) ? (args.set[table] as Record<string, string>) : Object.create(null);
+      columns[column] = text;
+      args.set[table] = columns;
+    } else if (a === '--tenant') {
+      only(a, 'import');
+      args.tenant = value(a, rest[++i]);
+    } else if (a.startsWith('-') && a !== '-' && !/^-\d+$/.test(a)) throw new UsageError(`unknown option ${a}`);
     else if (!args.module) args.module = a;
     else args.positional.push(a);
   }
@@ -123,7 +135,7 @@ function parse(command: LifecycleCommand, rest: string[]): Args | 'help' {
 function modelNamed(sequelize: Sequelize, name: string | undefined): AnyModelStatic | undefined {
   if (name === undefined) return undefined;
   const models = sequelize.models as Record<string, AnyModelStatic>;
-  const model = models[name];
+  const model = Object.hasOwn(models, name) ? models[name] : undefined;
   if (!model) throw new UsageError(`--model ${name}: the instance has no such model (it has ${Object.keys(models).join(', ')})`);
   return model;
 }
@@ -218,7 +230,12 @@ export async function lifecycle(command: LifecycleCommand, argv: string[], io: C
         }
         if (result.advice && !args.json) io.err(`note: ${result.advice}`);
       } else if (command === 'import') {
-        const manifest = await importTenant(sequelize, source(first, io), { onProgress, ...batch, ...common });
+        const manifest = await importTenant(sequelize, source(first, io), {
+          onProgress,
+          ...batch,
+          ...common,
+          ...(args.tenant !== undefined ? { tenant: args.tenant } : {}),
+        });
         progress.flush();
         if (args.json) io.out(JSON.stringify(manifest, null, 2));
         else {

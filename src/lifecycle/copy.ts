@@ -12,8 +12,8 @@ import { checkOptions } from '../options';
 import { hasCitus, ident } from '../schema/sql';
 import type { TenantId } from '../tenant';
 import type { LifecycleProgress } from './export';
-import { insertRows, pages, writesValues } from './rows';
-import { columnsOf, type TenantTable, tenantTablesInOrder } from './tables';
+import { insertRows, pages, ROW, writesValues } from './rows';
+import { columnsOf, type TenantTable, tenantTablesInOrder, textArray } from './tables';
 import { assertFitsTables, countRows, type LifecycleTenant, lifecycleTenant, sameTenantIn, stopIfAborted, tenantExists } from './tenant';
 
 /** Options of `copyTenant`: `{ confirm: 'copy 7 to 70' }`-style confirmation is `{ confirm: 70 }` (the new tenant). */
@@ -42,29 +42,26 @@ export interface CopyTenantResult {
 
 const operation = 'copyTenant';
 
-/** The unique keys (primary key included) of a table that do not include its tenant column: a copy collides on them. */
+/**
+ * The unique indexes of a table (primary key included; partial ones, `WHERE deleted_at IS NULL`, and those
+ * on expressions, `lower(email)`, too) whose plain columns do not include its tenant column: a copy may
+ * collide on them. `columns` lists the plain columns and `definition` the index as PostgreSQL shows it.
+ */
 async function uniqueWithoutTenant(
   sequelize: Sequelize,
   t: TenantTable,
   transaction: Transaction,
-): Promise<Array<{ name: string; columns: string[] }>> {
-  const found = await sequelize.query<{ name: string; columns: string[] | string }>(
-    `SELECT i.indexrelid::regclass::text AS name, array_agg(a.attname ORDER BY k.ord)::text[] AS columns
-       FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-      WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indpred IS NULL
-      GROUP BY i.indexrelid`,
+): Promise<Array<{ name: string; columns: string[]; definition: string }>> {
+  const found = await sequelize.query<{ name: string; columns: string[] | string | null; definition: string }>(
+    `SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition,
+            (SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum)::text[] AS columns
+       FROM pg_index i WHERE i.indrelid = $1::regclass AND i.indisunique`,
     { bind: [t.quoted], type: QueryTypes.SELECT, transaction },
   );
-  const list = found.map((r) => ({
-    name: r.name,
-    columns: Array.isArray(r.columns)
-      ? r.columns
-      : String(r.columns)
-          .replace(/^\{|\}$/g, '')
-          .split(','),
-  }));
-  return list.filter((u) => !u.columns.includes(t.column));
+  return found
+    .map((r) => ({ name: r.name, columns: textArray(r.columns), definition: r.definition }))
+    .filter((u) => !u.columns.includes(t.column));
 }
 
 /** Count and checksum of the tenant's rows without the tenant column (and the columns set), in key order. */
@@ -77,10 +74,12 @@ async function fingerprint(
 ): Promise<string> {
   const q = (name: string) => ident(sequelize, name, true);
   const minus = [t.column, ...skip].map((c) => ` - ${sequelize.escape(c)}`).join('');
-  const order = t.key.filter((k) => k !== t.column).map((k) => `t.${q(k)}`);
+  // (in key order; a table without a primary key in the database: in the order of the rows' text)
+  const rest = t.key.filter((k) => k !== t.column).map((k) => `${ROW}.${q(k)}`);
+  const order = t.key.length === 0 ? ` ORDER BY (to_jsonb(${ROW}.*)${minus})::text` : rest.length ? ` ORDER BY ${rest.join(', ')}` : '';
   const [row] = await sequelize.query<{ n: string; sum: string | null }>(
-    `SELECT count(*) AS n, md5(string_agg((to_jsonb(t)${minus})::text, E'\\n'${order.length ? ` ORDER BY ${order.join(', ')}` : ''})) AS sum
-       FROM ${t.quoted} AS t WHERE t.${q(t.column)} = $1`,
+    `SELECT count(*) AS n, md5(string_agg((to_jsonb(${ROW}.*)${minus})::text, E'\\n'${order})) AS sum
+       FROM ${t.quoted} AS ${ROW} WHERE ${ROW}.${q(t.column)} = $1`,
     { bind: [tenant.value], type: QueryTypes.SELECT, transaction },
   );
   return `${row?.n ?? 0}:${row?.sum ?? ''}`;
@@ -152,9 +151,12 @@ export async function copyTenant(sequelize: Sequelize, from: unknown, to: unknow
         for (const u of await uniqueWithoutTenant(sequelize, t, transaction)) {
           const covered = u.columns.some((c) => Object.hasOwn(values, c)) && rows <= 1;
           if (rows > 0 && !covered) {
+            const given = u.columns[0] ?? 'a column of it';
             throw new MultitenantError(
-              `${t.name}'s unique key ${u.name} (${u.columns.join(', ')}) does not include the tenant column ${t.column}: the copied rows would collide with tenant ${String(source.id)}'s. ${
-                rows === 1 ? `Give the copy other values: { set: { ${t.name}: { ${u.columns[0]}: ... } } }, or include` : 'Include'
+              `${t.name}'s unique key ${u.name} ${u.definition.replace(/^.* USING \w+ /, '')} does not include the tenant column ${t.column}: the copied rows would collide with tenant ${String(source.id)}'s. ${
+                rows === 1 && u.columns.length
+                  ? `Give the copy other values: { set: { ${t.name}: { ${given}: ... } } }, or include`
+                  : 'Include'
               } ${t.column} in the key (a composite key, as Citus needs too); nothing was copied`,
               details,
             );
@@ -169,10 +171,14 @@ export async function copyTenant(sequelize: Sequelize, from: unknown, to: unknow
       for (const { t, columns, values } of plans) {
         stopIfAborted(options.signal, operation, target, result.tables, 'rolled back, nothing was copied');
         if (throughNode) {
-          const set = Object.keys(values).length > 0;
           for await (const page of pages(sequelize, t, source, 1000, transaction, operation)) {
-            const rows = page.map((r) => (set ? JSON.stringify({ ...(JSON.parse(r.j) as object), ...values }) : r.j));
-            await insertRows(sequelize, t, columns, rows, target, transaction, { operation, values: true, nothing: 'nothing was copied' });
+            const rows = page.map((r) => r.j);
+            await insertRows(sequelize, t, columns, rows, target, transaction, {
+              operation,
+              values: true,
+              nothing: 'nothing was copied',
+              set: values,
+            });
           }
         } else {
           const q = (name: string) => ident(sequelize, name, true);
@@ -184,13 +190,23 @@ export async function copyTenant(sequelize: Sequelize, from: unknown, to: unknow
               bind.push(values[c.name]);
               return `$${bind.length}::${c.type}`;
             }
-            return `t.${q(c.name)}`;
+            return `${ROW}.${q(c.name)}`;
           });
           const overriding = written.some((c) => c.identityAlways) ? ' OVERRIDING SYSTEM VALUE' : '';
-          await sequelize.query(
-            `INSERT INTO ${t.quoted} (${written.map((c) => q(c.name)).join(', ')})${overriding} SELECT ${select.join(', ')} FROM ${t.quoted} AS t WHERE t.${q(t.column)} = $1`,
-            { bind, transaction },
-          );
+          try {
+            await sequelize.query(
+              `INSERT INTO ${t.quoted} (${written.map((c) => q(c.name)).join(', ')})${overriding} SELECT ${select.join(', ')} FROM ${t.quoted} AS ${ROW} WHERE ${ROW}.${q(t.column)} = $1`,
+              { bind, transaction },
+            );
+          } catch (err) {
+            // (a key the check above cannot foresee — a trigger's, an exclusion constraint's — in the database's words)
+            const error = new MultitenantError(
+              `the rows of ${t.name} could not be copied: ${(err as { parent?: Error }).parent?.message ?? (err as Error).message}; nothing was copied`,
+              { ...details, model: t.model.name },
+            );
+            (error as Error & { cause?: unknown }).cause = err;
+            throw error;
+          }
         }
         const skip = Object.keys(values);
         const [was, now] = [

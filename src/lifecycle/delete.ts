@@ -10,7 +10,8 @@ import { checkOptions } from '../options';
 import { hasCitus, ident } from '../schema/sql';
 import { normalizeTenant, type TenantId } from '../tenant';
 import type { LifecycleProgress } from './export';
-import { type TenantTable, tenantTablesInOrder } from './tables';
+import { pageKey, ROW } from './rows';
+import { outsideReferences, type TenantTable, tenantTablesInOrder } from './tables';
 import { assertFitsTables, countRows, type LifecycleTenant, lifecycleTenant, sameTenantIn, stopIfAborted } from './tenant';
 
 /** Options of `deleteTenant` (`confirm` is required: `{ confirm: 7 }`). */
@@ -65,6 +66,30 @@ async function isolatedAdvice(sequelize: Sequelize, tables: readonly TenantTable
 }
 
 /**
+ * A row of a table outside the tenant's (a global table) that refers to one of the tenant's rows with a
+ * foreign key that forbids the deletion (NO ACTION, RESTRICT) would stop the delete half-way: found
+ * before anything is deleted, and refused with the key named.
+ */
+async function assertNothingOutsideRefers(sequelize: Sequelize, tables: readonly TenantTable[], one: LifecycleTenant): Promise<void> {
+  const q = (name: string) => ident(sequelize, name, true);
+  for (const ref of await outsideReferences(sequelize, tables)) {
+    if (ref.onDelete !== 'a' && ref.onDelete !== 'r') continue;
+    const p = ref.parent;
+    const [row] = await sequelize.query(
+      `SELECT 1 AS one FROM ${ref.child} AS c WHERE (${ref.columns.map((c) => `c.${q(c)}`).join(', ')}) IN
+         (SELECT ${ref.references.map((c) => `p.${q(c)}`).join(', ')} FROM ${p.quoted} AS p WHERE p.${q(p.column)} = $1) LIMIT 1`,
+      { bind: [one.value], type: QueryTypes.SELECT },
+    );
+    if (row) {
+      throw new MultitenantError(
+        `${ref.child} (outside the tenant's tables) has rows that refer to tenant ${String(one.id)}'s rows in ${p.name} (foreign key ${ref.name}, no ON DELETE action): delete or detach them first, or give the key ON DELETE CASCADE / SET NULL; nothing was deleted`,
+        { operation, tenant: one.id, model: p.model.name },
+      );
+    }
+  }
+}
+
+/**
  * Deletes every row of one tenant from every tenant model's table — children first, the tenant table's
  * row last — in batches, under that tenant (with `rls: true`, its own setting). Refuses without
  * `confirm` naming the same tenant. `dryRun` returns the counts it would delete. Safe to run again
@@ -97,6 +122,7 @@ export async function deleteTenant(sequelize: Sequelize, tenant: unknown, option
         { operation, tenant: one.id },
       );
     }
+    await assertNothingOutsideRefers(sequelize, tables, one);
     const result: DeleteTenantResult = { tenant: one.value, dryRun: options.dryRun === true, tables: [], total: 0 };
     if (await hasCitus(sequelize)) {
       const advice = await isolatedAdvice(sequelize, tables, one);
@@ -110,19 +136,44 @@ export async function deleteTenant(sequelize: Sequelize, tenant: unknown, option
         continue;
       }
       const column = ident(sequelize, t.column, true);
-      const key = t.key.map((k) => ident(sequelize, k, true)).join(', ');
+      const rest = await pageKey(sequelize, t, undefined, operation);
+      // (a key of the tenant column alone — the tenant table's row — is deleted by the tenant column itself)
+      const cols = rest.length ? rest.map((r) => `${ROW}.${r.column}`) : [`${ROW}.${column}`];
+      const keys = cols.map((c, i) => `${c} AS k${i}`).join(', ');
+      const ks = cols.map((_, i) => `k${i}`).join(', ');
       let rows = 0;
+      let after: string[] | undefined;
       for (;;) {
         stopIfAborted(options.signal, operation, one, [...result.tables, { table: t.name, rows }], AFTER);
-        // one router statement per batch: the tenant named outside and inside
-        const n = (await sequelize.query(
-          `DELETE FROM ${t.quoted} WHERE ${column} = $1 AND (${key}) IN (SELECT ${key} FROM ${t.quoted} WHERE ${column} = $1 LIMIT ${batchSize})`,
-          { bind: [one.value], type: QueryTypes.BULKDELETE },
-        )) as unknown as number;
+        // one router statement per batch, the tenant named in each part: the next page of keys after the
+        // last batch's (an index range, not a scan past the rows deleted before), deleted, and its last key
+        const bound = after && rest.length ? ` AND (${cols.join(', ')}) > (${rest.map((r, i) => `$${i + 2}::${r.type}`).join(', ')})` : '';
+        let found: ({ n: number | string; p: number | string } & Record<string, string | null>) | undefined;
+        try {
+          [found] = (await sequelize.query(
+            `WITH page AS (SELECT ${keys} FROM ${t.quoted} AS ${ROW} WHERE ${ROW}.${column} = $1${bound} ORDER BY ${ks} LIMIT ${batchSize}),
+                  gone AS (DELETE FROM ${t.quoted} AS ${ROW} WHERE ${ROW}.${column} = $1 AND (${cols.join(', ')}) IN (SELECT ${ks} FROM page) RETURNING 1)
+             SELECT (SELECT count(*) FROM gone) AS n, (SELECT count(*) FROM page) AS p, l.*
+               FROM (SELECT 1) AS one LEFT JOIN (SELECT ${cols.map((_, i) => `k${i}::text AS k${i}`).join(', ')} FROM page ORDER BY ${cols.map((_, i) => `k${i} DESC`).join(', ')} LIMIT 1) AS l ON true`,
+            { bind: [one.value, ...(after ?? [])], type: QueryTypes.SELECT },
+          )) as Array<NonNullable<typeof found>>;
+        } catch (err) {
+          // (a key of a table the check before did not foresee, a lock timeout: what is done is said)
+          const done = [...result.tables, { table: t.name, rows }].filter((d) => d.rows > 0);
+          const error = new MultitenantError(
+            `${t.name} could not be deleted: ${(err as Error).message}; ${done.length ? `deleted before: ${done.map((d) => `${d.table} ${d.rows}`).join(', ')} (committed)` : 'nothing was deleted'} — run it again once fixed`,
+            { operation, tenant: one.id, model: t.model.name },
+          );
+          (error as Error & { cause?: unknown }).cause = err;
+          throw error;
+        }
+        const n = Number(found?.n ?? 0);
+        const paged = Number(found?.p ?? 0);
         rows += n;
         result.total += n;
         if (n > 0) options.onProgress?.({ table: t.name, rows, total: result.total });
-        if (n < batchSize) break;
+        if (paged < batchSize || rest.length === 0) break;
+        after = cols.map((_, i) => found?.[`k${i}`] as string);
       }
       result.tables.push({ table: t.name, rows });
     }

@@ -3,8 +3,7 @@
 // memory holds one page), each row as PostgreSQL's own JSON of it (`row_to_json`: exact numerics, dates
 // and bytea as PostgreSQL writes them), with a manifest of counts and SHA-256 checksums.
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Sequelize, Transaction } from 'sequelize';
 import { withTenant } from '../context';
@@ -74,15 +73,99 @@ export interface ExportTenantOptions {
   signal?: AbortSignal;
 }
 
-async function write(stream: NodeJS.WritableStream, text: string): Promise<void> {
-  if (!stream.write(text)) await once(stream as unknown as NodeJS.EventEmitter, 'drain');
+type Emitting = NodeJS.WritableStream & NodeJS.EventEmitter & { destroyed?: boolean; writableEnded?: boolean; destroy?: () => void };
+
+/** The refusal of a destination that failed or went away (a full disk, a closed socket): the export stops. */
+function gone(what: string, err?: unknown): MultitenantError {
+  const error = new MultitenantError(
+    `the destination ${what}${err ? ` (${(err as Error).message ?? String(err)})` : ''} before the export was complete; nothing in the database changed`,
+    { operation: 'exportTenant' },
+  );
+  if (err) (error as Error & { cause?: unknown }).cause = err;
+  return error;
 }
 
-async function close(stream: NodeJS.WritableStream): Promise<void> {
+/**
+ * A destination written with backpressure, watched for its whole use: an `error` or a `close` ends the
+ * export with a MultitenantError — never a wait for `drain` that does not come (a client that went away
+ * while its download waited) nor an error nobody listens to (a full disk, a file that cannot be opened).
+ */
+class Sink {
+  private failure: MultitenantError | undefined;
+  private readonly wake = new Set<() => void>();
+  private readonly onError = (err: unknown) => this.fail(gone('failed', err));
+  private readonly onClose = () => this.fail(gone('was closed'));
+  constructor(readonly stream: Emitting) {
+    stream.on('error', this.onError);
+    stream.on('close', this.onClose);
+  }
+  private fail(error: MultitenantError): void {
+    this.failure ??= error;
+    for (const w of this.wake) w();
+  }
+  async write(text: string): Promise<void> {
+    if (!this.failure && (this.stream.destroyed || this.stream.writableEnded)) this.failure = gone('was closed');
+    if (this.failure) throw this.failure;
+    if (this.stream.write(text)) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.stream.off('drain', done);
+        this.wake.delete(done);
+        resolve();
+      };
+      this.stream.on('drain', done);
+      this.wake.add(done);
+    });
+    if (this.failure) throw this.failure;
+  }
+  /** Ends a file of a directory export (waits until it is flushed). */
+  async end(): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.stream.off('close', this.onClose);
+    await new Promise<void>((resolve, reject) => {
+      this.wake.add(() => reject(this.failure));
+      this.stream.end(() => resolve());
+    });
+    this.release();
+  }
+  /** Stops watching (the caller's own stream stays as it is). */
+  release(): void {
+    this.stream.off('error', this.onError);
+    this.stream.off('close', this.onClose);
+    // (an error the stream emits after a failure we reported is not left to crash the process)
+    if (this.failure && this.stream.listenerCount('error') === 0) this.stream.on('error', () => undefined);
+  }
+}
+
+/** A file opened for writing, or the refusal that it cannot be (the error is never left unheard). */
+async function opened(path: string): Promise<Sink> {
+  const out = createWriteStream(path, { flags: 'wx' });
   await new Promise<void>((resolve, reject) => {
-    (stream as unknown as NodeJS.EventEmitter).once('error', reject);
-    stream.end(() => resolve());
+    out.once('open', () => resolve());
+    out.once('error', (err) => reject(gone(`file ${path} could not be opened`, err)));
   });
+  return new Sink(out as unknown as Emitting);
+}
+
+/** A file of a directory export for one table: its name encoded (no `/`, no `..`, no two tables on one file). */
+export function fileOf(table: { table: string | { tableName: string; schema?: string } }): string {
+  const part = (name: string) => encodeURIComponent(name).replace(/[.*!'()~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const t = table.table;
+  return `${typeof t === 'string' ? part(t) : `${t.schema ? `${part(t.schema)}.` : ''}${part(t.tableName)}`}.jsonl`;
+}
+
+/** A directory for an export: new, or empty — never one that holds an export already (a run stopped half-way would leave its old manifest beside new files). */
+function prepareDirectory(dir: string, tenant: TenantId): void {
+  if (existsSync(dir)) {
+    const held = readdirSync(dir);
+    if (held.length > 0) {
+      throw new MultitenantError(
+        `${dir} is not empty (${held.slice(0, 3).join(', ')}${held.length > 3 ? ', ...' : ''}): export into a new or empty directory, so that an export is never mixed with an older one; nothing was exported`,
+        { operation: 'exportTenant', tenant },
+      );
+    }
+  }
+  mkdirSync(dir, { recursive: true });
 }
 
 /**
@@ -118,62 +201,74 @@ export async function exportTenant(sequelize: Sequelize, tenant: unknown, option
         throw new MultitenantError(`tenant ${String(one.id)} does not exist: nothing was exported`, { operation, tenant: one.id });
       }
       const dir = typeof options.to === 'string' ? options.to : undefined;
-      if (dir) mkdirSync(dir, { recursive: true });
-      const stream = dir ? undefined : (options.to as NodeJS.WritableStream);
-      const manifest: TenantManifest = {
-        format: MANIFEST_FORMAT,
-        version: 1,
-        library: libraryVersion(),
-        tenant: one.value,
-        exportedAt: new Date().toISOString(),
-        tables: [],
-      };
-      if (stream) {
-        const { tenant: id, library, exportedAt } = manifest;
-        await write(stream, `${JSON.stringify(['export', { format: MANIFEST_FORMAT, version: 1, tenant: id, library, exportedAt }])}\n`);
-      }
-      let total = 0;
-      for (const t of tables) {
-        const entry: TenantExportTable = {
-          table: t.name,
-          model: t.model.name,
-          tenantColumn: t.column,
-          key: [...t.key],
-          file: `${t.name}.jsonl`,
-          rows: 0,
-          sha256: '',
+      if (dir) prepareDirectory(dir, one.id);
+      const stream = dir ? undefined : new Sink(options.to as Emitting);
+      try {
+        const manifest: TenantManifest = {
+          format: MANIFEST_FORMAT,
+          version: 1,
+          library: libraryVersion(),
+          tenant: one.value,
+          exportedAt: new Date().toISOString(),
+          tables: [],
         };
-        const hash = createHash('sha256');
-        const out = dir ? createWriteStream(join(dir, entry.file)) : (stream as NodeJS.WritableStream);
-        if (!dir)
-          await write(
-            out,
-            `${JSON.stringify(['table', { table: entry.table, model: entry.model, tenantColumn: entry.tenantColumn, key: entry.key }])}\n`,
-          );
-        const done = () => [...manifest.tables, entry];
-        stopIfAborted(options.signal, operation, one, done(), INCOMPLETE);
-        for await (const page of pages(sequelize, t, one, batchSize, transaction, operation)) {
-          stopIfAborted(options.signal, operation, one, done(), INCOMPLETE);
-          let text = '';
-          for (const row of page) {
-            hash.update(`${row.j}\n`);
-            text += dir ? `${row.j}\n` : `["row",${row.j}]\n`;
-          }
-          await write(out, text);
-          entry.rows += page.length;
-          total += page.length;
-          options.onProgress?.({ table: entry.table, rows: entry.rows, total });
+        if (stream) {
+          const { tenant: id, library, exportedAt } = manifest;
+          await stream.write(`${JSON.stringify(['export', { format: MANIFEST_FORMAT, version: 1, tenant: id, library, exportedAt }])}\n`);
         }
-        if (dir) await close(out);
-        entry.sha256 = hash.digest('hex');
-        manifest.tables.push(entry);
+        let total = 0;
+        for (const t of tables) {
+          const entry: TenantExportTable = {
+            table: t.name,
+            model: t.model.name,
+            tenantColumn: t.column,
+            key: [...t.key],
+            file: fileOf(t),
+            rows: 0,
+            sha256: '',
+          };
+          const hash = createHash('sha256');
+          const out = dir ? await opened(join(dir, entry.file)) : (stream as Sink);
+          if (!dir)
+            await out.write(
+              `${JSON.stringify(['table', { table: entry.table, model: entry.model, tenantColumn: entry.tenantColumn, key: entry.key }])}\n`,
+            );
+          try {
+            const done = () => [...manifest.tables, entry];
+            stopIfAborted(options.signal, operation, one, done(), INCOMPLETE);
+            for await (const page of pages(sequelize, t, one, batchSize, transaction, operation)) {
+              stopIfAborted(options.signal, operation, one, done(), INCOMPLETE);
+              let text = '';
+              for (const row of page) {
+                hash.update(`${row.j}\n`);
+                text += dir ? `${row.j}\n` : `["row",${row.j}]\n`;
+              }
+              await out.write(text);
+              entry.rows += page.length;
+              total += page.length;
+              options.onProgress?.({ table: entry.table, rows: entry.rows, total });
+            }
+          } catch (err) {
+            // (a file of a directory export is closed, not left open, when the export stops)
+            if (dir) {
+              out.release();
+              out.stream.destroy?.();
+            }
+            throw err;
+          }
+          if (dir) await out.end();
+          entry.sha256 = hash.digest('hex');
+          manifest.tables.push(entry);
+        }
+        if (dir) {
+          const out = await opened(join(dir, 'manifest.json'));
+          await out.write(`${JSON.stringify(manifest, null, 2)}\n`);
+          await out.end();
+        } else await (stream as Sink).write(`${JSON.stringify(['manifest', manifest])}\n`);
+        return manifest;
+      } finally {
+        stream?.release();
       }
-      if (dir) {
-        const out = createWriteStream(join(dir, 'manifest.json'));
-        await write(out, `${JSON.stringify(manifest, null, 2)}\n`);
-        await close(out);
-      } else await write(stream as NodeJS.WritableStream, `${JSON.stringify(['manifest', manifest])}\n`);
-      return manifest;
     });
   });
 }

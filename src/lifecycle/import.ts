@@ -3,19 +3,27 @@
 // must carry it — and commits only when every table's row count and SHA-256 match the manifest.
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import type { Sequelize } from 'sequelize';
+import { basename, join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { withTenant } from '../context';
 import { MultitenantError } from '../errors';
 import { type AnyModelStatic, tenantMeta } from '../models';
 import { checkOptions } from '../options';
-import { hasCitus } from '../schema/sql';
+import { hasCitus, ident } from '../schema/sql';
 import { columnKey, type TenantId } from '../tenant';
 import type { LifecycleProgress, TenantManifest } from './export';
 import { insertRows, writesValues } from './rows';
-import { columnsOf, tenantTablesInOrder } from './tables';
-import { assertFitsTables, type LifecycleTenant, lifecycleTenant, MANIFEST_FORMAT, stopIfAborted, tenantExists } from './tenant';
+import { columnsOf, type TableColumn, type TenantTable, tenantTablesInOrder } from './tables';
+import {
+  assertFitsTables,
+  type LifecycleTenant,
+  lifecycleTenant,
+  MANIFEST_FORMAT,
+  sameTenantIn,
+  stopIfAborted,
+  tenantExists,
+} from './tenant';
 
 /** Options of `importTenant`: `{ batchSize: 5000, onProgress }`. */
 export interface ImportTenantOptions {
@@ -24,6 +32,12 @@ export interface ImportTenantOptions {
   onProgress?: (progress: LifecycleProgress) => void;
   /** With several tenant tables (stores and orgs): the one whose tenant this is. */
   model?: AnyModelStatic;
+  /**
+   * The tenant this import may write: an export of any other is refused before anything is written. Pass
+   * it whenever the export comes from outside (a customer's upload): a manifest's checksums are no
+   * signature, and an edited export names whichever tenant its editor chose.
+   */
+  tenant?: unknown;
   /** Stops between two batches when aborted (`LifecycleInterruptedError`): the transaction is rolled back, nothing is imported. */
   signal?: AbortSignal;
 }
@@ -73,6 +87,49 @@ interface Source {
   known?: TenantManifest;
 }
 
+/** The longest line an import reads: a row of PostgreSQL's JSON is at most a field's 1 GB as text, but what Node holds as one string stops at 512 MiB. */
+const MAX_LINE = 256 * 2 ** 20;
+
+/**
+ * The lines of a stream (without their `\n` or `\r\n`), none longer than MAX_LINE: a file or a
+ * stream with no line end (`/dev/zero`, a broken upload) is refused before it fills the memory.
+ */
+async function* lines(input: NodeJS.ReadableStream): AsyncGenerator<string> {
+  const decoder = new StringDecoder('utf8');
+  // the line being read, in pieces (each piece is searched for a line end once)
+  let parts: string[] = [];
+  let size = 0;
+  const line = (last: string) => {
+    parts.push(last);
+    const whole = parts.join('');
+    parts = [];
+    size = 0;
+    return whole.endsWith('\r') ? whole.slice(0, -1) : whole;
+  };
+  for await (const chunk of input as AsyncIterable<Buffer | string>) {
+    let text = typeof chunk === 'string' ? chunk : decoder.write(chunk);
+    for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n')) {
+      yield line(text.slice(0, at));
+      text = text.slice(at + 1);
+    }
+    if (text) {
+      parts.push(text);
+      size += text.length;
+      if (size > MAX_LINE) refuse(`a line of the export is longer than ${MAX_LINE / 2 ** 20} MiB: this is not an export`);
+    }
+  }
+  const rest = line(decoder.end());
+  if (rest) yield rest;
+}
+
+/** A manifest's file name, if it names a file of the export's own directory (not `../..`, not a path elsewhere). */
+function inside(file: unknown): string {
+  if (typeof file !== 'string' || file === '' || basename(file) !== file || file === '.' || file === '..' || !file.endsWith('.jsonl')) {
+    refuse(`the manifest names ${JSON.stringify(file)} as a table's file: an export's files are <table>.jsonl in its own directory`);
+  }
+  return file;
+}
+
 function fromDirectory(dir: string): Source {
   let manifest: TenantManifest;
   try {
@@ -82,18 +139,17 @@ function fromDirectory(dir: string): Source {
     refuse(`${dir} holds no readable manifest.json (${(err as Error).message})`);
   }
   async function* rows(file: string): AsyncGenerator<string> {
-    for await (const line of createInterface({ input: createReadStream(join(dir, file)), crlfDelay: Number.POSITIVE_INFINITY }))
-      if (line) yield line;
+    for await (const line of lines(createReadStream(join(dir, file)))) if (line) yield line;
   }
   async function* tables() {
-    for (const t of manifest.tables) yield { table: t.table, rows: rows(t.file) };
+    for (const t of manifest.tables) yield { table: t.table, rows: rows(inside(t.file)) };
   }
   return { header: { tenant: manifest.tenant }, tables: tables(), manifest: () => manifest, known: manifest };
 }
 
 async function fromStream(input: NodeJS.ReadableStream): Promise<Source> {
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })[Symbol.asyncIterator]();
-  const first = await lines.next();
+  const read = lines(input)[Symbol.asyncIterator]();
+  const first = await read.next();
   const head = first.done ? undefined : (parse(first.value) as [string, { format?: string; tenant: TenantId }] | undefined);
   if (head?.[0] !== 'export' || head[1]?.format !== MANIFEST_FORMAT)
     refuse('the stream is not an export of sequelize-multitenant (no ["export", ...] line first)');
@@ -101,7 +157,7 @@ async function fromStream(input: NodeJS.ReadableStream): Promise<Source> {
   let pending: string | undefined;
   async function* rows(): AsyncGenerator<string> {
     for (;;) {
-      const next = await lines.next();
+      const next = await read.next();
       if (next.done) return;
       const line = next.value;
       if (!line) continue;
@@ -115,7 +171,7 @@ async function fromStream(input: NodeJS.ReadableStream): Promise<Source> {
   }
   async function* tables() {
     for (;;) {
-      const line = pending ?? (await lines.next()).value;
+      const line = pending ?? (await read.next()).value;
       pending = undefined;
       if (line === undefined) return;
       if (!line) continue;
@@ -133,6 +189,25 @@ async function fromStream(input: NodeJS.ReadableStream): Promise<Source> {
     tables: tables(),
     manifest: () => manifest ?? refuse('the export ends without its manifest (cut short?)'),
   };
+}
+
+/** The rows of a batch whose tenant Node cannot read exactly, checked by PostgreSQL: each must be the import's tenant. */
+async function assertOneTenant(
+  sequelize: Sequelize,
+  t: TenantTable,
+  columns: readonly TableColumn[],
+  batch: readonly string[],
+  one: LifecycleTenant,
+  transaction: Transaction,
+  table: string,
+): Promise<void> {
+  const type = columns.find((c) => c.name === t.column)?.type ?? 'text';
+  const column = ident(sequelize, t.column, true);
+  const [other] = await sequelize.query<{ v: string | null }>(
+    `SELECT r.${column}::text AS v FROM json_populate_recordset(NULL::${t.quoted}, $1::json) AS r WHERE r.${column} IS DISTINCT FROM $2::${type} LIMIT 1`,
+    { bind: [`[${batch.join(',')}]`, one.value], type: QueryTypes.SELECT, transaction },
+  );
+  if (other) refuse(`a row of ${table} belongs to tenant ${String(other.v)}, not to the export's tenant ${String(one.id)}`, one.id);
 }
 
 /**
@@ -154,13 +229,18 @@ export async function importTenant(
     options,
     { batchSize: 'positive integer', onProgress: 'function', model: 'function', signal: 'signal' },
     'nothing was sent',
+    { allowed: ['tenant'] },
   );
+  const pinned = options.tenant === undefined ? undefined : lifecycleTenant(sequelize, options.tenant, operation);
   const source = typeof from === 'string' ? fromDirectory(from) : await fromStream(from);
   const one: LifecycleTenant = lifecycleTenant(sequelize, source.header.tenant, operation);
   const batchSize = options.batchSize ?? 1000;
   return withTenant(one.id, async () => {
     const tables = await tenantTablesInOrder(sequelize, operation, { model: options.model });
     assertFitsTables(one, tables, operation);
+    if (pinned && !sameTenantIn(tables)(pinned.id, one.id)) {
+      refuse(`the export is of tenant ${String(one.id)}, and this import may write tenant ${String(pinned.id)} only`, pinned.id);
+    }
     const byName = new Map(tables.map((t) => [t.name, t]));
     const write = { operation, values: writesValues(sequelize, await hasCitus(sequelize)), nothing: 'nothing was imported' };
     return sequelize.transaction(async (transaction) => {
@@ -183,19 +263,27 @@ export async function importTenant(
         const hash = createHash('sha256');
         let count = 0;
         let batch: string[] = [];
+        let inexact = false;
+        const insert = async () => {
+          if (inexact) await assertOneTenant(sequelize, t, columns, batch, one, transaction, section.table);
+          await insertRows(sequelize, t, columns, batch, one, transaction, write);
+          inexact = false;
+        };
         for await (const text of section.rows) {
           hash.update(`${text}\n`);
           const row = parse(text) as Record<string, unknown> | undefined;
           if (!row || typeof row !== 'object') refuse(`a line of ${section.table} is not a row: ${text.slice(0, 80)}`, one.id);
           const value = row[t.column];
-          if (value === null || value === undefined || (meta ? columnKey(value, meta) : String(value)) !== want) {
+          // (a number JSON cannot hold exactly — a BIGINT id above 2^53 — is compared by PostgreSQL, below)
+          if (typeof value === 'number' && !Number.isSafeInteger(value)) inexact = true;
+          else if (value === null || value === undefined || (meta ? columnKey(value, meta) : String(value)) !== want) {
             refuse(`a row of ${section.table} belongs to tenant ${String(value)}, not to the export's tenant ${String(one.id)}`, one.id);
           }
           batch.push(text);
           count++;
           if (batch.length >= batchSize) {
             stopIfAborted(options.signal, operation, one, [...seen, { table: section.table, rows: count - batch.length }], ROLLED_BACK);
-            await insertRows(sequelize, t, columns, batch, one, transaction, write);
+            await insert();
             total += batch.length;
             batch = [];
             options.onProgress?.({ table: section.table, rows: count, total });
@@ -203,7 +291,7 @@ export async function importTenant(
         }
         if (batch.length > 0) {
           stopIfAborted(options.signal, operation, one, [...seen, { table: section.table, rows: count - batch.length }], ROLLED_BACK);
-          await insertRows(sequelize, t, columns, batch, one, transaction, write);
+          await insert();
           total += batch.length;
           options.onProgress?.({ table: section.table, rows: count, total });
         }

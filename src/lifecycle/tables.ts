@@ -4,7 +4,7 @@
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { MultitenantError } from '../errors';
 import type { AnyModelStatic } from '../models';
-import { fieldOf, metaOf, models, tenantTableOf } from '../schema/graph';
+import { metaOf, models, tenantTableOf } from '../schema/graph';
 import { qualified, rows, type SqlOptions, type TableName } from '../schema/sql';
 
 /** One table of a tenant's data. */
@@ -15,11 +15,15 @@ export interface TenantTable {
   readonly table: TableName;
   /** `"schema"."table"` or `"table"`. */
   readonly quoted: string;
-  /** `schema.table` or `table`: how an export names it. */
+  /** `schema.table` or `table`: how an export names it (a part that is not a plain lower-case identifier double-quoted: `"Order"`, `"x.y"`). */
   readonly name: string;
   /** The tenant column (`store_id`; for the tenant table itself, its key). */
   readonly column: string;
-  /** The primary key's columns, in the model's order: the export's order and its resumption point. */
+  /**
+   * The primary key's columns as the database has it (not as the model says: a model's `primaryKey` on a
+   * table without that key in the database is no promise of uniqueness) — the order pages are read and
+   * deleted in; empty when the table has none (then the rows' physical position, `ctid`, orders them).
+   */
   readonly key: readonly string[];
   /** True for the tenant table itself (the row that is the tenant). */
   readonly isTenantTable: boolean;
@@ -79,15 +83,10 @@ export async function tenantTablesInOrder(
     const table = model.getTableName() as TableName;
     const quoted = qualified(sequelize, table);
     if (byTable.has(quoted)) continue;
-    const key = (model as unknown as { primaryKeyAttributes: string[] }).primaryKeyAttributes.map((a) => fieldOf(model, a));
-    if (key.length === 0) {
-      throw new MultitenantError(`${meta.name} has no primary key: its rows cannot be read in a stable order, so ${operation} cannot run`, {
-        model: meta.name,
-        operation,
-      });
-    }
-    const name = typeof table === 'string' ? table : `${table.schema ? `${table.schema}.` : ''}${table.tableName}`;
-    byTable.set(quoted, { model, table, quoted, name, column: meta.column, key, isTenantTable: meta.isTenantTable });
+    // (a name that is not a plain identifier is quoted, so that no two tables share one: "x.y" and x.y)
+    const plain = (part: string) => (/^[a-z_][a-z0-9_]*$/.test(part) ? part : `"${part.replace(/"/g, '""')}"`);
+    const name = typeof table === 'string' ? plain(table) : `${table.schema ? `${plain(table.schema)}.` : ''}${plain(table.tableName)}`;
+    byTable.set(quoted, { model, table, quoted, name, column: meta.column, key: [], isTenantTable: meta.isTenantTable });
   }
   // the tenant table first among tables no key orders (its row is every other row's parent)
   const tables = [...byTable.values()].sort((a, b) => Number(b.isTenantTable) - Number(a.isTenantTable));
@@ -109,6 +108,22 @@ export async function tenantTablesInOrder(
     options,
   );
   const indexOf = new Map(shown.map((s) => [s.shown, Number(s.i) - 1]));
+  // each table's primary key, as the database has it
+  const keys = await rows<{ i: number; key: string[] | string }>(
+    sequelize,
+    `SELECT t.i, array_agg(a.attname ORDER BY k.ord)::text[] AS key
+       FROM unnest(ARRAY[${names}]::regclass[]) WITH ORDINALITY AS t(oid, i)
+       JOIN pg_index x ON x.indrelid = t.oid AND x.indisprimary
+       CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord)
+       JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
+      GROUP BY t.i`,
+    options,
+  );
+  for (const k of keys) {
+    const i = Number(k.i) - 1;
+    const t = tables[i];
+    if (t) tables[i] = { ...t, key: textArray(k.key) };
+  }
   const parents = tables.map(() => new Set<number>());
   for (const e of edges) {
     const child = indexOf.get(e.child);
@@ -131,6 +146,69 @@ export async function tenantTablesInOrder(
     order.push(tables[next] as TenantTable);
   }
   return order;
+}
+
+/** A `text[]` as pg returns it: an array, or its text (`{a,b}`) where no parser is registered. */
+export function textArray(value: string[] | string | null | undefined): string[] {
+  if (Array.isArray(value)) return value;
+  if (!value) return [];
+  return String(value)
+    .replace(/^\{|\}$/g, '')
+    .split(',')
+    .map((v) => v.replace(/^"|"$/g, ''));
+}
+
+/** A foreign key from a table outside the tenant's (a global table) to one of the tenant's tables. */
+export interface OutsideReference {
+  readonly name: string;
+  /** The referencing table, as regclass shows it. */
+  readonly child: string;
+  readonly columns: string[];
+  /** The tenant table referenced. */
+  readonly parent: TenantTable;
+  readonly references: string[];
+  /** ON DELETE: 'a' no action, 'r' restrict, 'c' cascade, 'n' set null, 'd' set default. */
+  readonly onDelete: string;
+}
+
+/** The foreign keys from tables outside `tables` to them: what a deletion of the tenant's rows meets. */
+export async function outsideReferences(
+  sequelize: Sequelize,
+  tables: readonly TenantTable[],
+  options: SqlOptions = {},
+): Promise<OutsideReference[]> {
+  if (tables.length === 0) return [];
+  const names = tables.map((t) => `'${t.quoted.replace(/'/g, "''")}'::regclass`).join(', ');
+  const found = await rows<{
+    name: string;
+    child: string;
+    parent: string;
+    columns: string[] | string;
+    refs: string[] | string;
+    del: string;
+  }>(
+    sequelize,
+    `SELECT c.conname AS name, c.conrelid::regclass::text AS child, c.confrelid::oid::text AS parent, c.confdeltype::text AS del,
+            (SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(c.conkey) WITH ORDINALITY AS k(n, ord)
+               JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n)::text[] AS columns,
+            (SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(c.confkey) WITH ORDINALITY AS k(n, ord)
+               JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n)::text[] AS refs
+       FROM pg_constraint c
+      WHERE c.contype = 'f' AND c.confrelid = ANY (ARRAY[${names}]::regclass[]) AND NOT c.conrelid = ANY (ARRAY[${names}]::regclass[])`,
+    options,
+  );
+  const oids = await rows<{ oid: string; i: number }>(
+    sequelize,
+    `SELECT t.oid::oid::text AS oid, t.i FROM unnest(ARRAY[${names}]::regclass[]) WITH ORDINALITY AS t(oid, i)`,
+    options,
+  );
+  const byOid = new Map(oids.map((o) => [o.oid, tables[Number(o.i) - 1] as TenantTable]));
+  return found.flatMap((f) => {
+    const parent = byOid.get(f.parent);
+    return parent
+      ? [{ name: f.name, child: f.child, columns: textArray(f.columns), parent, references: textArray(f.refs), onDelete: f.del }]
+      : [];
+  });
 }
 
 /** A column of a tenant table as the catalog has it. */
