@@ -91,7 +91,7 @@ test.serial('options are checked', (t) => {
   const err = t.throws(() => multitenant(sequelize, { strict: true, stirct: true } as never), { instanceOf: MultitenantError });
   t.regex(
     err?.message ?? '',
-    /unknown option 'stirct' \(did you mean 'strict'\?\): the options are strict, namespace, writeOnly, notice, audit, rls; nothing was installed/,
+    /unknown option 'stirct' \(did you mean 'strict'\?\): the options are strict, namespace, writeOnly, notice, audit, rls, logTenant, sqlComment; nothing was installed/,
   );
   t.throws(() => multitenant(sequelize, { rls2: true, x: 1 } as never), {
     message: /unknown options 'rls2' \(did you mean 'rls'\?\), 'x':/,
