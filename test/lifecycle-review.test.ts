@@ -366,3 +366,95 @@ test.serial(
     });
   },
 );
+
+(onCitus ? test.skip : test.serial)(
+  'deleteTenant (not on Citus, which allows no such key): a key between tenant tables that does not pair the tenant columns — another tenant’s row referring to this one’s — is found first, whatever its ON DELETE; nothing of either tenant changes',
+  async (t) => {
+    await withInstance(t.context.db, async (s) => {
+      const { Item } = await storeTables(s, 'xref_');
+      const Referral = s.define(
+        'XrefReferral',
+        {
+          store_id: { type: DataTypes.INTEGER, primaryKey: true },
+          id: { type: DataTypes.INTEGER, primaryKey: true },
+          referred_by: DataTypes.INTEGER,
+        },
+        { tableName: 'xref_referrals', tenantKey: 'store_id', timestamps: false },
+      ) as M;
+      await withoutTenant(() => Referral.sync({ force: true }));
+      const snapshot = async () => [await all(Item), await all(Referral)];
+      for (const action of ['CASCADE', 'SET NULL', 'NO ACTION']) {
+        await s.query('ALTER TABLE xref_referrals DROP CONSTRAINT IF EXISTS xref_referred_by');
+        await s.query(
+          `ALTER TABLE xref_referrals ADD CONSTRAINT xref_referred_by FOREIGN KEY (referred_by) REFERENCES xref_stores (id) ON DELETE ${action}`,
+        );
+        // store 2 was referred by store 1: a row of tenant 2 that points at tenant 1's row
+        await withoutTenant(() => Referral.destroy({ where: {} }));
+        await withoutTenant(() => Referral.create({ store_id: 2, id: 1, referred_by: 1 }));
+        const before = await snapshot();
+        const err = await t.throwsAsync(deleteTenant(s, 1, { confirm: 1 }), { instanceOf: MultitenantError }, action);
+        t.regex(
+          err?.message ?? '',
+          /xref_referrals has a row of another tenant \(2\) that refers to tenant 1's rows in xref_stores \(foreign key xref_referred_by, .*which does not pair the tenant columns\): .*nothing was deleted/,
+          action,
+        );
+        t.deepEqual(await snapshot(), before, `${action}: nothing of either tenant changed`);
+      }
+      // tenant 2 has no such reference to it: deleted
+      t.is((await deleteTenant(s, 2, { confirm: 2 })).total, 7);
+    });
+  },
+);
+
+test.serial(
+  'import: a table file that is a link, a directory, a pipe or missing is refused before it is read; a line that is no row is not repeated',
+  async (t) => {
+    await withInstance(t.context.db, async (s) => {
+      await storeTables(s, 'files_');
+      const dir = tempDir();
+      try {
+        await exportTenant(s, 1, { to: join(dir, 'e') });
+        await deleteTenant(s, 1, { confirm: 1 });
+        const file = join(dir, 'e', 'files_items.jsonl');
+        const good = readFileSync(file, 'utf8');
+        const secret = join(dir, 'secret');
+        writeFileSync(secret, 'root:x:0:0:root:/root:/bin/bash\n');
+        const { execFileSync } = await import('node:child_process');
+        const { symlinkSync, unlinkSync } = await import('node:fs');
+        const cases: Array<[string, () => void, RegExp]> = [
+          ['a link', () => symlinkSync(secret, file), /files_items\.jsonl, which the manifest names, is a symbolic link/],
+          ['a directory', () => mkdirSync(file), /is a directory/],
+          ['a pipe', () => execFileSync('mkfifo', [file]), /is not a regular file/],
+          ['missing', () => undefined, /is missing from the export/],
+        ];
+        for (const [name, make, message] of cases) {
+          rmSync(file, { recursive: true, force: true });
+          make();
+          const err = await t.throwsAsync(importTenant(s, join(dir, 'e')), { instanceOf: MultitenantError }, name);
+          t.regex(err?.message ?? '', message, name);
+          t.notRegex(err?.message ?? '', /root:x/, name);
+        }
+        rmSync(file, { recursive: true, force: true });
+        writeFileSync(file, `${good}root:x:0:0:root:/root:/bin/bash\n`);
+        const bad = await t.throwsAsync(importTenant(s, join(dir, 'e')), { instanceOf: MultitenantError });
+        t.regex(bad?.message ?? '', /line 6 of files_items is not a row \(31 characters\)/);
+        t.notRegex(bad?.message ?? '', /root:x/);
+        unlinkSync(file);
+        writeFileSync(file, good);
+        await importTenant(s, join(dir, 'e'));
+        // export destinations that are no directory: refused with a MultitenantError, nothing written
+        writeFileSync(join(dir, 'plain-file'), 'x');
+        for (const [to, message] of [
+          ['', /it needs \{ to \}/],
+          [join(dir, 'plain-file'), /is a file, not a directory/],
+          [join(dir, 'plain-file', 'sub'), /cannot be made a directory/],
+        ] as const) {
+          const err = await t.throwsAsync(exportTenant(s, 1, { to }), { instanceOf: MultitenantError }, to);
+          t.regex(err?.message ?? '', message, to);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  },
+);

@@ -3,7 +3,7 @@
 // on where it stopped (every statement names the tenant: no other tenant's row is ever touched).
 // Afterwards it checks that no row of the tenant is left.
 import { QueryTypes, type Sequelize } from 'sequelize';
-import { withTenant } from '../context';
+import { withoutTenant, withTenant } from '../context';
 import { MultitenantError } from '../errors';
 import type { AnyModelStatic } from '../models';
 import { checkOptions } from '../options';
@@ -11,7 +11,7 @@ import { hasCitus, ident } from '../schema/sql';
 import { normalizeTenant, type TenantId } from '../tenant';
 import type { LifecycleProgress } from './export';
 import { pageKey, ROW } from './rows';
-import { outsideReferences, type TenantTable, tenantTablesInOrder } from './tables';
+import { referencesTo, type TenantTable, tenantTablesInOrder } from './tables';
 import { assertFitsTables, countRows, type LifecycleTenant, lifecycleTenant, sameTenantIn, stopIfAborted } from './tenant';
 
 /** Options of `deleteTenant` (`confirm` is required: `{ confirm: 7 }`). */
@@ -66,26 +66,48 @@ async function isolatedAdvice(sequelize: Sequelize, tables: readonly TenantTable
 }
 
 /**
- * A row of a table outside the tenant's (a global table) that refers to one of the tenant's rows with a
- * foreign key that forbids the deletion (NO ACTION, RESTRICT) would stop the delete half-way: found
- * before anything is deleted, and refused with the key named.
+ * What a deletion of the tenant's rows would do beyond them, found before anything is deleted: a row of
+ * a global table that refers to the tenant's rows through a key without an ON DELETE action (the delete
+ * would stop half-way), and a row of ANOTHER tenant that refers to them through a key between tenant
+ * tables that does not pair the tenant columns (`referred_by → stores (id)`): with CASCADE or SET NULL
+ * the delete would change that tenant's rows, without an action it would stop half-way. Keys that pair
+ * the tenant columns (the composite keys the library makes) cannot reach another tenant and are not
+ * read. The check of other tenants' rows runs as `withoutTenant` — it reads whether such a row exists,
+ * nothing else.
  */
-async function assertNothingOutsideRefers(sequelize: Sequelize, tables: readonly TenantTable[], one: LifecycleTenant): Promise<void> {
+async function assertNothingElseIsReached(sequelize: Sequelize, tables: readonly TenantTable[], one: LifecycleTenant): Promise<void> {
   const q = (name: string) => ident(sequelize, name, true);
-  for (const ref of await outsideReferences(sequelize, tables)) {
-    if (ref.onDelete !== 'a' && ref.onDelete !== 'r') continue;
+  for (const ref of await referencesTo(sequelize, tables)) {
     const p = ref.parent;
-    const [row] = await sequelize.query(
-      `SELECT 1 AS one FROM ${ref.child} AS c WHERE (${ref.columns.map((c) => `c.${q(c)}`).join(', ')}) IN
-         (SELECT ${ref.references.map((c) => `p.${q(c)}`).join(', ')} FROM ${p.quoted} AS p WHERE p.${q(p.column)} = $1) LIMIT 1`,
-      { bind: [one.value], type: QueryTypes.SELECT },
+    const child = ref.childTable;
+    const paired = child && ref.columns.some((c, i) => c === child.column && ref.references[i] === p.column);
+    if (paired || (!child && ref.onDelete !== 'a' && ref.onDelete !== 'r')) continue;
+    const referring = `FROM ${ref.child} AS c WHERE (${ref.columns.map((c) => `c.${q(c)}`).join(', ')}) IN
+         (SELECT ${ref.references.map((c) => `p.${q(c)}`).join(', ')} FROM ${p.quoted} AS p WHERE p.${q(p.column)} = $1)`;
+    const [row] = child
+      ? await withoutTenant(() =>
+          sequelize.query(`SELECT c.${q(child.column)}::text AS other ${referring} AND c.${q(child.column)} IS DISTINCT FROM $1 LIMIT 1`, {
+            bind: [one.value],
+            type: QueryTypes.SELECT,
+          }),
+        )
+      : await sequelize.query(`SELECT 1 AS one ${referring} LIMIT 1`, { bind: [one.value], type: QueryTypes.SELECT });
+    if (!row) continue;
+    const actions: Record<string, string> = {
+      a: 'no ON DELETE action',
+      r: 'ON DELETE RESTRICT',
+      c: 'ON DELETE CASCADE',
+      n: 'ON DELETE SET NULL',
+      d: 'ON DELETE SET DEFAULT',
+    };
+    const action = actions[ref.onDelete] ?? ref.onDelete;
+    const stops = ref.onDelete === 'a' || ref.onDelete === 'r';
+    throw new MultitenantError(
+      child
+        ? `${child.name} has a row of another tenant (${String((row as { other: string | null }).other)}) that refers to tenant ${String(one.id)}'s rows in ${p.name} (foreign key ${ref.name}, ${action}, which does not pair the tenant columns): deleting them would ${stops ? 'stop half-way' : "change that tenant's rows"}. Detach those rows first (or make the key include the tenant column); nothing was deleted`
+        : `${ref.child} (outside the tenant's tables) has rows that refer to tenant ${String(one.id)}'s rows in ${p.name} (foreign key ${ref.name}, ${action}): delete or detach them first, or give the key ON DELETE CASCADE / SET NULL; nothing was deleted`,
+      { operation, tenant: one.id, model: p.model.name },
     );
-    if (row) {
-      throw new MultitenantError(
-        `${ref.child} (outside the tenant's tables) has rows that refer to tenant ${String(one.id)}'s rows in ${p.name} (foreign key ${ref.name}, no ON DELETE action): delete or detach them first, or give the key ON DELETE CASCADE / SET NULL; nothing was deleted`,
-        { operation, tenant: one.id, model: p.model.name },
-      );
-    }
   }
 }
 
@@ -122,7 +144,7 @@ export async function deleteTenant(sequelize: Sequelize, tenant: unknown, option
         { operation, tenant: one.id },
       );
     }
-    await assertNothingOutsideRefers(sequelize, tables, one);
+    await assertNothingElseIsReached(sequelize, tables, one);
     const result: DeleteTenantResult = { tenant: one.value, dryRun: options.dryRun === true, tables: [], total: 0 };
     if (await hasCitus(sequelize)) {
       const advice = await isolatedAdvice(sequelize, tables, one);

@@ -3,7 +3,7 @@
 // memory holds one page), each row as PostgreSQL's own JSON of it (`row_to_json`: exact numerics, dates
 // and bytea as PostgreSQL writes them), with a manifest of counts and SHA-256 checksums.
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Sequelize, Transaction } from 'sequelize';
 import { withTenant } from '../context';
@@ -156,6 +156,12 @@ export function fileOf(table: { table: string | { tableName: string; schema?: st
 
 /** A directory for an export: new, or empty — never one that holds an export already (a run stopped half-way would leave its old manifest beside new files). */
 function prepareDirectory(dir: string, tenant: TenantId): void {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) {
+    throw new MultitenantError(`${dir} is a file, not a directory: export into a new or empty directory; nothing was exported`, {
+      operation: 'exportTenant',
+      tenant,
+    });
+  }
   if (existsSync(dir)) {
     const held = readdirSync(dir);
     if (held.length > 0) {
@@ -165,7 +171,15 @@ function prepareDirectory(dir: string, tenant: TenantId): void {
       );
     }
   }
-  mkdirSync(dir, { recursive: true });
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    // (a dangling link, a parent that is a file, no permission)
+    throw new MultitenantError(`${dir} cannot be made a directory (${(err as Error).message}); nothing was exported`, {
+      operation: 'exportTenant',
+      tenant,
+    });
+  }
 }
 
 /**
@@ -189,7 +203,8 @@ export async function exportTenant(sequelize: Sequelize, tenant: unknown, option
     },
   );
   const one = lifecycleTenant(sequelize, tenant, operation);
-  if (!options || (typeof options.to !== 'string' && typeof (options.to as NodeJS.WritableStream)?.write !== 'function')) {
+  const to = options?.to as unknown;
+  if ((typeof to !== 'string' || to.trim() === '') && typeof (to as NodeJS.WritableStream)?.write !== 'function') {
     throw new MultitenantError('it needs { to }: a directory or a writable stream', { operation, tenant: one.id });
   }
   const batchSize = options.batchSize ?? 1000;

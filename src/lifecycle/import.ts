@@ -2,7 +2,7 @@
 // every row in the export's order (parents first) inside one transaction, under that tenant — every row
 // must carry it — and commits only when every table's row count and SHA-256 match the manifest.
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, lstatSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
@@ -139,6 +139,18 @@ function fromDirectory(dir: string): Source {
     refuse(`${dir} holds no readable manifest.json (${(err as Error).message})`);
   }
   async function* rows(file: string): AsyncGenerator<string> {
+    // a regular file of the directory itself: not a link to elsewhere, not a pipe that never ends
+    let kind: string;
+    try {
+      const st = lstatSync(join(dir, file));
+      kind = st.isFile() ? 'file' : st.isSymbolicLink() ? 'a symbolic link' : st.isDirectory() ? 'a directory' : 'not a regular file';
+    } catch {
+      kind = 'missing';
+    }
+    if (kind !== 'file')
+      refuse(
+        `${file}, which the manifest names, is ${kind === 'missing' ? 'missing from the export' : kind}: an export's files are regular files of its directory`,
+      );
     for await (const line of lines(createReadStream(join(dir, file)))) if (line) yield line;
   }
   async function* tables() {
@@ -272,7 +284,10 @@ export async function importTenant(
         for await (const text of section.rows) {
           hash.update(`${text}\n`);
           const row = parse(text) as Record<string, unknown> | undefined;
-          if (!row || typeof row !== 'object') refuse(`a line of ${section.table} is not a row: ${text.slice(0, 80)}`, one.id);
+          if (!row || typeof row !== 'object' || Array.isArray(row)) {
+            // (its text is not repeated: it may be anything the file held)
+            refuse(`line ${count + 1} of ${section.table} is not a row (${text.length} characters)`, one.id);
+          }
           const value = row[t.column];
           // (a number JSON cannot hold exactly — a BIGINT id above 2^53 — is compared by PostgreSQL, below)
           if (typeof value === 'number' && !Number.isSafeInteger(value)) inexact = true;

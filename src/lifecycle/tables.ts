@@ -158,11 +158,13 @@ export function textArray(value: string[] | string | null | undefined): string[]
     .map((v) => v.replace(/^"|"$/g, ''));
 }
 
-/** A foreign key from a table outside the tenant's (a global table) to one of the tenant's tables. */
-export interface OutsideReference {
+/** A foreign key to one of the tenant's tables: from a table outside them (a global table), or from one of them. */
+export interface Reference {
   readonly name: string;
   /** The referencing table, as regclass shows it. */
   readonly child: string;
+  /** The referencing table when it is one of the tenant's tables (its rows may be another tenant's). */
+  readonly childTable: TenantTable | undefined;
   readonly columns: string[];
   /** The tenant table referenced. */
   readonly parent: TenantTable;
@@ -171,30 +173,27 @@ export interface OutsideReference {
   readonly onDelete: string;
 }
 
-/** The foreign keys from tables outside `tables` to them: what a deletion of the tenant's rows meets. */
-export async function outsideReferences(
-  sequelize: Sequelize,
-  tables: readonly TenantTable[],
-  options: SqlOptions = {},
-): Promise<OutsideReference[]> {
+/** The foreign keys to `tables`, from any table (them too): what a deletion of the tenant's rows meets. */
+export async function referencesTo(sequelize: Sequelize, tables: readonly TenantTable[], options: SqlOptions = {}): Promise<Reference[]> {
   if (tables.length === 0) return [];
   const names = tables.map((t) => `'${t.quoted.replace(/'/g, "''")}'::regclass`).join(', ');
   const found = await rows<{
     name: string;
     child: string;
+    child_oid: string;
     parent: string;
     columns: string[] | string;
     refs: string[] | string;
     del: string;
   }>(
     sequelize,
-    `SELECT c.conname AS name, c.conrelid::regclass::text AS child, c.confrelid::oid::text AS parent, c.confdeltype::text AS del,
+    `SELECT c.conname AS name, c.conrelid::regclass::text AS child, c.conrelid::oid::text AS child_oid, c.confrelid::oid::text AS parent, c.confdeltype::text AS del,
             (SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(c.conkey) WITH ORDINALITY AS k(n, ord)
                JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n)::text[] AS columns,
             (SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(c.confkey) WITH ORDINALITY AS k(n, ord)
                JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n)::text[] AS refs
        FROM pg_constraint c
-      WHERE c.contype = 'f' AND c.confrelid = ANY (ARRAY[${names}]::regclass[]) AND NOT c.conrelid = ANY (ARRAY[${names}]::regclass[])`,
+      WHERE c.contype = 'f' AND c.confrelid = ANY (ARRAY[${names}]::regclass[])`,
     options,
   );
   const oids = await rows<{ oid: string; i: number }>(
@@ -206,7 +205,17 @@ export async function outsideReferences(
   return found.flatMap((f) => {
     const parent = byOid.get(f.parent);
     return parent
-      ? [{ name: f.name, child: f.child, columns: textArray(f.columns), parent, references: textArray(f.refs), onDelete: f.del }]
+      ? [
+          {
+            name: f.name,
+            child: f.child,
+            childTable: byOid.get(f.child_oid),
+            columns: textArray(f.columns),
+            parent,
+            references: textArray(f.refs),
+            onDelete: f.del,
+          },
+        ]
       : [];
   });
 }
