@@ -7,9 +7,16 @@ import { currentFrame } from './context';
 import { checkOptions } from './options';
 import { tenantIdOf } from './tenant';
 
-/** An id as it shows: URL-encoded, `(`, `)`, `'`, `*`, `!` and `~` too — no id can look like two, or like a marker. */
-const shown = (id: unknown): string =>
-  encodeURIComponent(String(id)).replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+/**
+ * `text` URL-encoded with `!`, `'`, `(`, `)`, `*` and `~` too (which encodeURIComponent leaves): what the
+ * tenant labels and an export's file names are made of — no quote, slash or parenthesis of the text's.
+ */
+export function encodeStrictly(text: string): string {
+  return encodeURIComponent(text).replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** An id as it shows: no id can look like two, or like a marker. */
+const shown = (id: unknown): string => encodeStrictly(String(id));
 
 /**
  * The tenant of the current unit of work as one word: `7`, `1,2` for two tenants (a tenant `'1,2'` shows

@@ -198,6 +198,13 @@ export async function lifecycle(command: LifecycleCommand, argv: string[], io: C
     const onProgress = progress.report;
     const database = databaseOf(sequelize);
     const [first, second] = args.positional as [string, string];
+    /** The result: as JSON with --json, else a heading and its tables (to `say`: stderr when stdout holds the export). */
+    const report = (result: unknown, heading: string, rows: Array<{ table: string; rows: number }>, say = io.out) => {
+      progress.flush();
+      if (args.json) return io.out(JSON.stringify(result, null, 2));
+      say(heading);
+      for (const line of table(rows)) say(line);
+    };
     try {
       if (command === 'export') {
         const manifest = await exportTenant(sequelize, first, {
@@ -206,12 +213,12 @@ export async function lifecycle(command: LifecycleCommand, argv: string[], io: C
           ...batch,
           ...common,
         });
-        progress.flush();
-        if (args.json) io.out(JSON.stringify(manifest, null, 2));
-        else {
-          io.err(`tenant ${first} exported from ${database}${args.to === '-' ? ' to stdout' : ` to ${args.to}`}:`);
-          for (const line of table(manifest.tables)) io.err(line);
-        }
+        report(
+          manifest,
+          `tenant ${first} exported from ${database}${args.to === '-' ? ' to stdout' : ` to ${args.to}`}:`,
+          manifest.tables,
+          io.err,
+        );
       } else if (command === 'delete') {
         const result = await deleteTenant(sequelize, first, {
           confirm: args.dryRun && args.confirm === undefined ? first : args.confirm,
@@ -220,14 +227,11 @@ export async function lifecycle(command: LifecycleCommand, argv: string[], io: C
           ...batch,
           ...common,
         });
-        progress.flush();
-        if (args.json) io.out(JSON.stringify(result, null, 2));
-        else {
-          io.out(
-            `tenant ${first} ${result.dryRun ? 'would lose' : 'deleted from'} ${database}: ${result.total} rows${result.dryRun ? ' (dry run: nothing deleted)' : ''}`,
-          );
-          for (const line of table(result.tables)) io.out(line);
-        }
+        report(
+          result,
+          `tenant ${first} ${result.dryRun ? 'would lose' : 'deleted from'} ${database}: ${result.total} rows${result.dryRun ? ' (dry run: nothing deleted)' : ''}`,
+          result.tables,
+        );
         if (result.advice && !args.json) io.err(`note: ${result.advice}`);
       } else if (command === 'import') {
         const manifest = await importTenant(sequelize, source(first, io), {
@@ -236,20 +240,10 @@ export async function lifecycle(command: LifecycleCommand, argv: string[], io: C
           ...common,
           ...(args.tenant !== undefined ? { tenant: args.tenant } : {}),
         });
-        progress.flush();
-        if (args.json) io.out(JSON.stringify(manifest, null, 2));
-        else {
-          io.out(`tenant ${String(manifest.tenant)} imported into ${database}:`);
-          for (const line of table(manifest.tables)) io.out(line);
-        }
+        report(manifest, `tenant ${String(manifest.tenant)} imported into ${database}:`, manifest.tables);
       } else {
         const result = await copyTenant(sequelize, first, second, { confirm: args.confirm, set: args.set, onProgress, ...common });
-        progress.flush();
-        if (args.json) io.out(JSON.stringify(result, null, 2));
-        else {
-          io.out(`tenant ${first} copied to ${second} in ${database}: ${result.total} rows, verified`);
-          for (const line of table(result.tables)) io.out(line);
-        }
+        report(result, `tenant ${first} copied to ${second} in ${database}: ${result.total} rows, verified`, result.tables);
       }
       return 0;
     } catch (err) {

@@ -11,6 +11,7 @@ import { MultitenantError } from '../errors';
 import type { AnyModelStatic } from '../models';
 import { checkOptions } from '../options';
 import type { TenantId } from '../tenant';
+import { encodeStrictly } from '../visibility';
 import { pages } from './rows';
 import { tenantTablesInOrder } from './tables';
 import { assertFitsTables, libraryVersion, lifecycleTenant, MANIFEST_FORMAT, stopIfAborted, tenantExists } from './tenant';
@@ -149,7 +150,8 @@ async function opened(path: string): Promise<Sink> {
 
 /** A file of a directory export for one table: its name encoded (no `/`, no `..`, no two tables on one file). */
 export function fileOf(table: { table: string | { tableName: string; schema?: string } }): string {
-  const part = (name: string) => encodeURIComponent(name).replace(/[.*!'()~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  // (its dots encoded too: `"x.y"` and `x`.`y` get two files)
+  const part = (name: string) => encodeStrictly(name).replace(/\./g, '%2E');
   const t = table.table;
   return `${typeof t === 'string' ? part(t) : `${t.schema ? `${part(t.schema)}.` : ''}${part(t.tableName)}`}.jsonl`;
 }

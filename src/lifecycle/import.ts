@@ -8,10 +8,10 @@ import { StringDecoder } from 'node:string_decoder';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { withTenant } from '../context';
 import { MultitenantError } from '../errors';
-import { type AnyModelStatic, tenantMeta } from '../models';
+import type { AnyModelStatic } from '../models';
 import { checkOptions } from '../options';
 import { hasCitus, ident } from '../schema/sql';
-import { columnKey, type TenantId } from '../tenant';
+import type { TenantId } from '../tenant';
 import type { LifecycleProgress, TenantManifest } from './export';
 import { insertRows, writesValues } from './rows';
 import { columnsOf, type TableColumn, type TenantTable, tenantTablesInOrder } from './tables';
@@ -269,9 +269,8 @@ export async function importTenant(
       for await (const section of source.tables) {
         const t = byName.get(section.table);
         if (!t) refuse(`the export holds ${section.table}, which no tenant model of this instance is on`, one.id);
-        const meta = tenantMeta(t.model);
         const columns = await columnsOf(sequelize, t, transaction);
-        const want = meta ? columnKey(one.id, meta) : String(one.id);
+        const ours = sameTenantIn([t]);
         const hash = createHash('sha256');
         let count = 0;
         let batch: string[] = [];
@@ -291,7 +290,7 @@ export async function importTenant(
           const value = row[t.column];
           // (a number JSON cannot hold exactly — a BIGINT id above 2^53 — is compared by PostgreSQL, below)
           if (typeof value === 'number' && !Number.isSafeInteger(value)) inexact = true;
-          else if (value === null || value === undefined || (meta ? columnKey(value, meta) : String(value)) !== want) {
+          else if (value === null || value === undefined || !ours(value, one.id)) {
             refuse(`a row of ${section.table} belongs to tenant ${String(value)}, not to the export's tenant ${String(one.id)}`, one.id);
           }
           batch.push(text);
